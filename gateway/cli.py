@@ -1,0 +1,89 @@
+"""``mcp-gateway``: serve over HTTP, serve over stdio, run the demo stack, or print the catalogue.
+
+Flags win over ``GATEWAY_*`` environment variables, which win over defaults. A configuration problem prints one
+message naming the file, the field and the problem, and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import anyio
+
+from gateway import __version__
+from gateway.config import GatewayConfig, Settings, load_config
+from gateway.errors import ConfigError
+from gateway.naming import Style
+from gateway.running import print_catalog, run_demo, serve_http, serve_stdio
+
+EXIT_CONFIG = 2
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    settings = Settings()
+    logging.basicConfig(
+        level=(args.log_level or settings.log_level).upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per backend request drowns everything else
+    try:
+        config = _config(args, settings)
+    except ConfigError as exc:
+        print(f"mcp-gateway: invalid configuration\n{exc}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+    host = args.host or settings.host
+    port = settings.port if args.port is None else args.port
+    if args.command == "serve":
+        anyio.run(serve_http, config, host, port)
+    elif args.command == "stdio":
+        anyio.run(serve_stdio, config)
+    elif args.command == "demo":
+        run_demo(host, port, (args.ops_port, args.hr_port, args.finance_port), Path(args.data_dir), config)
+    else:
+        sys.exit(anyio.run(print_catalog, config, Style(args.style), args.json))
+
+
+def _config(args: argparse.Namespace, settings: Settings) -> GatewayConfig:
+    path = args.config or settings.config
+    if args.command == "demo" and path is None:
+        ports = (args.ops_port, args.hr_port, args.finance_port)
+        hosts = "127.0.0.1" if args.host in (None, "0.0.0.0") else args.host
+        return load_config(None, style=args.name_style or settings.name_style, ports=ports, host=hosts)
+    return load_config(path, style=args.name_style or settings.name_style)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mcp-gateway", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--version", action="version", version=f"mcp-gateway {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser("serve", help="serve the gateway over streamable HTTP at /mcp")
+    stdio = commands.add_parser("stdio", help="serve the gateway on stdin/stdout (for Claude Desktop and IDEs)")
+    demo = commands.add_parser("demo", help="start the three sample backends and the gateway on localhost")
+    tools = commands.add_parser("tools", help="connect to every backend and print the aggregated catalogue")
+    for sub in (serve, stdio, demo, tools):
+        sub.add_argument("--config", type=Path, help="YAML config, or an mcpServers JSON file (env GATEWAY_CONFIG)")
+        sub.add_argument("--name-style", choices=["auto", "canonical", "strict"], help="force one naming style")
+        sub.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default: info")
+    for sub in (serve, demo):
+        sub.add_argument("--host", help="address to listen on (default 127.0.0.1, env GATEWAY_HOST)")
+        sub.add_argument("--port", type=int, help="port to listen on (default 8000, env GATEWAY_PORT)")
+    for sub in (stdio, tools):
+        sub.set_defaults(host=None, port=None)
+    demo.add_argument("--ops-port", type=int, default=8001, help="port of the ops backend (default 8001)")
+    demo.add_argument("--hr-port", type=int, default=8002, help="port of the hr backend (default 8002)")
+    demo.add_argument("--finance-port", type=int, default=8003, help="port of the finance backend (default 8003)")
+    demo.add_argument("--data-dir", default=".data", help="where the backends keep their SQLite files")
+    tools.add_argument("--style", choices=[s.value for s in Style], default="canonical", help="names to show")
+    tools.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return parser
+
+
+if __name__ == "__main__":
+    main()

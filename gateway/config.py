@@ -1,0 +1,237 @@
+"""Typed configuration, read and validated once at start-up.
+
+Sources, in order: command-line flags, ``GATEWAY_*`` environment variables (``Settings``), and a config file
+(YAML with ``backends:``, or the ``mcpServers`` JSON of Claude Desktop and Cursor). Without a file the gateway
+fronts the three sample backends on localhost. ``${VAR}`` and ``${VAR:-default}`` are substituted in every
+string of the file. The rest of the gateway only ever sees a ``GatewayConfig``; it never reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gateway.errors import ConfigError
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+# A prefix also becomes part of a URI scheme (``ops+inventory://``), so it keeps to scheme characters.
+PREFIX_PATTERN = r"^([A-Za-z][A-Za-z0-9-]{0,31})?$"
+DEFAULT_STRICT_CLIENTS = ("claude", "anthropic", "openai", "chatgpt", "codex")
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class Transport(StrEnum):
+    STREAMABLE_HTTP = "streamable_http"
+    SSE = "sse"
+    STDIO = "stdio"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BackendConfig(_Model):
+    """One MCP server behind the gateway."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    prefix: str | None = Field(default=None, pattern=PREFIX_PATTERN)
+    transport: Transport = Transport.STREAMABLE_HTTP
+    url: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+    protocol: Literal["auto", "legacy", "2026-07-28"] = "auto"
+    connect_timeout: float = Field(default=10.0, gt=0, le=600)
+    call_timeout: float = Field(default=60.0, gt=0, le=86_400)
+
+    @model_validator(mode="after")
+    def _transport_fields(self) -> BackendConfig:
+        if self.transport is Transport.STDIO:
+            if not self.command:
+                raise ValueError("a stdio backend needs 'command'")
+            if self.url:
+                raise ValueError("a stdio backend takes 'command', not 'url'")
+        else:
+            if not self.url:
+                raise ValueError(f"a {self.transport.value} backend needs 'url'")
+            if not re.match(r"^https?://", self.url):
+                raise ValueError(f"'url' must start with http:// or https://, got {self.url!r}")
+            if self.command:
+                raise ValueError(f"a {self.transport.value} backend takes 'url', not 'command'")
+        return self
+
+    @property
+    def exposed_prefix(self) -> str:
+        """The prefix clients see; defaults to the backend's name."""
+        return self.name if self.prefix is None else self.prefix
+
+
+class NamingConfig(_Model):
+    """How exposed names are rendered for each client (see ``gateway.naming``)."""
+
+    style: Literal["auto", "canonical", "strict"] = "auto"
+    separator: str = Field(default="__", pattern=r"^[A-Za-z0-9_-]{1,4}$")
+    max_length: int = Field(default=64, ge=16, le=128)
+    strict_clients: tuple[str, ...] = DEFAULT_STRICT_CLIENTS
+
+
+class GatewayConfig(_Model):
+    """Everything the gateway core needs, validated."""
+
+    backends: tuple[BackendConfig, ...] = ()
+    naming: NamingConfig = NamingConfig()
+    start_timeout: float = Field(default=30.0, gt=0, le=600)
+    reconnect_min: float = Field(default=0.5, gt=0, le=60)
+    reconnect_max: float = Field(default=15.0, gt=0, le=3600)
+    health_interval: float = Field(default=10.0, gt=0, le=3600)
+
+    @field_validator("backends")
+    @classmethod
+    def _unique(cls, backends: tuple[BackendConfig, ...]) -> tuple[BackendConfig, ...]:
+        names = [b.name for b in backends]
+        prefixes = [b.exposed_prefix for b in backends if b.exposed_prefix]
+        for label, values in (("name", names), ("prefix", prefixes)):
+            dupes = sorted({v for v in values if values.count(v) > 1})
+            if dupes:
+                raise ValueError(f"backend {label}s must be unique; repeated: {', '.join(dupes)}")
+        return backends
+
+
+class Settings(BaseSettings):
+    """The ``GATEWAY_*`` environment, read once by the CLI."""
+
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
+
+    config: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    name_style: Literal["auto", "canonical", "strict"] | None = None
+    log_level: str = "info"
+
+
+def default_backends(host: str = "127.0.0.1", ports: tuple[int, int, int] = (8001, 8002, 8003)) -> list[BackendConfig]:
+    """The three sample backends, as ``mcp-gateway demo`` starts them."""
+    names = (("ops", "ops"), ("hr", "hr"), ("finance", "fin"))
+    return [
+        BackendConfig(name=name, prefix=prefix, url=f"http://{host}:{port}/mcp")
+        for (name, prefix), port in zip(names, ports, strict=True)
+    ]
+
+
+def load_config(
+    path: Path | None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    style: str | None = None,
+    host: str = "127.0.0.1",
+    ports: tuple[int, int, int] = (8001, 8002, 8003),
+) -> GatewayConfig:
+    """Read, substitute and validate a config file (or the sample backends at ``host``/``ports``).
+
+    Raises one ``ConfigError`` that names the source, the field and the problem.
+    """
+    env = os.environ if environ is None else environ
+    source = str(path) if path else "default configuration"
+    if path is None:
+        data: dict[str, Any] = {"backends": [b.model_dump() for b in default_backends(host, ports)]}
+    else:
+        data = _read_file(path)
+        data = _substitute(data, env, source, ())
+        if "mcpServers" in data:
+            data = _from_mcp_servers(data, source)
+    naming = data.get("naming") or {}
+    if style is not None and isinstance(naming, dict):
+        data["naming"] = {**naming, "style": style}
+    try:
+        return GatewayConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from None
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}: not valid YAML or JSON{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping with 'backends' or 'mcpServers' at the top level")
+    return data
+
+
+def _substitute(value: Any, env: Mapping[str, str], source: str, where: tuple[str | int, ...]) -> Any:
+    if isinstance(value, str):
+
+        def replace(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            field = _path(where) or "(top level)"
+            raise ConfigError(f"{source}: {field}: environment variable {name} is not set and has no default")
+
+        return _VAR.sub(replace, value)
+    if isinstance(value, dict):
+        return {k: _substitute(v, env, source, (*where, k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, env, source, (*where, i)) for i, v in enumerate(value)]
+    return value
+
+
+def _from_mcp_servers(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """Turn a Claude Desktop / Cursor ``mcpServers`` mapping into ``backends``, each key a name and prefix."""
+    servers = data["mcpServers"]
+    if not isinstance(servers, dict):
+        raise ConfigError(f"{source}: mcpServers: expected a mapping of server name to server")
+    backends = []
+    for key, entry in servers.items():
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{source}: mcpServers.{key}: expected a mapping")
+        backend = {k: v for k, v in entry.items() if k not in ("type", "transport", "disabled")}
+        kind = str(entry.get("type") or entry.get("transport") or ("stdio" if "command" in entry else "http"))
+        backend["transport"] = "sse" if kind == "sse" else "stdio" if kind == "stdio" else "streamable_http"
+        backend["name"] = key
+        backend.setdefault("prefix", _prefix_from_key(key))
+        if not entry.get("disabled"):
+            backends.append(backend)
+    rest = {k: v for k, v in data.items() if k != "mcpServers"}
+    return {**rest, "backends": backends}
+
+
+def _prefix_from_key(key: str) -> str:
+    """A server key such as ``my_files`` becomes the prefix ``my-files`` (prefixes keep to URI-scheme characters)."""
+    prefix = re.sub(r"[^A-Za-z0-9-]+", "-", key).strip("-")[:32]
+    return prefix if prefix[:1].isalpha() else f"s-{prefix}"[:32]
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    lines = []
+    for err in exc.errors():
+        field = _path(err["loc"]) or "(top level)"
+        message = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{source}: {field}: {message}")
+    return "\n".join(lines)
+
+
+def _path(loc: tuple[str | int, ...] | list[str | int]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out

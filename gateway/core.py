@@ -1,0 +1,96 @@
+"""The gateway's composition root: catalogue, backend connections and notifier, with one lifecycle.
+
+``async with Gateway(config) as gateway:`` starts a supervisor per backend, all at once, and returns when every
+backend has either connected or failed its first attempt (bounded by ``start_timeout``), so serving starts with
+every reachable backend listed. Leaving the block cancels the supervisors, which closes every backend session and
+ends stdio subprocesses (the SDK bounds each of those steps with its own timeouts).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from types import TracebackType
+from typing import Any
+
+import anyio
+
+from gateway.catalog import Catalog, Snapshot
+from gateway.config import GatewayConfig
+from gateway.notify import Notifier
+from gateway.routing import Router
+from gateway.upstream import State, Upstream
+
+logger = logging.getLogger(__name__)
+
+
+class Gateway:
+    """Everything one running gateway owns."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self.catalog = Catalog(config.backends, config.naming)
+        self.notifier = Notifier()
+        self.upstreams = {b.name: Upstream(b, config, self._on_change) for b in config.backends}
+        self.router = Router(self.catalog, self.upstreams, config.naming)
+        self._running: AbstractAsyncContextManager[None]
+
+    async def __aenter__(self) -> Gateway:
+        self._running = self._run()
+        await self._running.__aenter__()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._running.__aexit__(exc_type, exc, tb)
+
+    @asynccontextmanager
+    async def _run(self) -> AsyncIterator[None]:
+        async with anyio.create_task_group() as tg:
+            for upstream in self.upstreams.values():
+                tg.start_soon(upstream.run, name=f"backend:{upstream.name}")
+            with anyio.move_on_after(self.config.start_timeout):
+                for upstream in self.upstreams.values():
+                    await upstream.attempted.wait()
+            try:
+                yield
+            finally:
+                self.notifier.close()
+                tg.cancel_scope.cancel()
+
+    @property
+    def ready(self) -> bool:
+        return all(u.state is State.READY for u in self.upstreams.values())
+
+    def status(self) -> dict[str, Any]:
+        """What ``/readyz`` and the CLI report: each backend's state, tool count and last error."""
+        backends = []
+        for upstream in self.upstreams.values():
+            cfg = upstream.config
+            entry: dict[str, Any] = {
+                "name": upstream.name,
+                "prefix": cfg.exposed_prefix,
+                "transport": cfg.transport.value,
+                "state": upstream.state.value,
+                **self.catalog.counts(upstream.name),
+            }
+            if upstream.state is not State.READY:
+                entry["tools"] = 0
+            if upstream.protocol_version:
+                entry["protocol"] = upstream.protocol_version
+            if upstream.error and upstream.state is not State.READY:
+                entry["error"] = upstream.error
+            backends.append(entry)
+        return {
+            "status": "ready" if self.ready else "degraded",
+            "backends": backends,
+            "conflicts": self.catalog.conflicts,
+        }
+
+    async def _on_change(self, upstream: Upstream, snapshot: Snapshot | None) -> None:
+        name = upstream.name
+        kinds = self.catalog.hide(name) if snapshot is None else self.catalog.show(name, snapshot)
+        if kinds:
+            await self.notifier.changed(kinds)

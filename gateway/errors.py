@@ -1,0 +1,74 @@
+"""The gateway's error tree, and its one translation to JSON-RPC errors.
+
+    GatewayError
+    ├── ConfigError            invalid configuration (the CLI exits 2; never reaches a client)
+    ├── UnknownTarget          no tool, prompt or resource by that name        -> -32602
+    └── BackendError           something about one backend
+        ├── BackendUnavailable the backend is not connected                    -> -32050
+        └── BackendTimeout     the backend did not answer within its deadline  -> -32001
+
+Errors a backend itself returns (``MCPError``) pass through unchanged: the client sees the
+backend's own code, message and data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp import MCPError
+from mcp.types import INTERNAL_ERROR, INVALID_PARAMS, REQUEST_TIMEOUT
+
+BACKEND_UNAVAILABLE = -32050
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway raises on purpose."""
+
+
+class ConfigError(GatewayError):
+    """The configuration cannot be used; the message names the source, the field and the problem."""
+
+
+class UnknownTarget(GatewayError):
+    """A client named a tool, prompt or resource that no connected backend offers."""
+
+    def __init__(self, kind: str, name: str, hint: str | None = None) -> None:
+        self.kind = kind
+        self.name = name
+        message = f"Unknown {kind}: {name!r}"
+        super().__init__(f"{message} ({hint})" if hint else message)
+
+
+class BackendError(GatewayError):
+    """A failure that belongs to one backend, named in the message."""
+
+    def __init__(self, backend: str, message: str) -> None:
+        self.backend = backend
+        super().__init__(message)
+
+
+class BackendUnavailable(BackendError):
+    """The backend is down, still connecting, or its connection broke during the call."""
+
+    def __init__(self, backend: str, reason: str | None = None) -> None:
+        detail = f": {reason}" if reason else ""
+        super().__init__(backend, f"Backend {backend!r} is unavailable{detail}")
+
+
+class BackendTimeout(BackendError):
+    """The backend did not answer within its deadline."""
+
+    def __init__(self, backend: str, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(backend, f"Backend {backend!r} did not answer within {seconds:g} s")
+
+
+def to_mcp_error(exc: GatewayError) -> MCPError:
+    """The one place gateway errors become JSON-RPC errors."""
+    if isinstance(exc, UnknownTarget):
+        return MCPError(INVALID_PARAMS, str(exc), {exc.kind: exc.name})
+    if isinstance(exc, BackendError):
+        data: dict[str, Any] = {"backend": exc.backend}
+        code = REQUEST_TIMEOUT if isinstance(exc, BackendTimeout) else BACKEND_UNAVAILABLE
+        return MCPError(code, str(exc), data)
+    return MCPError(INTERNAL_ERROR, str(exc))

@@ -1,0 +1,112 @@
+"""Routing: an exposed name or URI in, the owning backend's answer out.
+
+Names resolve through the catalogue's lookup table. Results come back as the backend sent them, with two
+changes: resource URIs inside them get the backend's prefix (so a client can read what a tool or prompt points
+at through the gateway), and the backend's own ``serverInfo`` stamp is removed (the gateway stamps its own).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from mcp import types
+from pydantic import BaseModel
+
+from gateway.catalog import Catalog, Route
+from gateway.config import NamingConfig
+from gateway.errors import BackendUnavailable, UnknownTarget
+from gateway.naming import expose_uri
+from gateway.upstream import State, Upstream
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+_RESERVED_META = "io.modelcontextprotocol/"
+
+
+class Router:
+    """Forwards requests to the backend that owns them."""
+
+    def __init__(self, catalog: Catalog, upstreams: Mapping[str, Upstream], naming: NamingConfig) -> None:
+        self._catalog = catalog
+        self._upstreams = upstreams
+        self._naming = naming
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any] | None, meta: Mapping[str, Any] | None = None
+    ) -> types.CallToolResult:
+        route = self._resolve("tool", name, self._catalog.resolve_tool)
+        upstream = self._upstreams[route.backend]
+        result = await upstream.call_tool(route.original, arguments, _forwardable(meta))
+        return self._rewrite(upstream, result)
+
+    async def get_prompt(self, name: str, arguments: dict[str, str] | None) -> types.GetPromptResult:
+        route = self._resolve("prompt", name, self._catalog.resolve_prompt)
+        upstream = self._upstreams[route.backend]
+        return self._rewrite(upstream, await upstream.get_prompt(route.original, arguments))
+
+    async def read_resource(self, uri: str) -> types.ReadResourceResult:
+        route = self._catalog.resolve_uri(uri)
+        upstream = self._upstreams[route.backend]
+        return self._rewrite(upstream, await upstream.read_resource(route.original))
+
+    async def complete(self, params: types.CompleteRequestParams) -> types.CompleteResult:
+        ref = params.ref
+        if isinstance(ref, types.PromptReference):
+            route = self._resolve("prompt", ref.name, self._catalog.resolve_prompt)
+            forwarded: types.PromptReference | types.ResourceTemplateReference = ref.model_copy(
+                update={"name": route.original}
+            )
+        else:
+            route = self._catalog.resolve_uri(ref.uri)
+            forwarded = ref.model_copy(update={"uri": route.original})
+        upstream = self._upstreams[route.backend]
+        return await upstream.complete(params.model_copy(update={"ref": forwarded, "meta": None}))
+
+    def _resolve(self, kind: str, name: str, lookup: Any) -> Route:
+        """Look a name up; a name under the prefix of a backend that is down names that backend instead."""
+        try:
+            route: Route = lookup(name)
+            return route
+        except UnknownTarget:
+            for upstream in self._upstreams.values():
+                prefix = upstream.config.exposed_prefix
+                down = upstream.state is not State.READY
+                if down and prefix and name.startswith((f"{prefix}/", f"{prefix}{self._naming.separator}")):
+                    raise BackendUnavailable(upstream.name, upstream.error or upstream.state.value) from None
+            raise
+
+    def _rewrite(self, upstream: Upstream, result: ModelT) -> ModelT:
+        prefix = upstream.config.exposed_prefix
+        meta = result.meta if isinstance(result, types.Result) else None
+        if meta and types.SERVER_INFO_META_KEY in meta:
+            meta = {k: v for k, v in meta.items() if k != types.SERVER_INFO_META_KEY}
+            result = result.model_copy(update={"meta": meta or None})
+        if not prefix:
+            return result
+        if isinstance(result, types.CallToolResult):
+            return result.model_copy(update={"content": [_content(prefix, c) for c in result.content]})
+        if isinstance(result, types.ReadResourceResult):
+            contents = [c.model_copy(update={"uri": expose_uri(prefix, str(c.uri))}) for c in result.contents]
+            return result.model_copy(update={"contents": contents})
+        if isinstance(result, types.GetPromptResult):
+            messages = [m.model_copy(update={"content": _content(prefix, m.content)}) for m in result.messages]
+            return result.model_copy(update={"messages": messages})
+        return result
+
+
+def _content(prefix: str, block: Any) -> Any:
+    """Prefix the URI of a resource link or an embedded resource; other content passes untouched."""
+    if isinstance(block, types.ResourceLink):
+        return block.model_copy(update={"uri": expose_uri(prefix, str(block.uri))})
+    if isinstance(block, types.EmbeddedResource):
+        inner = block.resource.model_copy(update={"uri": expose_uri(prefix, str(block.resource.uri))})
+        return block.model_copy(update={"resource": inner})
+    return block
+
+
+def _forwardable(meta: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The caller's own ``_meta`` entries; protocol keys and its progress token belong to its connection, not ours."""
+    if not meta:
+        return None
+    kept = {k: v for k, v in meta.items() if k != "progressToken" and not k.startswith(_RESERVED_META)}
+    return kept or None

@@ -1,0 +1,170 @@
+"""Ways to run a gateway: HTTP with uvicorn, stdio, the demo stack, and a one-shot catalogue print."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import uvicorn
+from mcp.server import Server
+from mcp.server.stdio import stdio_server
+
+from gateway.app import MCP_PATH, build_app
+from gateway.config import GatewayConfig
+from gateway.core import Gateway
+from gateway.naming import Style, strict_name
+from gateway.server import build_server
+
+logger = logging.getLogger(__name__)
+GRACEFUL_SHUTDOWN = 5
+BACKEND_START_TIMEOUT = 30.0
+BACKEND_STOP_TIMEOUT = 5.0
+SAMPLE_BACKENDS = ("ops", "hr", "finance")
+
+
+async def serve_http(config: GatewayConfig, host: str, port: int, banner: str | None = None) -> None:
+    """Serve until SIGINT or SIGTERM; in-flight requests get ``GRACEFUL_SHUTDOWN`` seconds to finish."""
+    app = build_app(config, host=host)
+    settings = uvicorn.Config(
+        app, host=host, port=port, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN, log_level="warning"
+    )
+    await _AnnouncingServer(settings, f"mcp-gateway listening on http://{host}:{port}{MCP_PATH}", banner).serve()
+
+
+class _AnnouncingServer(uvicorn.Server):
+    """Says where it listens once the socket is bound, not before."""
+
+    def __init__(self, config: uvicorn.Config, *lines: str | None) -> None:
+        super().__init__(config)
+        self._lines = [line for line in lines if line]
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            print("\n".join(self._lines), file=sys.stderr, flush=True)
+
+
+async def serve_stdio(config: GatewayConfig) -> None:
+    """Serve one client on stdin/stdout until it closes stdin."""
+    gateway = Gateway(config)
+
+    @asynccontextmanager
+    async def lifespan(server: Server[Any]) -> Any:
+        async with gateway:
+            yield {}
+
+    server = build_server(gateway, lifespan)
+    async with stdio_server() as (read, write):
+        await server.run(read, write, server.create_initialization_options())
+
+
+async def print_catalog(config: GatewayConfig, style: Style, as_json: bool) -> int:
+    """Connect, print every exposed tool, and return 0 when every backend answered (1 otherwise)."""
+    async with Gateway(config) as gateway:
+        prefixes = {b.name: b.exposed_prefix for b in config.backends}
+        rows = []
+        for tool in gateway.catalog.tools(Style.CANONICAL):
+            route = gateway.catalog.resolve_tool(tool.name)
+            strict = strict_name(prefixes[route.backend], route.original, config.naming)
+            shown = tool.name if style is Style.CANONICAL else strict
+            summary = (tool.description or "").strip().splitlines()[0] if tool.description else ""
+            rows.append({"name": shown, "backend": route.backend, "tool": route.original, "description": summary})
+        status = gateway.status()
+    if as_json:
+        print(json.dumps({"tools": rows, **status}, indent=2))
+    else:
+        _print_table(rows, status)
+    return 0 if status["status"] == "ready" else 1
+
+
+def _print_table(rows: list[dict[str, str]], status: dict[str, Any]) -> None:
+    width = max([len(r["name"]) for r in rows] + [4])
+    bwidth = max([len(r["backend"]) for r in rows] + [7])
+    print(f"{'NAME':<{width}}  {'BACKEND':<{bwidth}}  DESCRIPTION")
+    for row in rows:
+        print(f"{row['name']:<{width}}  {row['backend']:<{bwidth}}  {row['description'][:80]}")
+    for backend in status["backends"]:
+        if backend["state"] != "ready":
+            print(f"backend {backend['name']} is {backend['state']}: {backend.get('error', '')}", file=sys.stderr)
+    for conflict in status["conflicts"]:
+        print(f"conflict: {conflict}", file=sys.stderr)
+
+
+def run_demo(host: str, port: int, ports: tuple[int, int, int], data_dir: Path, config: GatewayConfig) -> None:
+    """Start the sample backends, then the gateway in front of them; Ctrl-C stops all of it."""
+    backend_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    with sample_backends(backend_host, ports, data_dir):
+        anyio.run(serve_http, config, host, port, _demo_banner(host, port))
+
+
+@contextmanager
+def sample_backends(host: str, ports: tuple[int, int, int], data_dir: Path) -> Iterator[None]:
+    """Run ops, hr and finance as subprocesses until the block ends; each is stopped and reaped."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for name, port in zip(SAMPLE_BACKENDS, ports, strict=True):
+            command = [sys.executable, "-m", f"backends.{name}", "--host", host, "--port", str(port)]
+            command += ["--db", str(data_dir / f"{name}.sqlite3")]
+            procs.append(subprocess.Popen(command, start_new_session=True))
+        for name, port, proc in zip(SAMPLE_BACKENDS, ports, procs, strict=True):
+            _wait_for_port(name, host, port, proc)
+        yield
+    finally:
+        for proc in procs:
+            _stop(proc)
+
+
+def _wait_for_port(name: str, host: str, port: int, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + BACKEND_START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"mcp-gateway: the {name} backend exited with status {proc.returncode}")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"mcp-gateway: the {name} backend did not listen on {host}:{port} within {BACKEND_START_TIMEOUT}s")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the process group, SIGKILL it if it lingers, and always reap."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=BACKEND_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+
+
+def _demo_banner(host: str, port: int) -> str:
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}{MCP_PATH}"
+    executable = shutil.which("mcp-gateway") or str(Path(sys.executable).with_name("mcp-gateway"))
+    desktop = {"mcpServers": {"gateway": {"command": executable, "args": ["stdio"]}}}
+    remote = {"mcpServers": {"gateway": {"command": "npx", "args": ["-y", "mcp-remote", url]}}}
+    return "\n".join(
+        [
+            f"\nMCP endpoint: {url}",
+            "Claude Desktop (claude_desktop_config.json), the gateway on stdio:",
+            json.dumps(desktop, indent=2),
+            "or through mcp-remote:",
+            json.dumps(remote, indent=2),
+            "Ctrl-C stops the gateway and the three backends.",
+        ]
+    )

@@ -1,0 +1,118 @@
+"""The MCP server clients talk to: the SDK's lowlevel ``Server`` with handlers that read the catalogue and route.
+
+One ``Server`` serves both protocol eras (2025-11-25 handshake and 2026-07-28 stateless), over streamable HTTP
+and stdio. Names are rendered per client: ``clientInfo`` decides between canonical and strict names. Gateway
+errors become JSON-RPC errors at this edge, in ``_edge``, through ``errors.to_mcp_error``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from mcp import types
+from mcp.server import NotificationOptions, Server
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.models import InitializationOptions
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from gateway import __version__
+from gateway.core import Gateway
+from gateway.errors import GatewayError, to_mcp_error
+from gateway.naming import Style, style_for_client
+
+Ctx = ServerRequestContext[Any, Any]
+INSTRUCTIONS = (
+    "A gateway in front of several MCP servers. Every tool, prompt and resource carries the prefix of the "
+    "server that owns it (for example ops/, hr/, fin/, or ops__ where '/' is not allowed)."
+)
+
+
+class GatewayServer(Server[Any]):
+    """Advertises ``listChanged`` to 2025 clients: backends come, go and change their lists at run time."""
+
+    def create_initialization_options(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+    ) -> InitializationOptions:
+        options = notification_options or NotificationOptions(
+            tools_changed=True, prompts_changed=True, resources_changed=True
+        )
+        return super().create_initialization_options(options, experimental_capabilities, extensions)
+
+
+def build_server(gateway: Gateway, lifespan: Any = None) -> GatewayServer:
+    """The MCP server for a running gateway; ``lifespan`` is entered once by whichever transport serves it."""
+    router, catalog, naming = gateway.router, gateway.catalog, gateway.config.naming
+
+    def style(ctx: Ctx) -> Style:
+        return style_for_client(_client_name(ctx), naming)
+
+    async def list_tools(ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=catalog.tools(style(ctx)))
+
+    async def call_tool(ctx: Ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
+        return await router.call_tool(params.name, params.arguments, params.meta)
+
+    async def list_prompts(ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
+        return types.ListPromptsResult(prompts=catalog.prompts(style(ctx)))
+
+    async def get_prompt(ctx: Ctx, params: types.GetPromptRequestParams) -> types.GetPromptResult:
+        return await router.get_prompt(params.name, params.arguments)
+
+    async def list_resources(ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
+        return types.ListResourcesResult(resources=catalog.resources())
+
+    async def list_templates(
+        ctx: Ctx, params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        return types.ListResourceTemplatesResult(resource_templates=catalog.templates())
+
+    async def read_resource(ctx: Ctx, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
+        return await router.read_resource(str(params.uri))
+
+    async def complete(ctx: Ctx, params: types.CompleteRequestParams) -> types.CompleteResult:
+        return await router.complete(params)
+
+    async def edge(ctx: Ctx, call_next: CallNext) -> HandlerResult:
+        if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            gateway.notifier.track(ctx.session)
+        try:
+            return await call_next(ctx)
+        except GatewayError as exc:
+            raise to_mcp_error(exc) from None
+
+    server = GatewayServer(
+        "mcp-gateway",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        lifespan=lifespan or _no_lifespan,
+        get_tool_input_schema=catalog.input_schema,
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+        on_list_prompts=list_prompts,
+        on_get_prompt=get_prompt,
+        on_list_resources=list_resources,
+        on_list_resource_templates=list_templates,
+        on_read_resource=read_resource,
+        on_completion=complete,
+        on_subscriptions_listen=gateway.notifier.listen,
+    )
+    server.middleware.append(edge)
+    return server
+
+
+def _client_name(ctx: Ctx) -> str | None:
+    params = ctx.session.client_params
+    if params is not None:
+        return params.client_info.name
+    info = (ctx.meta or {}).get(types.CLIENT_INFO_META_KEY)
+    return info.get("name") if isinstance(info, dict) else None
+
+
+@asynccontextmanager
+async def _no_lifespan(server: Server[Any]) -> AsyncIterator[dict[str, Any]]:
+    yield {}
