@@ -20,6 +20,7 @@ from gateway.catalog import Catalog, Snapshot
 from gateway.config import GatewayConfig
 from gateway.notify import Notifier
 from gateway.routing import Router
+from gateway.transports import Connector, open_transport
 from gateway.upstream import State, Upstream
 
 logger = logging.getLogger(__name__)
@@ -28,11 +29,11 @@ logger = logging.getLogger(__name__)
 class Gateway:
     """Everything one running gateway owns."""
 
-    def __init__(self, config: GatewayConfig) -> None:
+    def __init__(self, config: GatewayConfig, connect: Connector = open_transport) -> None:
         self.config = config
         self.catalog = Catalog(config.backends, config.naming)
         self.notifier = Notifier()
-        self.upstreams = {b.name: Upstream(b, config, self._on_change) for b in config.backends}
+        self.upstreams = {b.name: Upstream(b, config, self._on_change, connect) for b in config.backends}
         self.router = Router(self.catalog, self.upstreams, config.naming)
         self._running: AbstractAsyncContextManager[None]
 

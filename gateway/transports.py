@@ -1,13 +1,16 @@
 """The one place that knows backend transports: config in, an SDK ``Transport`` out.
 
 Everything above this module holds a ``Transport`` (an async context manager yielding a pair of message
-streams) and never branches on how the bytes travel.
+streams) and never branches on how the bytes travel. ``Connector`` is the seam: tests pass one that returns an
+in-process server instead.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
+from typing import Any
 
 import httpx2
 from mcp.client._transport import Transport
@@ -20,6 +23,8 @@ from gateway.config import Transport as Kind
 
 # Server-sent event streams stay open between messages; their read timeout is not a call deadline.
 STREAM_READ_TIMEOUT = 300.0
+# Returns anything ``mcp.Client`` connects to: a ``Transport``, or in tests a ``Server``/``MCPServer``.
+Connector = Callable[[BackendConfig, AsyncExitStack], Awaitable[Any]]
 
 
 async def open_transport(config: BackendConfig, stack: AsyncExitStack) -> Transport:

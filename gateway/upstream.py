@@ -30,7 +30,7 @@ from gateway import __version__
 from gateway.catalog import Snapshot
 from gateway.config import BackendConfig, GatewayConfig
 from gateway.errors import BackendTimeout, BackendUnavailable
-from gateway.transports import open_transport
+from gateway.transports import Connector, open_transport
 
 logger = logging.getLogger(__name__)
 ResultT = TypeVar("ResultT", bound=BaseModel)
@@ -51,7 +51,9 @@ class State(StrEnum):
 class Upstream:
     """A supervised connection to one backend."""
 
-    def __init__(self, config: BackendConfig, settings: GatewayConfig, on_change: OnChange) -> None:
+    def __init__(
+        self, config: BackendConfig, settings: GatewayConfig, on_change: OnChange, connect: Connector = open_transport
+    ) -> None:
         self.config = config
         self.name = config.name
         self.state = State.CONNECTING
@@ -62,6 +64,7 @@ class Upstream:
         self.attempted = anyio.Event()
         self._settings = settings
         self._on_change = on_change
+        self._connect = connect
         self._client: Client | None = None
         self._wake = anyio.Event()
         self._dirty = False
@@ -95,7 +98,7 @@ class Upstream:
         with anyio.CancelScope(deadline=anyio.current_time() + self.config.connect_timeout) as scope:
             async with AsyncExitStack() as stack:
                 client = Client(
-                    await open_transport(self.config, stack),
+                    await self._connect(self.config, stack),
                     mode=self.config.protocol,
                     read_timeout_seconds=self.config.call_timeout,
                     message_handler=self._on_message,

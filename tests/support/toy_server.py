@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import Any
 
 import anyio
 from mcp import types
@@ -68,6 +69,11 @@ def build(name: str = "toy") -> MCPServer:
     @server.prompt(description="Greet someone.")
     def greet(who: str) -> str:
         return f"Hello {who}"
+
+    @server.completion()
+    async def complete(ref: Any, argument: types.CompletionArgument, context: Any) -> types.Completion:
+        target = ref.name if isinstance(ref, types.PromptReference) else ref.uri
+        return types.Completion(values=[f"{target}:{argument.name}={argument.value}"])
 
     return server
 
