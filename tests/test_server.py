@@ -59,9 +59,9 @@ async def test_a_strict_client_sees_only_strict_names_and_can_call_them(mode: st
 
 
 async def test_a_forced_style_applies_to_every_client() -> None:
-    async with running_gateway(toys("ops"), naming={"style": "strict", "separator": "-"}) as gw:
-        async with client(gw, name="generic") as c:
-            names = {t.name for t in (await c.list_tools()).tools}
+    naming = {"style": "strict", "separator": "-"}
+    async with running_gateway(toys("ops"), naming=naming) as gw, client(gw, name="generic") as c:
+        names = {t.name for t in (await c.list_tools()).tools}
     assert "ops-search" in names
 
 
