@@ -152,9 +152,9 @@ class Catalog:
         prompt_items = [(b, p.name, p) for b in ordered for p in self._known[b.name].prompts]
         tool_names = self._register("tool", tool_items, index.tools, index.conflicts)
         prompt_names = self._register("prompt", prompt_items, index.prompts, index.conflicts)
-        for canon, (backend, _strict, tool) in tool_names.items():
+        for canon, (backend, strict, tool) in tool_names.items():
             if backend in self._visible:
-                index.schemas[canon] = tool.input_schema
+                index.schemas[canon] = index.schemas[strict] = tool.input_schema
         for kind, names in (("tools", tool_names), ("prompts", prompt_names)):
             for style in Style:
                 index.lists[(kind, style)] = [

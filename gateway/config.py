@@ -8,6 +8,7 @@ string of the file. The rest of the gateway only ever sees a ``GatewayConfig``; 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -56,6 +57,11 @@ class BackendConfig(_Model):
 
     @model_validator(mode="after")
     def _transport_fields(self) -> BackendConfig:
+        if self.prefix is None and not re.match(PREFIX_PATTERN, self.name):
+            raise ValueError(
+                f"the name {self.name!r} cannot double as the prefix (letters, digits and '-', starting with a "
+                "letter); set 'prefix'"
+            )
         if self.transport is Transport.STDIO:
             if not self.command:
                 raise ValueError("a stdio backend needs 'command'")
@@ -100,10 +106,10 @@ class GatewayConfig(_Model):
     def _unique(cls, backends: tuple[BackendConfig, ...]) -> tuple[BackendConfig, ...]:
         names = [b.name for b in backends]
         prefixes = [b.exposed_prefix for b in backends if b.exposed_prefix]
-        for label, values in (("name", names), ("prefix", prefixes)):
+        for label, values in (("names", names), ("prefixes", prefixes)):
             dupes = sorted({v for v in values if values.count(v) > 1})
             if dupes:
-                raise ValueError(f"backend {label}s must be unique; repeated: {', '.join(dupes)}")
+                raise ValueError(f"backend {label} must be unique; repeated: {', '.join(dupes)}")
         return backends
 
 
@@ -142,6 +148,7 @@ def load_config(
     """
     env = os.environ if environ is None else environ
     source = str(path) if path else "default configuration"
+    keys: list[str] = []
     if path is None:
         data: dict[str, Any] = {"backends": [b.model_dump() for b in default_backends(host, ports)]}
     else:
@@ -149,13 +156,14 @@ def load_config(
         data = _substitute(data, env, source, ())
         if "mcpServers" in data:
             data = _from_mcp_servers(data, source)
+            keys = [f"mcpServers.{b['name']}" for b in data["backends"]]
     naming = data.get("naming") or {}
     if style is not None and isinstance(naming, dict):
         data["naming"] = {**naming, "style": style}
     try:
         return GatewayConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, source)) from None
+        raise ConfigError(_describe(exc, source, keys)) from None
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -163,13 +171,23 @@ def _read_file(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if path.suffix == ".json" or text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from None
+        return _mapping(path, data)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{path}: not valid YAML or JSON{where}: {problem}") from None
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+    return _mapping(path, data)
+
+
+def _mapping(path: Path, data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping with 'backends' or 'mcpServers' at the top level")
     return data
@@ -221,10 +239,14 @@ def _prefix_from_key(key: str) -> str:
     return prefix if prefix[:1].isalpha() else f"s-{prefix}"[:32]
 
 
-def _describe(exc: ValidationError, source: str) -> str:
+def _describe(exc: ValidationError, source: str, keys: list[str]) -> str:
+    """One line per problem; entries that came from an ``mcpServers`` file are named by their key there."""
     lines = []
     for err in exc.errors():
-        field = _path(err["loc"]) or "(top level)"
+        loc = list(err["loc"])
+        if keys and loc[:1] == ["backends"] and len(loc) > 1 and isinstance(loc[1], int) and loc[1] < len(keys):
+            loc = [keys[loc[1]], *loc[2:]]
+        field = _path(loc) or "(top level)"
         message = err["msg"].removeprefix("Value error, ")
         lines.append(f"{source}: {field}: {message}")
     return "\n".join(lines)
