@@ -7,14 +7,13 @@ import re
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import anyio
 import pytest
 from mcp import Client, MCPError, StdioServerParameters, types
 
-from tests.conftest import ROOT, Processes, http_get, wait_until
+from tests.support.procs import ROOT, http_get, wait_until
 from tests.support.stack import BACKENDS, Stack
 
 pytestmark = pytest.mark.anyio
@@ -25,15 +24,6 @@ READ_CALLS = {
     "hr": ("get_employee", {"employee_id": "E1002"}),
     "finance": ("calculate_budget", {"department": "Engineering", "quarter": "2026-Q1"}),
 }
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    procs = Processes()
-    try:
-        yield Stack(tmp_path_factory.mktemp("stack"), procs).start()
-    finally:
-        procs.stop_all()
 
 
 def info(name: str) -> types.Implementation:

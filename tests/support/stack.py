@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import Processes, free_port, http_get, wait_until
+from tests.support.procs import Processes, free_port, http_get, wait_until
 
 BACKENDS = {"ops": "ops", "hr": "hr", "finance": "fin"}
 
