@@ -72,7 +72,11 @@ class Processes:
                 os.killpg(proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        return proc.wait(timeout=10)
+        code = proc.wait(timeout=10)
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        return code
 
     def stop_all(self) -> None:
         for proc in reversed(self.procs):

@@ -1,0 +1,1 @@
+"""Sample MCP servers (ops, hr, finance) that the gateway fronts; each is a real server over its own SQLite file."""

@@ -1,0 +1,1 @@
+"""The finance backend: quarterly department budgets and the expenses booked against them."""

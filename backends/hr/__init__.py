@@ -1,0 +1,1 @@
+"""The hr backend: employees, leave balances and requests, and the policy handbook."""

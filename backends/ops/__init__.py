@@ -1,0 +1,1 @@
+"""The ops backend: hardware inventory across warehouses and an operations ticket queue."""

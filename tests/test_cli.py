@@ -1,0 +1,109 @@
+"""``mcp-gateway`` as a user runs it: help, the catalogue print, and the demo stack from start to Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.procs import ROOT, Processes, free_port, http_get, listening, wait_until
+from tests.support.stack import Stack
+
+CLI = ["-m", "gateway"]
+
+
+def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *CLI, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+@pytest.mark.parametrize("command", ["serve", "stdio", "demo", "tools"])
+def test_every_command_has_help(command: str) -> None:
+    done = run(command, "--help")
+    assert done.returncode == 0 and "--config" in done.stdout
+
+
+def test_tools_prints_the_aggregated_catalogue(stack: Stack) -> None:
+    done = run("tools", "--config", str(stack.config_path), "--json")
+    listing = json.loads(done.stdout)
+    names = {row["name"] for row in listing["tools"]}
+    assert done.returncode == 0
+    assert {"ops/search", "hr/search", "fin/search", "ops/lookup_inventory"} <= names
+    strict = run("tools", "--config", str(stack.config_path), "--style", "strict")
+    assert "fin__calculate_budget" in strict.stdout and "fin/calculate_budget" not in strict.stdout
+
+
+def test_tools_exits_1_and_says_why_when_a_backend_is_unreachable(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        f"backends:\n  - name: gone\n    url: http://127.0.0.1:{free_port()}/mcp\n    connect_timeout: 2\n"
+    )
+    done = run("tools", "--config", str(config))
+    assert done.returncode == 1
+    assert "gone is down" in done.stderr and "Traceback" not in done.stderr
+
+
+def children_of(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_demo_starts_three_backends_and_the_gateway_and_ctrl_c_stops_them_all(
+    processes: Processes, tmp_path: Path
+) -> None:
+    ports = [free_port() for _ in range(4)]
+    demo = processes.start(
+        *CLI,
+        "demo",
+        "--port", str(ports[0]),
+        "--ops-port", str(ports[1]),
+        "--hr-port", str(ports[2]),
+        "--finance-port", str(ports[3]),
+        "--data-dir", str(tmp_path / "data"),
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert demo.stderr is not None
+    banner: list[str] = []
+
+    def endpoint_printed() -> bool:
+        line = demo.stderr.readline().decode()  # type: ignore[union-attr]
+        banner.append(line)
+        return "Ctrl-C stops" in line or demo.poll() is not None
+
+    wait_until(endpoint_printed, what="the demo banner")
+    text = "".join(banner)
+    assert f"http://127.0.0.1:{ports[0]}/mcp" in text
+    desktop = json.loads(text[text.index("{") : text.index("}\n}") + 3])
+    entry = desktop["mcpServers"]["gateway"]
+    assert entry["args"][:2] == ["stdio", "--config"] and Path(entry["args"][2]).exists()
+    status, body = http_get(f"http://127.0.0.1:{ports[0]}/readyz")
+    assert status == 200 and [b["state"] for b in body["backends"]] == ["ready"] * 3
+    backends = children_of(demo.pid)
+    assert len(backends) == 3
+
+    os.killpg(demo.pid, signal.SIGINT)
+    assert demo.wait(timeout=30) == 0
+    assert not any(alive(pid) for pid in backends)
+    assert not any(listening(port) for port in ports)
