@@ -18,8 +18,8 @@ demo: $(STAMP)
 	$(BIN)/mcp-gateway demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check gateway backends tests bench
-	$(BIN)/ruff format --check gateway backends tests bench
+	$(BIN)/ruff check gateway backends tests
+	$(BIN)/ruff format --check gateway backends tests
 	$(BIN)/mypy
 
 test: lint
