@@ -45,7 +45,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif args.command == "stdio":
         anyio.run(serve_stdio, config)
     elif args.command == "demo":
-        run_demo(host, port, (args.ops_port, args.hr_port, args.finance_port), Path(args.data_dir), config)
+        ports = (args.ops_port, args.hr_port, args.finance_port)
+        run_demo(host, port, ports, Path(args.data_dir), config, args.config or settings.config)
     else:
         sys.exit(anyio.run(print_catalog, config, Style(args.style), args.json))
 

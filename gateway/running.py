@@ -18,6 +18,7 @@ from typing import Any
 
 import anyio
 import uvicorn
+import yaml
 from mcp.server import Server
 from mcp.server.stdio import stdio_server
 
@@ -44,7 +45,21 @@ async def serve_http(config: GatewayConfig, host: str, port: int, banner: str | 
 
 
 class _AnnouncingServer(uvicorn.Server):
-    """Says where it listens once the socket is bound, not before."""
+    """Says where it listens once bound, and returns normally after a signal so callers can clean up.
+
+    uvicorn re-raises SIGINT/SIGTERM after its graceful shutdown; with the default SIGTERM handler that kills the
+    process before the demo's backends are stopped, and either way the exit status is not 0.
+    """
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        signals = (signal.SIGINT, signal.SIGTERM)
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in signals}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def __init__(self, config: uvicorn.Config, *lines: str | None) -> None:
         super().__init__(config)
@@ -102,11 +117,21 @@ def _print_table(rows: list[dict[str, str]], status: dict[str, Any]) -> None:
         print(f"conflict: {conflict}", file=sys.stderr)
 
 
-def run_demo(host: str, port: int, ports: tuple[int, int, int], data_dir: Path, config: GatewayConfig) -> None:
-    """Start the sample backends, then the gateway in front of them; Ctrl-C stops all of it."""
+def run_demo(
+    host: str, port: int, ports: tuple[int, int, int], data_dir: Path, config: GatewayConfig, path: Path | None
+) -> None:
+    """Start the sample backends, then the gateway in front of them; Ctrl-C stops all of it.
+
+    Without a config file the effective one is written to ``data_dir``, so the printed stdio entry for Claude
+    Desktop reaches the same backends on the same ports.
+    """
     backend_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    if path is None:
+        path = data_dir / "gateway.yaml"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude_defaults=True), sort_keys=False))
     with sample_backends(backend_host, ports, data_dir):
-        anyio.run(serve_http, config, host, port, _demo_banner(host, port))
+        anyio.run(serve_http, config, host, port, _demo_banner(host, port, path.resolve()))
 
 
 @contextmanager
@@ -117,7 +142,7 @@ def sample_backends(host: str, ports: tuple[int, int, int], data_dir: Path) -> I
     try:
         for name, port in zip(SAMPLE_BACKENDS, ports, strict=True):
             command = [sys.executable, "-m", f"backends.{name}", "--host", host, "--port", str(port)]
-            command += ["--db", str(data_dir / f"{name}.sqlite3")]
+            command += ["--db", str(data_dir / f"{name}.sqlite3"), "--log-level", "warning"]
             procs.append(subprocess.Popen(command, start_new_session=True))
         for name, port, proc in zip(SAMPLE_BACKENDS, ports, procs, strict=True):
             _wait_for_port(name, host, port, proc)
@@ -153,10 +178,10 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
-def _demo_banner(host: str, port: int) -> str:
+def _demo_banner(host: str, port: int, config: Path) -> str:
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}{MCP_PATH}"
     executable = shutil.which("mcp-gateway") or str(Path(sys.executable).with_name("mcp-gateway"))
-    desktop = {"mcpServers": {"gateway": {"command": executable, "args": ["stdio"]}}}
+    desktop = {"mcpServers": {"gateway": {"command": executable, "args": ["stdio", "--config", str(config)]}}}
     remote = {"mcpServers": {"gateway": {"command": "npx", "args": ["-y", "mcp-remote", url]}}}
     return "\n".join(
         [
