@@ -42,6 +42,7 @@ def build_app(config: GatewayConfig, *, host: str = "127.0.0.1") -> Starlette:
     app = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
         host=host,
+        json_response=config.json_response,
         custom_starlette_routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),

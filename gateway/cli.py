@@ -38,6 +38,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ConfigError as exc:
         print(f"mcp-gateway: invalid configuration\n{exc}", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
+    json_response = args.json_response if args.json_response is not None else settings.json_response
+    if json_response is not None:
+        config = config.model_copy(update={"json_response": json_response})
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
     if args.command == "serve":
@@ -75,8 +78,14 @@ def _parser() -> argparse.ArgumentParser:
     for sub in (serve, demo):
         sub.add_argument("--host", help="address to listen on (default 127.0.0.1, env GATEWAY_HOST)")
         sub.add_argument("--port", type=int, help="port to listen on (default 8000, env GATEWAY_PORT)")
+        sub.add_argument(
+            "--json-response",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="answer 2025-era requests with JSON rather than SSE (env GATEWAY_JSON_RESPONSE)",
+        )
     for sub in (stdio, tools):
-        sub.set_defaults(host=None, port=None)
+        sub.set_defaults(host=None, port=None, json_response=None)
     demo.add_argument("--ops-port", type=int, default=8001, help="port of the ops backend (default 8001)")
     demo.add_argument("--hr-port", type=int, default=8002, help="port of the hr backend (default 8002)")
     demo.add_argument("--finance-port", type=int, default=8003, help="port of the finance backend (default 8003)")

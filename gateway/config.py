@@ -100,6 +100,8 @@ class GatewayConfig(_Model):
     reconnect_min: float = Field(default=0.5, gt=0, le=60)
     reconnect_max: float = Field(default=15.0, gt=0, le=3600)
     health_interval: float = Field(default=10.0, gt=0, le=3600)
+    # Answer 2025-era POSTs with plain JSON instead of an SSE stream (no progress or server requests mid-call).
+    json_response: bool = False
 
     @field_validator("backends")
     @classmethod
@@ -122,6 +124,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     name_style: Literal["auto", "canonical", "strict"] | None = None
+    json_response: bool | None = None
     log_level: str = "info"
 
 

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,20 @@ def test_demo_starts_three_backends_and_the_gateway_and_ctrl_c_stops_them_all(
     assert demo.wait(timeout=30) == 0
     assert not any(alive(pid) for pid in backends)
     assert not any(listening(port) for port in ports)
+
+
+def test_serve_json_response_answers_2025_requests_with_plain_json(stack: Stack, processes: Processes) -> None:
+    port = free_port()
+    processes.start(*CLI, "serve", "--config", str(stack.config_path), "--port", str(port), "--json-response")
+    wait_until(lambda: http_get(f"http://127.0.0.1:{port}/readyz")[0] == 200 if listening(port) else False)
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/mcp", json.dumps(body).encode(), headers)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.headers["Content-Type"].startswith("application/json")
+        assert json.loads(response.read())["result"]["serverInfo"]["name"] == "mcp-gateway"
