@@ -54,6 +54,19 @@ class BackendConfig(_Model):
     protocol: Literal["auto", "legacy", "2026-07-28"] = "auto"
     connect_timeout: float = Field(default=10.0, gt=0, le=600)
     call_timeout: float = Field(default=60.0, gt=0, le=86_400)
+    tool_timeouts: dict[str, float] = Field(default_factory=dict)
+    idempotent_tools: list[str] = Field(default_factory=list)
+    required: bool = False
+    breaker_threshold: int = Field(default=5, ge=1, le=1000)
+    breaker_cooldown: float = Field(default=30.0, gt=0, le=3600)
+
+    @field_validator("tool_timeouts")
+    @classmethod
+    def _positive(cls, timeouts: dict[str, float]) -> dict[str, float]:
+        bad = sorted(name for name, seconds in timeouts.items() if not 0 < seconds <= 86_400)
+        if bad:
+            raise ValueError(f"timeouts must be between 0 and 86400 seconds; check {', '.join(bad)}")
+        return timeouts
 
     @model_validator(mode="after")
     def _transport_fields(self) -> BackendConfig:
@@ -100,6 +113,7 @@ class GatewayConfig(_Model):
     reconnect_min: float = Field(default=0.5, gt=0, le=60)
     reconnect_max: float = Field(default=15.0, gt=0, le=3600)
     health_interval: float = Field(default=10.0, gt=0, le=3600)
+    shutdown_grace: int = Field(default=10, ge=0, le=3600)
     # Answer 2025-era POSTs with plain JSON instead of an SSE stream (no progress or server requests mid-call).
     json_response: bool = False
 

@@ -18,6 +18,7 @@ import anyio
 
 from gateway.catalog import Catalog, Snapshot
 from gateway.config import GatewayConfig
+from gateway.errors import StartupError
 from gateway.notify import Notifier
 from gateway.routing import Router
 from gateway.transports import Connector, open_transport
@@ -52,14 +53,26 @@ class Gateway:
         async with anyio.create_task_group() as tg:
             for upstream in self.upstreams.values():
                 tg.start_soon(upstream.run, name=f"backend:{upstream.name}")
-            with anyio.move_on_after(self.config.start_timeout):
-                for upstream in self.upstreams.values():
-                    await upstream.attempted.wait()
+            await self._first_attempts()
             try:
                 yield
             finally:
                 self.notifier.close()
                 tg.cancel_scope.cancel()
+
+    async def _first_attempts(self) -> None:
+        """Wait (bounded) until every backend connected or failed once; a required one that failed stops the start."""
+        ordered = sorted(self.upstreams.values(), key=lambda u: not u.config.required)
+        with anyio.move_on_after(self.config.start_timeout):
+            for upstream in ordered:
+                await upstream.attempted.wait()
+                if upstream.config.required and upstream.state is not State.READY:
+                    raise StartupError(f"required backend {upstream.name!r} could not connect: {upstream.error}")
+        for upstream in ordered:
+            if upstream.config.required and upstream.state is not State.READY:
+                raise StartupError(
+                    f"required backend {upstream.name!r} was not ready within {self.config.start_timeout:g} s"
+                )
 
     @property
     def ready(self) -> bool:
@@ -74,15 +87,11 @@ class Gateway:
                 "name": upstream.name,
                 "prefix": cfg.exposed_prefix,
                 "transport": cfg.transport.value,
-                "state": upstream.state.value,
                 **self.catalog.counts(upstream.name),
+                **upstream.status(),
             }
             if upstream.state is not State.READY:
                 entry["tools"] = 0
-            if upstream.protocol_version:
-                entry["protocol"] = upstream.protocol_version
-            if upstream.error and upstream.state is not State.READY:
-                entry["error"] = upstream.error
             backends.append(entry)
         return {
             "status": "ready" if self.ready else "degraded",

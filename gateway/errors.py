@@ -2,10 +2,13 @@
 
     GatewayError
     ├── ConfigError            invalid configuration (the CLI exits 2; never reaches a client)
+    ├── StartupError           a required backend could not be reached at start (the CLI exits 1)
     ├── UnknownTarget          no tool, prompt or resource by that name        -> -32602
     └── BackendError           something about one backend
-        ├── BackendUnavailable the backend is not connected                    -> -32050
-        └── BackendTimeout     the backend did not answer within its deadline  -> -32001
+        ├── BackendUnavailable the backend is not connected, or its circuit is open  -> -32050
+        ├── OutcomeUnknown     the connection dropped mid-call; the call may or may not have run  -> -32051
+        ├── BackendTimeout     the backend did not answer within its deadline  -> -32001
+        └── BackendMisbehaved  the backend answered with something that is not valid MCP  -> -32603
 
 Errors a backend itself returns (``MCPError``) pass through unchanged: the client sees the
 backend's own code, message and data.
@@ -19,6 +22,7 @@ from mcp import MCPError
 from mcp.types import INTERNAL_ERROR, INVALID_PARAMS, REQUEST_TIMEOUT
 
 BACKEND_UNAVAILABLE = -32050
+OUTCOME_UNKNOWN = -32051
 
 
 class GatewayError(Exception):
@@ -27,6 +31,10 @@ class GatewayError(Exception):
 
 class ConfigError(GatewayError):
     """The configuration cannot be used; the message names the source, the field and the problem."""
+
+
+class StartupError(GatewayError):
+    """The gateway cannot start as configured; the message names the backend."""
 
 
 class UnknownTarget(GatewayError):
@@ -63,12 +71,37 @@ class BackendTimeout(BackendError):
         super().__init__(backend, f"Backend {backend!r} did not answer within {seconds:g} s")
 
 
+class OutcomeUnknown(BackendError):
+    """A call that is not safe to repeat was in flight when the backend's connection dropped."""
+
+    def __init__(self, backend: str, tool: str) -> None:
+        self.tool = tool
+        super().__init__(
+            backend,
+            f"Backend {backend!r} lost the connection while {tool!r} was running; it may or may not have completed, "
+            "and it was not repeated because the tool is not marked idempotent or read-only",
+        )
+
+
+class BackendMisbehaved(BackendError):
+    """The backend's answer did not validate as MCP."""
+
+    def __init__(self, backend: str, detail: str) -> None:
+        super().__init__(backend, f"Backend {backend!r} sent an invalid answer: {detail}")
+
+
+_CODES: dict[type[BackendError], int] = {
+    BackendTimeout: REQUEST_TIMEOUT,
+    OutcomeUnknown: OUTCOME_UNKNOWN,
+    BackendMisbehaved: INTERNAL_ERROR,
+}
+
+
 def to_mcp_error(exc: GatewayError) -> MCPError:
     """The one place gateway errors become JSON-RPC errors."""
     if isinstance(exc, UnknownTarget):
         return MCPError(INVALID_PARAMS, str(exc), {exc.kind: exc.name})
     if isinstance(exc, BackendError):
         data: dict[str, Any] = {"backend": exc.backend}
-        code = REQUEST_TIMEOUT if isinstance(exc, BackendTimeout) else BACKEND_UNAVAILABLE
-        return MCPError(code, str(exc), data)
+        return MCPError(_CODES.get(type(exc), BACKEND_UNAVAILABLE), str(exc), data)
     return MCPError(INTERNAL_ERROR, str(exc))

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from mcp import types
 from pydantic import BaseModel
 
+from gateway import calls
 from gateway.catalog import Catalog, Route
 from gateway.config import NamingConfig
 from gateway.errors import BackendUnavailable, UnknownTarget
@@ -36,18 +37,18 @@ class Router:
     ) -> types.CallToolResult:
         route = self._resolve("tool", name, self._catalog.resolve_tool)
         upstream = self._upstreams[route.backend]
-        result = await upstream.call_tool(route.original, arguments, _forwardable(meta))
+        result = await calls.call_tool(upstream, route.original, arguments, _forwardable(meta))
         return self._rewrite(upstream, result)
 
     async def get_prompt(self, name: str, arguments: dict[str, str] | None) -> types.GetPromptResult:
         route = self._resolve("prompt", name, self._catalog.resolve_prompt)
         upstream = self._upstreams[route.backend]
-        return self._rewrite(upstream, await upstream.get_prompt(route.original, arguments))
+        return self._rewrite(upstream, await calls.get_prompt(upstream, route.original, arguments))
 
     async def read_resource(self, uri: str) -> types.ReadResourceResult:
         route = self._catalog.resolve_uri(uri)
         upstream = self._upstreams[route.backend]
-        return self._rewrite(upstream, await upstream.read_resource(route.original))
+        return self._rewrite(upstream, await calls.read_resource(upstream, route.original))
 
     async def complete(self, params: types.CompleteRequestParams) -> types.CompleteResult:
         ref = params.ref
@@ -60,7 +61,7 @@ class Router:
             route = self._catalog.resolve_uri(ref.uri)
             forwarded = ref.model_copy(update={"uri": route.original})
         upstream = self._upstreams[route.backend]
-        return await upstream.complete(params.model_copy(update={"ref": forwarded, "meta": None}))
+        return await calls.complete(upstream, params.model_copy(update={"ref": forwarded, "meta": None}))
 
     def _resolve(self, kind: str, name: str, lookup: Any) -> Route:
         """Look a name up; a name under the prefix of a backend that is down names that backend instead."""

@@ -1,19 +1,24 @@
 """The one place that knows backend transports: config in, an SDK ``Transport`` out.
 
 Everything above this module holds a ``Transport`` (an async context manager yielding a pair of message
-streams) and never branches on how the bytes travel. ``Connector`` is the seam: tests pass one that returns an
-in-process server instead.
+streams) and never branches on how the bytes travel. Two things every transport reports back through
+``TransportHooks``: the end of the backend's stream (a stdio process that exited, a closed connection), so the
+supervisor reconnects at once instead of at the next probe, and, for stdio, each line the process writes to
+stderr. ``Connector`` is the seam: tests pass one that returns an in-process server instead.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
-from typing import Any
+import os
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, TextIO
 
+import anyio
 import httpx2
-from mcp.client._transport import Transport
+from mcp.client._transport import Transport, TransportStreams
 from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
@@ -23,11 +28,19 @@ from gateway.config import Transport as Kind
 
 # Server-sent event streams stay open between messages; their read timeout is not a call deadline.
 STREAM_READ_TIMEOUT = 300.0
+
+
+@dataclass(frozen=True)
+class TransportHooks:
+    on_eof: Callable[[], None]
+    on_stderr: Callable[[str], None]
+
+
 # Returns anything ``mcp.Client`` connects to: a ``Transport``, or in tests a ``Server``/``MCPServer``.
-Connector = Callable[[BackendConfig, AsyncExitStack], Awaitable[Any]]
+Connector = Callable[[BackendConfig, AsyncExitStack, TransportHooks], Awaitable[Any]]
 
 
-async def open_transport(config: BackendConfig, stack: AsyncExitStack) -> Transport:
+async def open_transport(config: BackendConfig, stack: AsyncExitStack, hooks: TransportHooks) -> Transport:
     """A fresh, not yet entered transport for one connection attempt; ``stack`` owns what it needs closed."""
     read_timeout = max(STREAM_READ_TIMEOUT, config.call_timeout + 30)
     if config.transport is Kind.STREAMABLE_HTTP:
@@ -37,12 +50,64 @@ async def open_transport(config: BackendConfig, stack: AsyncExitStack) -> Transp
             timeout=httpx2.Timeout(config.connect_timeout, read=read_timeout),
         )
         await stack.enter_async_context(http)
-        return streamable_http_client(config.url, http_client=http)
-    if config.transport is Kind.SSE:
+        transport: Transport = streamable_http_client(config.url, http_client=http)
+    elif config.transport is Kind.SSE:
         assert config.url is not None
-        return sse_client(
+        transport = sse_client(
             config.url, headers=config.headers or None, timeout=config.connect_timeout, sse_read_timeout=read_timeout
         )
-    assert config.command is not None
-    params = StdioServerParameters(command=config.command, args=config.args, env=config.env or None, cwd=config.cwd)
-    return stdio_client(params, errlog=sys.stderr)
+    else:
+        assert config.command is not None
+        params = StdioServerParameters(command=config.command, args=config.args, env=config.env or None, cwd=config.cwd)
+        transport = stdio_client(params, errlog=_stderr_pipe(stack, hooks.on_stderr))
+    return _watched(transport, hooks.on_eof)
+
+
+@asynccontextmanager
+async def _watched(transport: Transport, on_eof: Callable[[], None]) -> AsyncIterator[TransportStreams]:
+    async with transport as (read, write):
+        yield _EofWatch(read, on_eof), write
+
+
+class _EofWatch:
+    """The transport's read stream, unchanged, except that its end is reported."""
+
+    def __init__(self, inner: Any, on_eof: Callable[[], None]) -> None:
+        self._inner = inner
+        self._on_eof = on_eof
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def __aenter__(self) -> _EofWatch:
+        await self._inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        return await self._inner.__aexit__(*exc_info)
+
+    def __aiter__(self) -> _EofWatch:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await self._inner.__anext__()
+        except (StopAsyncIteration, anyio.EndOfStream, anyio.ClosedResourceError):
+            self._on_eof()
+            raise
+
+
+def _stderr_pipe(stack: AsyncExitStack, on_line: Callable[[str], None]) -> TextIO:
+    """A pipe for the child's stderr, read line by line on a thread until every writer has closed it."""
+    read_fd, write_fd = os.pipe()
+    reader = os.fdopen(read_fd, "r", encoding="utf-8", errors="replace")
+    writer = os.fdopen(write_fd, "w")
+
+    def pump() -> None:
+        with reader:
+            for line in reader:
+                on_line(line.rstrip("\n"))
+
+    threading.Thread(target=pump, name="backend-stderr", daemon=True).start()
+    stack.callback(writer.close)
+    return writer

@@ -2,10 +2,9 @@
 
 An ``Upstream`` holds a single long-lived client connection to its backend, shared by every downstream client.
 Its supervisor task (``run``) owns that connection: it connects, walks every page of the backend's lists,
-re-lists when the backend says a list changed, probes the connection periodically, and reconnects with
-exponential backoff and jitter when the connection breaks. Requests from any task go through the methods below,
-which fail at once with ``BackendUnavailable`` while the backend is not connected, and map the SDK's connection
-and timeout errors to the gateway's error tree where they enter.
+re-lists when the backend says a list changed, probes the connection every ``health_interval``, and reconnects
+with exponential backoff and jitter when the connection ends (stream closed, process exited, session expired,
+probe failed). Requests from any task go through ``gateway.calls``, which reads the state kept here.
 """
 
 from __future__ import annotations
@@ -14,27 +13,26 @@ import logging
 import math
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
-from mcp import Client, MCPError, types
+from mcp import Client, types
 from mcp.client.session import IncomingMessage
-from mcp.types import CONNECTION_CLOSED, INVALID_REQUEST, REQUEST_TIMEOUT
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
-from pydantic import BaseModel
 
 from gateway import __version__
+from gateway.breaker import CircuitBreaker
 from gateway.catalog import Snapshot
 from gateway.config import BackendConfig, GatewayConfig
-from gateway.errors import BackendTimeout, BackendUnavailable
-from gateway.transports import Connector, open_transport
+from gateway.transports import Connector, TransportHooks, open_transport
 
 logger = logging.getLogger(__name__)
-ResultT = TypeVar("ResultT", bound=BaseModel)
 OnChange = Callable[["Upstream", Snapshot | None], Awaitable[None]]
+STDERR_LINES = 20
 _LIST_CHANGED = (
     types.ToolListChangedNotification,
     types.PromptListChangedNotification,
@@ -48,8 +46,12 @@ class State(StrEnum):
     DOWN = "down"
 
 
+class ConnectionLost(Exception):
+    """The backend's connection ended; the supervisor reconnects."""
+
+
 class Upstream:
-    """A supervised connection to one backend."""
+    """A supervised connection to one backend; requests go through ``gateway.calls``."""
 
     def __init__(
         self, config: BackendConfig, settings: GatewayConfig, on_change: OnChange, connect: Connector = open_transport
@@ -59,46 +61,56 @@ class Upstream:
         self.state = State.CONNECTING
         self.error: str | None = None
         self.protocol_version: str | None = None
-        self.server_info: types.Implementation | None = None
         self.capabilities: types.ServerCapabilities | None = None
+        self.client: Client | None = None
+        self.tools: dict[str, types.Tool] = {}
+        self.breaker = CircuitBreaker(config.breaker_threshold, config.breaker_cooldown)
+        self.stderr_tail: deque[str] = deque(maxlen=STDERR_LINES)
         self.attempted = anyio.Event()
-        self._settings = settings
+        self.ready = anyio.Event()
+        self.settings = settings
         self._on_change = on_change
         self._connect = connect
-        self._client: Client | None = None
+        self._hooks = TransportHooks(on_eof=self._on_eof, on_stderr=self._on_stderr)
         self._wake = anyio.Event()
         self._dirty = False
         self._suspect = False
+        self._lost: str | None = None
 
     # -- supervision -----------------------------------------------------------------------------------------
 
     async def run(self) -> None:
         """Keep the backend connected until cancelled."""
-        delay = self._settings.reconnect_min
+        delay = self.settings.reconnect_min
         while True:
             started = time.monotonic()
             try:
-                await self._connection()
+                await self._connection(started)
             except Exception as exc:
-                self.error = _describe(exc)
-            self._client = None
-            self.state = State.DOWN
-            logger.warning("backend %s is down: %s", self.name, self.error)
+                self._mark_down(_describe(exc))
+            if self.client is not None or self.tools:
+                delay = self.settings.reconnect_min
+            self.client, self.tools = None, {}
             await self._on_change(self, None)
             self.attempted.set()
-            if time.monotonic() - started > self._settings.reconnect_max:
-                delay = self._settings.reconnect_min
             await anyio.sleep(delay * random.uniform(0.8, 1.2))
-            delay = min(delay * 2, self._settings.reconnect_max)
+            delay = min(delay * 2, self.settings.reconnect_max)
 
-    async def _connection(self) -> None:
-        """Connect, publish the listing, then serve until the connection breaks."""
-        self.state, self._dirty, self._suspect = State.CONNECTING, False, False
+    def _mark_down(self, reason: str) -> None:
+        if self.state is not State.DOWN or reason != self.error:
+            logger.warning("backend %s (%s) down: %s", self.name, self.config.transport.value, reason)
+        self.state, self.error = State.DOWN, reason
+        if self.ready.is_set():
+            self.ready = anyio.Event()
+
+    async def _connection(self, started: float) -> None:
+        """Connect, publish the listing, then serve until the connection ends."""
+        self.state, self._dirty, self._suspect, self._lost = State.CONNECTING, False, False, None
         # The deadline covers connecting and listing only; the scope encloses the client so they unwind in order.
         with anyio.CancelScope(deadline=anyio.current_time() + self.config.connect_timeout) as scope:
             async with AsyncExitStack() as stack:
                 client = Client(
-                    await self._connect(self.config, stack),
+                    await self._connect(self.config, stack, self._hooks),
                     mode=self.config.protocol,
                     read_timeout_seconds=self.config.call_timeout,
                     message_handler=self._on_message,
@@ -108,46 +120,62 @@ class Upstream:
                 await stack.enter_async_context(client)
                 snapshot = await self._list_all(client)
                 scope.deadline = math.inf
-                await self._serve(client, snapshot)
+                await self._serve(client, snapshot, time.monotonic() - started)
         if scope.cancelled_caught:
             raise TimeoutError(f"no answer within {self.config.connect_timeout:g} s")
 
-    async def _serve(self, client: Client, snapshot: Snapshot) -> None:
-        self._client = client
+    async def _serve(self, client: Client, snapshot: Snapshot, elapsed: float) -> None:
+        self.client = client
         self.protocol_version = client.protocol_version
-        self.server_info = client.server_info
         self.capabilities = client.server_capabilities
+        self.tools = {t.name: t for t in snapshot.tools}
         self.state, self.error = State.READY, None
-        logger.info("backend %s ready (%s, %d tools)", self.name, self.protocol_version, len(snapshot.tools))
+        self.breaker.reset()
+        logger.info(
+            "backend %s (%s) ready: %s, %d tools, %.2f s",
+            self.name, self.config.transport.value, self.protocol_version, len(snapshot.tools), elapsed,
+        )  # fmt: skip
         await self._on_change(self, snapshot)
+        self.ready.set()
         self.attempted.set()
         async with anyio.create_task_group() as tg:
             if self.protocol_version in MODERN_PROTOCOL_VERSIONS and self._has_list_changed():
                 tg.start_soon(self._listen, client)
             tg.start_soon(self._probe_periodically)
-            while True:
-                await self._wake.wait()
-                self._wake = anyio.Event()
-                if self._suspect:
-                    self._suspect = False
-                    await self._probe(client)
-                if self._dirty:
-                    self._dirty = False
-                    with anyio.fail_after(self.config.connect_timeout):
-                        await self._on_change(self, await self._list_all(client))
+            await self._watch(client)
+
+    async def _watch(self, client: Client) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake = anyio.Event()
+            if self._lost is not None:
+                raise ConnectionLost(self._lost)
+            if self._suspect:
+                self._suspect = False
+                await self._probe(client)
+            if self._dirty:
+                self._dirty = False
+                with anyio.fail_after(self.config.connect_timeout):
+                    snapshot = await self._list_all(client)
+                self.tools = {t.name: t for t in snapshot.tools}
+                await self._on_change(self, snapshot)
 
     async def _probe_periodically(self) -> None:
         while True:
-            await anyio.sleep(self._settings.health_interval)
-            self._signal(suspect=True)
+            await anyio.sleep(self.settings.health_interval)
+            self.suspect()
 
     async def _probe(self, client: Client) -> None:
-        """A cheap request proves the connection; failing it ends the connection (and reconnects)."""
-        with anyio.fail_after(self.config.connect_timeout):
-            if self.protocol_version in MODERN_PROTOCOL_VERSIONS:
-                await client.session.send_request(types.DiscoverRequest(), types.DiscoverResult)
-            else:
-                await client.session.send_ping()
+        """A cheap request proves the connection; a failed probe ends it (and counts against the breaker)."""
+        try:
+            with anyio.fail_after(self.config.connect_timeout):
+                if self.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                    await client.session.send_request(types.DiscoverRequest(), types.DiscoverResult)
+                else:
+                    await client.session.send_ping()
+        except Exception as exc:
+            self.breaker.failure()
+            raise ConnectionLost(f"health probe failed: {_describe(exc)}") from None
 
     async def _listen(self, client: Client) -> None:
         caps = self.capabilities
@@ -158,7 +186,7 @@ class Upstream:
         ) as subscription:
             async for _event in subscription:
                 self._signal(dirty=True)
-        self._signal(suspect=True)
+        self.suspect()
 
     def _has_list_changed(self) -> bool:
         caps = self.capabilities
@@ -169,7 +197,26 @@ class Upstream:
             self._signal(dirty=True)
         elif isinstance(message, Exception):
             logger.debug("backend %s transport fault: %r", self.name, message)
-            self._signal(suspect=True)
+            self.suspect()
+
+    def _on_eof(self) -> None:
+        self.lose("the backend closed the connection")
+
+    def _on_stderr(self, line: str) -> None:
+        """Called on the stderr reader's thread: only thread-safe work here."""
+        self.stderr_tail.append(line)
+        logger.info("backend %s stderr: %s", self.name, line)
+
+    def suspect(self) -> None:
+        """Something looked wrong: probe the connection now."""
+        self._signal(suspect=True)
+
+    def lose(self, reason: str) -> None:
+        """The connection is gone: refuse new requests at once and let the supervisor reconnect."""
+        if self.state is State.READY:
+            self._mark_down(reason)
+        self._lost = reason
+        self._wake.set()
 
     def _signal(self, *, dirty: bool = False, suspect: bool = False) -> None:
         self._dirty |= dirty
@@ -185,40 +232,16 @@ class Upstream:
         templates = await _pages(client.list_resource_templates, "resource_templates") if caps.resources else []
         return Snapshot(tuple(tools), tuple(prompts), tuple(resources), tuple(templates))
 
-    # -- requests --------------------------------------------------------------------------------------------
-
-    async def request(self, request: Any, result_type: type[ResultT]) -> ResultT:
-        """Send one request to the backend; the backend's own errors pass through unchanged."""
-        client = self._client
-        if client is None or self.state is not State.READY:
-            raise BackendUnavailable(self.name, self.error or self.state.value)
-        deadline = self.config.call_timeout
-        try:
-            return await client.session.send_request(request, result_type, request_read_timeout_seconds=deadline)
-        except MCPError as exc:
-            if exc.code == REQUEST_TIMEOUT:
-                raise BackendTimeout(self.name, deadline) from None
-            if _is_connection_loss(exc):
-                self._signal(suspect=True)
-                raise BackendUnavailable(self.name, f"connection lost ({exc.message})") from None
-            raise
-
-    async def call_tool(
-        self, name: str, arguments: dict[str, Any] | None, meta: dict[str, Any] | None = None
-    ) -> types.CallToolResult:
-        params = types.CallToolRequestParams(name=name, arguments=arguments, _meta=meta)  # type: ignore[arg-type]
-        return await self.request(types.CallToolRequest(params=params), types.CallToolResult)
-
-    async def read_resource(self, uri: str) -> types.ReadResourceResult:
-        params = types.ReadResourceRequestParams(uri=uri)
-        return await self.request(types.ReadResourceRequest(params=params), types.ReadResourceResult)
-
-    async def get_prompt(self, name: str, arguments: dict[str, str] | None) -> types.GetPromptResult:
-        params = types.GetPromptRequestParams(name=name, arguments=arguments)
-        return await self.request(types.GetPromptRequest(params=params), types.GetPromptResult)
-
-    async def complete(self, params: types.CompleteRequestParams) -> types.CompleteResult:
-        return await self.request(types.CompleteRequest(params=params), types.CompleteResult)
+    def status(self) -> dict[str, Any]:
+        """State, protocol, breaker and, while not ready, the reason and the last stderr lines."""
+        entry: dict[str, Any] = {"state": self.state.value, "breaker": self.breaker.state.value}
+        if self.protocol_version:
+            entry["protocol"] = self.protocol_version
+        if self.state is not State.READY and self.error:
+            entry["error"] = self.error
+            if self.stderr_tail:
+                entry["stderr"] = list(self.stderr_tail)[-5:]
+        return entry
 
 
 async def _pages(fetch: Callable[..., Awaitable[Any]], attr: str) -> list[Any]:
@@ -232,12 +255,6 @@ async def _pages(fetch: Callable[..., Awaitable[Any]], attr: str) -> list[Any]:
         if cursor is None or cursor in seen:
             return items
         seen.add(cursor)
-
-
-def _is_connection_loss(exc: MCPError) -> bool:
-    if exc.code == CONNECTION_CLOSED:
-        return True
-    return exc.code == INVALID_REQUEST and "session terminated" in exc.message.lower()
 
 
 def _describe(exc: BaseException) -> str:

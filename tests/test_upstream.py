@@ -68,7 +68,7 @@ class CountingConnector:
         self.failures = failures
         self.attempts: dict[str, int] = dict.fromkeys(servers, 0)
 
-    async def __call__(self, config: BackendConfig, stack: AsyncExitStack) -> Any:
+    async def __call__(self, config: BackendConfig, stack: AsyncExitStack, hooks: Any) -> Any:
         self.attempts[config.name] += 1
         if self.attempts[config.name] <= self.failures:
             raise Unreachable(f"{config.name} is not up yet")

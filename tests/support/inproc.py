@@ -31,7 +31,7 @@ async def running_gateway(
 ) -> AsyncIterator[Gateway]:
     """Backends by name (``None`` = unreachable); prefixes default to the names."""
 
-    async def connect(config: BackendConfig, stack: AsyncExitStack) -> Any:
+    async def connect(config: BackendConfig, stack: AsyncExitStack, hooks: Any) -> Any:
         server = servers[config.name]
         if server is None:
             raise Unreachable(f"cannot reach {config.name}")

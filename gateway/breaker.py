@@ -1,0 +1,75 @@
+"""A circuit breaker per backend: stop waiting on a backend that keeps failing, and try it again later.
+
+Closed: calls pass; consecutive failures are counted. After ``threshold`` of them it opens: calls fail at once
+instead of waiting out their timeouts. After ``cooldown`` seconds it is half-open: one trial call passes (others
+still fail at once); its success closes the breaker, its failure opens it for another cool-down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import StrEnum
+
+import anyio
+
+
+class BreakerState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class CircuitOpen(Exception):
+    """The breaker refused the call; ``retry_in`` seconds until a trial call is allowed."""
+
+    def __init__(self, retry_in: float) -> None:
+        self.retry_in = retry_in
+        super().__init__(f"circuit open after repeated failures; next trial in {retry_in:.1f} s")
+
+
+class CircuitBreaker:
+    def __init__(self, threshold: int, cooldown: float, clock: Callable[[], float] = anyio.current_time) -> None:
+        self.threshold = threshold
+        self.cooldown = cooldown
+        self._clock = clock
+        self._failures = 0
+        self._opened_at: float | None = None
+        self._trial_running = False
+
+    @property
+    def state(self) -> BreakerState:
+        if self._opened_at is None:
+            return BreakerState.CLOSED
+        if self._clock() - self._opened_at >= self.cooldown:
+            return BreakerState.HALF_OPEN
+        return BreakerState.OPEN
+
+    def admit(self) -> None:
+        """Let a call through, or raise ``CircuitOpen``."""
+        state = self.state
+        if state is BreakerState.CLOSED:
+            return
+        if state is BreakerState.HALF_OPEN and not self._trial_running:
+            self._trial_running = True
+            return
+        assert self._opened_at is not None
+        raise CircuitOpen(max(0.0, self._opened_at + self.cooldown - self._clock()))
+
+    def success(self) -> None:
+        self.reset()
+
+    def failure(self) -> None:
+        self._trial_running = False
+        self._failures += 1
+        if self._opened_at is not None or self._failures >= self.threshold:
+            self._opened_at = self._clock()
+
+    def abandon(self) -> None:
+        """A call ended without a verdict (the caller cancelled it): let the next one be the trial."""
+        self._trial_running = False
+
+    def reset(self) -> None:
+        """Close: a success, or a fresh connection that listed the backend."""
+        self._failures = 0
+        self._opened_at = None
+        self._trial_running = False

@@ -1,0 +1,144 @@
+"""Requests to one backend: deadlines, the circuit breaker, and what happens when a connection drops mid-call.
+
+A request is never retried blindly. When the connection turns out to be gone before the backend saw the request
+(a session the backend no longer knows, a stream already closed), it is sent again once over the new
+connection. When the connection drops while the request is in flight, only requests that are safe to repeat go
+again: reads, prompts, completions, and tools that declare ``readOnlyHint`` or ``idempotentHint`` or are listed in
+the backend's ``idempotent_tools``. Any other tool call ends with ``OutcomeUnknown``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import anyio
+from mcp import MCPError, types
+from mcp.types import CONNECTION_CLOSED, INVALID_REQUEST, REQUEST_TIMEOUT
+from pydantic import BaseModel, ValidationError
+
+from gateway.breaker import CircuitOpen
+from gateway.errors import BackendMisbehaved, BackendTimeout, BackendUnavailable, OutcomeUnknown
+from gateway.upstream import State, Upstream
+
+ResultT = TypeVar("ResultT", bound=BaseModel)
+
+
+class _NotDelivered(Exception):
+    """The backend never saw the request: sending it again is safe."""
+
+
+class _Lost(Exception):
+    """The connection dropped while the request was in flight."""
+
+
+async def call_tool(
+    upstream: Upstream, name: str, arguments: dict[str, Any] | None, meta: dict[str, Any] | None = None
+) -> types.CallToolResult:
+    params = types.CallToolRequestParams(name=name, arguments=arguments, _meta=meta)  # type: ignore[arg-type]
+    timeout = upstream.config.tool_timeouts.get(name, upstream.config.call_timeout)
+    request = types.CallToolRequest(params=params)
+    return await _send(
+        upstream, request, types.CallToolResult, timeout, replayable=_replayable(upstream, name), what=name
+    )
+
+
+async def read_resource(upstream: Upstream, uri: str) -> types.ReadResourceResult:
+    request = types.ReadResourceRequest(params=types.ReadResourceRequestParams(uri=uri))
+    return await _send(upstream, request, types.ReadResourceResult)
+
+
+async def get_prompt(upstream: Upstream, name: str, arguments: dict[str, str] | None) -> types.GetPromptResult:
+    request = types.GetPromptRequest(params=types.GetPromptRequestParams(name=name, arguments=arguments))
+    return await _send(upstream, request, types.GetPromptResult)
+
+
+async def complete(upstream: Upstream, params: types.CompleteRequestParams) -> types.CompleteResult:
+    return await _send(upstream, types.CompleteRequest(params=params), types.CompleteResult)
+
+
+def _replayable(upstream: Upstream, name: str) -> bool:
+    if name in upstream.config.idempotent_tools:
+        return True
+    annotations = tool.annotations if (tool := upstream.tools.get(name)) else None
+    return bool(annotations and (annotations.read_only_hint or annotations.idempotent_hint))
+
+
+async def _send(
+    upstream: Upstream,
+    request: Any,
+    result_type: type[ResultT],
+    deadline: float | None = None,
+    *,
+    replayable: bool = True,
+    what: str = "",
+) -> ResultT:
+    """Send once; after a dropped connection, once more over the next connection if that is safe."""
+    deadline = deadline or upstream.config.call_timeout
+    try:
+        return await _once(upstream, request, result_type, deadline)
+    except _Lost:
+        if not replayable:
+            raise OutcomeUnknown(upstream.name, what) from None
+    except _NotDelivered:
+        pass
+    await _reconnected(upstream)
+    try:
+        return await _once(upstream, request, result_type, deadline)
+    except _Lost:
+        if not replayable:
+            raise OutcomeUnknown(upstream.name, what) from None
+        raise BackendUnavailable(upstream.name, "the connection dropped again") from None
+    except _NotDelivered as exc:
+        raise BackendUnavailable(upstream.name, str(exc)) from None
+
+
+async def _reconnected(upstream: Upstream) -> None:
+    """Wait, bounded, for the supervisor to bring the backend back."""
+    bound = upstream.config.connect_timeout + 2 * upstream.settings.reconnect_min
+    with anyio.move_on_after(bound):
+        await upstream.ready.wait()
+        return
+    raise BackendUnavailable(upstream.name, upstream.error or "did not reconnect in time")
+
+
+async def _once(upstream: Upstream, request: Any, result_type: type[ResultT], deadline: float) -> ResultT:
+    client = upstream.client
+    if client is None or upstream.state is not State.READY:
+        raise BackendUnavailable(upstream.name, upstream.error or upstream.state.value)
+    try:
+        upstream.breaker.admit()
+    except CircuitOpen as exc:
+        raise BackendUnavailable(upstream.name, str(exc)) from None
+    try:
+        result = await client.session.send_request(request, result_type, request_read_timeout_seconds=deadline)
+    except MCPError as exc:
+        _classify(upstream, exc, deadline)
+        upstream.breaker.success()
+        raise
+    except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+        upstream.breaker.failure()
+        upstream.lose("the connection is closed")
+        raise _NotDelivered("the connection is closed") from None
+    except ValidationError as exc:
+        upstream.breaker.success()
+        raise BackendMisbehaved(upstream.name, f"{exc.error_count()} validation errors") from None
+    except BaseException:
+        upstream.breaker.abandon()
+        raise
+    upstream.breaker.success()
+    return result
+
+
+def _classify(upstream: Upstream, exc: MCPError, deadline: float) -> None:
+    """Raise the gateway's view of an SDK error; return when it is the backend's own error."""
+    if exc.code == REQUEST_TIMEOUT:
+        upstream.breaker.failure()
+        raise BackendTimeout(upstream.name, deadline) from None
+    if exc.code == INVALID_REQUEST and "session terminated" in exc.message.lower():
+        upstream.breaker.failure()
+        upstream.lose("the backend no longer knows our session (it restarted)")
+        raise _NotDelivered(exc.message) from None
+    if exc.code == CONNECTION_CLOSED:
+        upstream.breaker.failure()
+        upstream.lose(f"connection lost ({exc.message})")
+        raise _Lost(exc.message) from None
