@@ -1,36 +1,53 @@
 """The HTTP face of the gateway: ``/mcp`` (both protocol eras), ``/healthz`` and ``/readyz``.
 
 ``/healthz`` answers 200 while the process serves. ``/readyz`` answers 200 when every backend is connected and
-503 otherwise; both carry each backend's state, tool count and, when it is not ready, the reason.
+503 otherwise; both carry each backend's state, breaker, tool count and, when it is not ready, the reason.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
-
-from mcp.server import Server
+import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.config import GatewayConfig
 from gateway.core import Gateway
 from gateway.server import build_server
 
 MCP_PATH = "/mcp"
 
 
-def build_app(config: GatewayConfig, *, host: str = "127.0.0.1") -> Starlette:
-    """A Starlette app whose lifespan runs the whole gateway (backend connections included)."""
-    gateway = Gateway(config)
+class GatewayApp:
+    """The ASGI app, plus ``cut_streams`` for shutdown.
 
-    @asynccontextmanager
-    async def lifespan(server: Server[Any]) -> AsyncIterator[dict[str, Any]]:
-        async with gateway:
-            yield {}
+    2025 clients hold a GET stream open for notifications. It never ends by itself, so on shutdown it is cut
+    at once; only calls still in flight then decide how long the graceful shutdown takes.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+        self._streams: set[anyio.CancelScope] = set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET" or scope["path"] != MCP_PATH:
+            await self._app(scope, receive, send)
+            return
+        with anyio.CancelScope() as stream:
+            self._streams.add(stream)
+            try:
+                await self._app(scope, receive, send)
+            finally:
+                self._streams.discard(stream)
+
+    def cut_streams(self) -> None:
+        for stream in list(self._streams):
+            stream.cancel()
+
+
+def build_app(gateway: Gateway, *, host: str = "127.0.0.1") -> GatewayApp:
+    """The HTTP app for a running gateway (the caller owns the gateway's lifecycle)."""
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -38,15 +55,13 @@ def build_app(config: GatewayConfig, *, host: str = "127.0.0.1") -> Starlette:
     async def readyz(request: Request) -> JSONResponse:
         return JSONResponse(gateway.status(), status_code=200 if gateway.ready else 503)
 
-    server = build_server(gateway, lifespan)
-    app = server.streamable_http_app(
+    app: Starlette = build_server(gateway).streamable_http_app(
         streamable_http_path=MCP_PATH,
         host=host,
-        json_response=config.json_response,
+        json_response=gateway.config.json_response,
         custom_starlette_routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
         ],
     )
-    app.state.gateway = gateway
-    return app
+    return GatewayApp(app)

@@ -9,8 +9,8 @@ ends stdio subprocesses (the SDK bounds each of those steps with its own timeout
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from types import TracebackType
 from typing import Any
 
@@ -27,6 +27,30 @@ from gateway.upstream import State, Upstream
 logger = logging.getLogger(__name__)
 
 
+class InFlight:
+    """Counts requests being served, so a shutdown can wait for them."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = anyio.Event()
+        self._idle.set()
+
+    @contextmanager
+    def track(self) -> Iterator[None]:
+        self.count += 1
+        if self._idle.is_set():
+            self._idle = anyio.Event()
+        try:
+            yield
+        finally:
+            self.count -= 1
+            if self.count == 0:
+                self._idle.set()
+
+    async def idle(self) -> None:
+        await self._idle.wait()
+
+
 class Gateway:
     """Everything one running gateway owns."""
 
@@ -34,6 +58,7 @@ class Gateway:
         self.config = config
         self.catalog = Catalog(config.backends, config.naming)
         self.notifier = Notifier()
+        self.inflight = InFlight()
         self.upstreams = {b.name: Upstream(b, config, self._on_change, connect) for b in config.backends}
         self.router = Router(self.catalog, self.upstreams, config.naming)
         self._running: AbstractAsyncContextManager[None]

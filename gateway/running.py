@@ -12,44 +12,50 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
 import uvicorn
 import yaml
-from mcp.server import Server
 from mcp.server.stdio import stdio_server
 
-from gateway.app import MCP_PATH, build_app
+from gateway.app import MCP_PATH, GatewayApp, build_app
 from gateway.config import GatewayConfig
 from gateway.core import Gateway
 from gateway.naming import Style, strict_name
 from gateway.server import build_server
 
 logger = logging.getLogger(__name__)
-GRACEFUL_SHUTDOWN = 5
 BACKEND_START_TIMEOUT = 30.0
 BACKEND_STOP_TIMEOUT = 5.0
 SAMPLE_BACKENDS = ("ops", "hr", "finance")
 
 
 async def serve_http(config: GatewayConfig, host: str, port: int, banner: str | None = None) -> None:
-    """Serve until SIGINT or SIGTERM; in-flight requests get ``GRACEFUL_SHUTDOWN`` seconds to finish."""
-    app = build_app(config, host=host)
-    settings = uvicorn.Config(
-        app, host=host, port=port, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN, log_level="warning"
-    )
-    await _AnnouncingServer(settings, f"mcp-gateway listening on http://{host}:{port}{MCP_PATH}", banner).serve()
+    """Serve until SIGINT or SIGTERM, then stop taking calls, give in-flight ones ``shutdown_grace`` seconds to
+    finish, and close every backend."""
+    async with Gateway(config) as gateway:
+        app = build_app(gateway, host=host)
+        settings = uvicorn.Config(
+            app, host=host, port=port, timeout_graceful_shutdown=config.shutdown_grace, log_level="warning"
+        )
+        await _Server(settings, app, f"mcp-gateway listening on http://{host}:{port}{MCP_PATH}", banner).serve()
 
 
-class _AnnouncingServer(uvicorn.Server):
-    """Says where it listens once bound, and returns normally after a signal so callers can clean up.
+class _Server(uvicorn.Server):
+    """uvicorn, announcing where it listens once bound and shutting down the gateway's way.
 
-    uvicorn re-raises SIGINT/SIGTERM after its graceful shutdown; with the default SIGTERM handler that kills the
-    process before the demo's backends are stopped, and either way the exit status is not 0.
+    On a signal it cuts the long-lived notification streams first, so only calls in flight hold the shutdown.
+    It returns normally afterwards: uvicorn would re-raise the signal, and with the default SIGTERM handler that
+    kills the process before the backends are closed (and the exit status is never 0).
     """
+
+    def __init__(self, config: uvicorn.Config, app: GatewayApp, *lines: str | None) -> None:
+        super().__init__(config)
+        self._app = app
+        self._lines = [line for line in lines if line]
 
     @contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -61,28 +67,34 @@ class _AnnouncingServer(uvicorn.Server):
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
-    def __init__(self, config: uvicorn.Config, *lines: str | None) -> None:
-        super().__init__(config)
-        self._lines = [line for line in lines if line]
-
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started:
             print("\n".join(self._lines), file=sys.stderr, flush=True)
 
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._app.cut_streams()
+        await super().shutdown(sockets)
+
 
 async def serve_stdio(config: GatewayConfig) -> None:
-    """Serve one client on stdin/stdout until it closes stdin."""
-    gateway = Gateway(config)
+    """Serve one client on stdin/stdout until it closes stdin, or until SIGINT/SIGTERM (after in-flight calls end,
+    at most ``shutdown_grace`` seconds)."""
+    async with Gateway(config) as gateway, anyio.create_task_group() as tg:
+        tg.start_soon(_stop_on_signal, gateway, tg.cancel_scope)
+        server = build_server(gateway)
+        async with stdio_server() as (read, write):
+            await server.run(read, write, server.create_initialization_options())
+        tg.cancel_scope.cancel()
 
-    @asynccontextmanager
-    async def lifespan(server: Server[Any]) -> Any:
-        async with gateway:
-            yield {}
 
-    server = build_server(gateway, lifespan)
-    async with stdio_server() as (read, write):
-        await server.run(read, write, server.create_initialization_options())
+async def _stop_on_signal(gateway: Gateway, scope: anyio.CancelScope) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            with anyio.move_on_after(gateway.config.shutdown_grace):
+                await gateway.inflight.idle()
+            scope.cancel()
+            return
 
 
 async def print_catalog(config: GatewayConfig, style: Style, as_json: bool) -> int:

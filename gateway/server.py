@@ -7,8 +7,6 @@ errors become JSON-RPC errors at this edge, in ``_edge``, through ``errors.to_mc
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 from mcp import types
@@ -44,8 +42,8 @@ class GatewayServer(Server[Any]):
         return super().create_initialization_options(options, experimental_capabilities, extensions)
 
 
-def build_server(gateway: Gateway, lifespan: Any = None) -> GatewayServer:
-    """The MCP server for a running gateway; ``lifespan`` is entered once by whichever transport serves it."""
+def build_server(gateway: Gateway) -> GatewayServer:
+    """The MCP server for a running gateway (the caller owns the gateway's lifecycle)."""
     router, catalog, naming = gateway.router, gateway.catalog, gateway.config.naming
 
     def style(ctx: Ctx) -> Style:
@@ -81,7 +79,10 @@ def build_server(gateway: Gateway, lifespan: Any = None) -> GatewayServer:
         if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
             gateway.notifier.track(ctx.session)
         try:
-            return await call_next(ctx)
+            if ctx.request_id is None or ctx.method == "subscriptions/listen":
+                return await call_next(ctx)
+            with gateway.inflight.track():
+                return await call_next(ctx)
         except GatewayError as exc:
             raise to_mcp_error(exc) from None
 
@@ -89,7 +90,6 @@ def build_server(gateway: Gateway, lifespan: Any = None) -> GatewayServer:
         "mcp-gateway",
         version=__version__,
         instructions=INSTRUCTIONS,
-        lifespan=lifespan or _no_lifespan,
         get_tool_input_schema=catalog.input_schema,
         on_list_tools=list_tools,
         on_call_tool=call_tool,
@@ -111,8 +111,3 @@ def _client_name(ctx: Ctx) -> str | None:
         return params.client_info.name
     info = (ctx.meta or {}).get(types.CLIENT_INFO_META_KEY)
     return info.get("name") if isinstance(info, dict) else None
-
-
-@asynccontextmanager
-async def _no_lifespan(server: Server[Any]) -> AsyncIterator[dict[str, Any]]:
-    yield {}
