@@ -13,20 +13,26 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import anyio
+from pydantic import ValidationError
 
 from gateway import __version__
-from gateway.config import GatewayConfig, Settings, load_config
-from gateway.errors import ConfigError
+from gateway.config import GatewayConfig, Settings, describe_errors, load_config
+from gateway.errors import ConfigError, StartupError
 from gateway.naming import Style
 from gateway.running import print_catalog, run_demo, serve_http, serve_stdio
 
+EXIT_START = 1
 EXIT_CONFIG = 2
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"mcp-gateway: invalid environment\n{describe_errors(exc, 'environment', 'GATEWAY_')}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
     logging.basicConfig(
         level=(args.log_level or settings.log_level).upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
@@ -41,6 +47,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     json_response = args.json_response if args.json_response is not None else settings.json_response
     if json_response is not None:
         config = config.model_copy(update={"json_response": json_response})
+    try:
+        sys.exit(_run(args, settings, config))
+    except Exception as exc:
+        found = _startup_error(exc)
+        if found is None:
+            raise
+        print(f"mcp-gateway: {found}", file=sys.stderr)
+        raise SystemExit(EXIT_START) from None
+
+
+def _run(args: argparse.Namespace, settings: Settings, config: GatewayConfig) -> int:
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
     if args.command == "serve":
@@ -51,7 +68,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         ports = (args.ops_port, args.hr_port, args.finance_port)
         run_demo(host, port, ports, Path(args.data_dir), config, args.config or settings.config)
     else:
-        sys.exit(anyio.run(print_catalog, config, Style(args.style), args.json))
+        return anyio.run(print_catalog, config, Style(args.style), args.json)
+    return 0
+
+
+def _startup_error(exc: BaseException) -> StartupError | None:
+    """The ``StartupError`` behind ``exc``, which task groups may have wrapped."""
+    if isinstance(exc, StartupError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        return next((found for e in exc.exceptions if (found := _startup_error(e))), None)
+    return None
 
 
 def _config(args: argparse.Namespace, settings: Settings) -> GatewayConfig:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
@@ -180,7 +180,7 @@ def load_config(
     try:
         return GatewayConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, source, keys)) from None
+        raise ConfigError(describe_errors(exc, source, keys=keys)) from None
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -256,11 +256,13 @@ def _prefix_from_key(key: str) -> str:
     return prefix if prefix[:1].isalpha() else f"s-{prefix}"[:32]
 
 
-def _describe(exc: ValidationError, source: str, keys: list[str]) -> str:
+def describe_errors(exc: ValidationError, source: str, prefix: str = "", *, keys: Sequence[str] = ()) -> str:
     """One line per problem; entries that came from an ``mcpServers`` file are named by their key there."""
     lines = []
     for err in exc.errors():
         loc = list(err["loc"])
+        if prefix and loc:
+            loc = [f"{prefix}{str(loc[0]).upper()}", *loc[1:]]
         if keys and loc[:1] == ["backends"] and len(loc) > 1 and isinstance(loc[1], int) and loc[1] < len(keys):
             loc = [keys[loc[1]], *loc[2:]]
         field = _path(loc) or "(top level)"
