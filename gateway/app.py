@@ -13,37 +13,45 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.core import Gateway
+from gateway.core import Gateway, InFlight
 from gateway.server import build_server
 
 MCP_PATH = "/mcp"
 
 
 class GatewayApp:
-    """The ASGI app, plus ``cut_streams`` for shutdown.
+    """The ASGI app, plus what a graceful shutdown needs: ``cut_streams`` and ``idle``.
 
     2025 clients hold a GET stream open for notifications. It never ends by itself, so on shutdown it is cut
-    at once; only calls still in flight then decide how long the graceful shutdown takes.
+    at once. Calls (POSTs) are counted until their whole response is written, so a shutdown can wait for them.
     """
 
     def __init__(self, app: ASGIApp) -> None:
         self._app = app
         self._streams: set[anyio.CancelScope] = set()
+        self._calls = InFlight()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "GET" or scope["path"] != MCP_PATH:
+        if scope["type"] != "http" or scope["path"] != MCP_PATH:
             await self._app(scope, receive, send)
-            return
-        with anyio.CancelScope() as stream:
-            self._streams.add(stream)
-            try:
+        elif scope["method"] != "GET":
+            with self._calls.track():
                 await self._app(scope, receive, send)
-            finally:
-                self._streams.discard(stream)
+        else:
+            with anyio.CancelScope() as stream:
+                self._streams.add(stream)
+                try:
+                    await self._app(scope, receive, send)
+                finally:
+                    self._streams.discard(stream)
 
     def cut_streams(self) -> None:
         for stream in list(self._streams):
             stream.cancel()
+
+    async def idle(self) -> None:
+        """Return once no call is being answered."""
+        await self._calls.idle()
 
 
 def build_app(gateway: Gateway, *, host: str = "127.0.0.1") -> GatewayApp:

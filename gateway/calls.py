@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 import anyio
-from mcp import MCPError, types
+from mcp import Client, MCPError, types
 from mcp.types import CONNECTION_CLOSED, INVALID_REQUEST, REQUEST_TIMEOUT
 from pydantic import BaseModel, ValidationError
 
@@ -21,6 +21,9 @@ from gateway.errors import BackendMisbehaved, BackendTimeout, BackendUnavailable
 from gateway.upstream import State, Upstream
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
+# How an HTTP backend says it no longer knows our session (it restarted or expired it): the SDK client's wording
+# for a bare 404, and the SDK server's 404 body.
+_SESSION_GONE = ("session terminated", "session not found")
 
 
 class _NotDelivered(Exception):
@@ -112,12 +115,12 @@ async def _once(upstream: Upstream, request: Any, result_type: type[ResultT], de
     try:
         result = await client.session.send_request(request, result_type, request_read_timeout_seconds=deadline)
     except MCPError as exc:
-        _classify(upstream, exc, deadline)
+        _classify(upstream, client, exc, deadline)
         upstream.breaker.success()
         raise
     except (anyio.ClosedResourceError, anyio.BrokenResourceError):
         upstream.breaker.failure()
-        upstream.lose("the connection is closed")
+        upstream.lose("the connection is closed", client)
         raise _NotDelivered("the connection is closed") from None
     except ValidationError as exc:
         upstream.breaker.success()
@@ -129,16 +132,16 @@ async def _once(upstream: Upstream, request: Any, result_type: type[ResultT], de
     return result
 
 
-def _classify(upstream: Upstream, exc: MCPError, deadline: float) -> None:
+def _classify(upstream: Upstream, client: Client, exc: MCPError, deadline: float) -> None:
     """Raise the gateway's view of an SDK error; return when it is the backend's own error."""
     if exc.code == REQUEST_TIMEOUT:
         upstream.breaker.failure()
         raise BackendTimeout(upstream.name, deadline) from None
-    if exc.code == INVALID_REQUEST and "session terminated" in exc.message.lower():
+    if exc.code == INVALID_REQUEST and exc.message.lower() in _SESSION_GONE:
         upstream.breaker.failure()
-        upstream.lose("the backend no longer knows our session (it restarted)")
+        upstream.lose("the backend no longer knows our session (it restarted)", client)
         raise _NotDelivered(exc.message) from None
     if exc.code == CONNECTION_CLOSED:
         upstream.breaker.failure()
-        upstream.lose(f"connection lost ({exc.message})")
+        upstream.lose(f"connection lost ({exc.message})", client)
         raise _Lost(exc.message) from None

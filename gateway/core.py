@@ -99,6 +99,12 @@ class Gateway:
                     f"required backend {upstream.name!r} was not ready within {self.config.start_timeout:g} s"
                 )
 
+    async def drain(self, grace: float) -> None:
+        """Shutdown, first step: end the listen streams and give calls in flight up to ``grace`` seconds."""
+        self.notifier.close()
+        with anyio.move_on_after(grace):
+            await self.inflight.idle()
+
     @property
     def ready(self) -> bool:
         return all(u.state is State.READY for u in self.upstreams.values())

@@ -41,7 +41,8 @@ async def serve_http(config: GatewayConfig, host: str, port: int, banner: str | 
         settings = uvicorn.Config(
             app, host=host, port=port, timeout_graceful_shutdown=config.shutdown_grace, log_level="warning"
         )
-        await _Server(settings, app, f"mcp-gateway listening on http://{host}:{port}{MCP_PATH}", banner).serve()
+        lines = (f"mcp-gateway listening on http://{host}:{port}{MCP_PATH}", banner)
+        await _Server(settings, app, gateway, *lines).serve()
 
 
 class _Server(uvicorn.Server):
@@ -52,9 +53,10 @@ class _Server(uvicorn.Server):
     kills the process before the backends are closed (and the exit status is never 0).
     """
 
-    def __init__(self, config: uvicorn.Config, app: GatewayApp, *lines: str | None) -> None:
+    def __init__(self, config: uvicorn.Config, app: GatewayApp, gateway: Gateway, *lines: str | None) -> None:
         super().__init__(config)
         self._app = app
+        self._gateway = gateway
         self._lines = [line for line in lines if line]
 
     @contextmanager
@@ -73,7 +75,12 @@ class _Server(uvicorn.Server):
             print("\n".join(self._lines), file=sys.stderr, flush=True)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for listener in self.servers:
+            listener.close()
         self._app.cut_streams()
+        self._gateway.notifier.close()
+        with anyio.move_on_after(self._gateway.config.shutdown_grace):
+            await self._app.idle()
         await super().shutdown(sockets)
 
 
@@ -91,8 +98,7 @@ async def serve_stdio(config: GatewayConfig) -> None:
 async def _stop_on_signal(gateway: Gateway, scope: anyio.CancelScope) -> None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for _ in signals:
-            with anyio.move_on_after(gateway.config.shutdown_grace):
-                await gateway.inflight.idle()
+            await gateway.drain(gateway.config.shutdown_grace)
             scope.cancel()
             return
 

@@ -71,11 +71,12 @@ class Upstream:
         self.settings = settings
         self._on_change = on_change
         self._connect = connect
-        self._hooks = TransportHooks(on_eof=self._on_eof, on_stderr=self._on_stderr)
+        self._attempt = 0
         self._wake = anyio.Event()
         self._dirty = False
         self._suspect = False
         self._lost: str | None = None
+        self._busy = anyio.CancelScope()
 
     # -- supervision -----------------------------------------------------------------------------------------
 
@@ -105,12 +106,16 @@ class Upstream:
 
     async def _connection(self, started: float) -> None:
         """Connect, publish the listing, then serve until the connection ends."""
-        self.state, self._dirty, self._suspect, self._lost = State.CONNECTING, False, False, None
+        if self.state is not State.DOWN:
+            self.state = State.CONNECTING
+        self._dirty, self._suspect, self._lost = False, False, None
+        self._attempt += 1
+        hooks = TransportHooks(on_eof=self._eof_hook(self._attempt), on_stderr=self._on_stderr)
         # The deadline covers connecting and listing only; the scope encloses the client so they unwind in order.
         with anyio.CancelScope(deadline=anyio.current_time() + self.config.connect_timeout) as scope:
             async with AsyncExitStack() as stack:
                 client = Client(
-                    await self._connect(self.config, stack, self._hooks),
+                    await self._connect(self.config, stack, hooks),
                     mode=self.config.protocol,
                     read_timeout_seconds=self.config.call_timeout,
                     message_handler=self._on_message,
@@ -145,20 +150,21 @@ class Upstream:
             await self._watch(client)
 
     async def _watch(self, client: Client) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake = anyio.Event()
-            if self._lost is not None:
-                raise ConnectionLost(self._lost)
-            if self._suspect:
-                self._suspect = False
-                await self._probe(client)
-            if self._dirty:
-                self._dirty = False
-                with anyio.fail_after(self.config.connect_timeout):
-                    snapshot = await self._list_all(client)
-                self.tools = {t.name: t for t in snapshot.tools}
-                await self._on_change(self, snapshot)
+        """Probe and re-list on request; a lost connection interrupts whatever is under way."""
+        while self._lost is None:
+            with anyio.CancelScope() as self._busy:
+                await self._wake.wait()
+                self._wake = anyio.Event()
+                if self._suspect:
+                    self._suspect = False
+                    await self._probe(client)
+                if self._dirty:
+                    self._dirty = False
+                    with anyio.fail_after(self.config.connect_timeout):
+                        snapshot = await self._list_all(client)
+                    self.tools = {t.name: t for t in snapshot.tools}
+                    await self._on_change(self, snapshot)
+        raise ConnectionLost(self._lost)
 
     async def _probe_periodically(self) -> None:
         while True:
@@ -199,8 +205,12 @@ class Upstream:
             logger.debug("backend %s transport fault: %r", self.name, message)
             self.suspect()
 
-    def _on_eof(self) -> None:
-        self.lose("the backend closed the connection")
+    def _eof_hook(self, attempt: int) -> Callable[[], None]:
+        def on_eof() -> None:
+            if attempt == self._attempt:
+                self.lose("the backend closed the connection")
+
+        return on_eof
 
     def _on_stderr(self, line: str) -> None:
         """Called on the stderr reader's thread: only thread-safe work here."""
@@ -211,12 +221,18 @@ class Upstream:
         """Something looked wrong: probe the connection now."""
         self._signal(suspect=True)
 
-    def lose(self, reason: str) -> None:
-        """The connection is gone: refuse new requests at once and let the supervisor reconnect."""
+    def lose(self, reason: str, client: Client | None = None) -> None:
+        """The connection is gone: refuse new requests at once and let the supervisor reconnect.
+
+        ``client`` names the connection the failure came from; a late failure from an earlier connection must not
+        take down the one that replaced it.
+        """
+        if client is not None and client is not self.client:
+            return
         if self.state is State.READY:
             self._mark_down(reason)
         self._lost = reason
-        self._wake.set()
+        self._busy.cancel()
 
     def _signal(self, *, dirty: bool = False, suspect: bool = False) -> None:
         self._dirty |= dirty

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from pathlib import Path
 
@@ -49,6 +50,9 @@ class Stack:
 
     def stop_backend(self, name: str) -> None:
         self.procs.stop(self.backends.pop(name))
+
+    def stop_backend_hard(self, name: str) -> None:
+        self.procs.stop(self.backends.pop(name), signal.SIGKILL)
 
     def start(self) -> Stack:
         for name in BACKENDS:

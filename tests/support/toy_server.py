@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -17,8 +19,10 @@ from mcp.server.mcpserver import Context
 from pydantic import Field
 
 
-def build(name: str = "toy") -> MCPServer:
+def build(name: str = "toy", journal: Path | None = None) -> MCPServer:
+    """``journal``: a file each ``record`` call appends to before it sleeps, to count executions across restarts."""
     server = MCPServer(name, instructions="Test backend.")
+    cancelled = [0]
 
     @server.tool(description="Echo the text back.", annotations=types.ToolAnnotations(read_only_hint=True))
     def echo(text: str = Field(description="What to echo")) -> str:
@@ -45,8 +49,38 @@ def build(name: str = "toy") -> MCPServer:
 
     @server.tool(description="Sleep for the given seconds, then answer.")
     async def slow(seconds: float) -> str:
-        await anyio.sleep(seconds)
+        try:
+            await anyio.sleep(seconds)
+        except anyio.get_cancelled_exc_class():
+            cancelled[0] += 1
+            raise
         return "done"
+
+    @server.tool(
+        description="How many slow calls were cancelled.", annotations=types.ToolAnnotations(read_only_hint=True)
+    )
+    def cancellations() -> int:
+        return cancelled[0]
+
+    @server.tool(description="Read slowly (safe to repeat).", annotations=types.ToolAnnotations(read_only_hint=True))
+    async def slow_read(seconds: float) -> str:
+        if journal is not None:
+            with journal.open("a") as handle:
+                handle.write("read\n")
+        await anyio.sleep(seconds)
+        return "read done"
+
+    @server.tool(description="Append a tag to the journal, then sleep (not safe to repeat).")
+    async def record(tag: str, seconds: float) -> str:
+        assert journal is not None
+        with journal.open("a") as handle:
+            handle.write(tag + "\n")
+        await anyio.sleep(seconds)
+        return "recorded"
+
+    @server.tool(description="Exit the process at once.")
+    def crash() -> str:
+        os._exit(1)
 
     @server.tool(description="Register a new tool and tell clients the list changed.")
     async def add_tool(tool_name: str, ctx: Context) -> str:
@@ -84,9 +118,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--transport", choices=["streamable-http", "sse", "stdio"], default="streamable-http")
     parser.add_argument("--stdio", action="store_const", const="stdio", dest="transport")
+    parser.add_argument("--journal", type=Path)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    server = build(args.name)
+    server = build(args.name, args.journal)
     if args.transport == "stdio":
         server.run("stdio")
     else:
