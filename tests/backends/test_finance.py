@@ -10,15 +10,11 @@ from mcp import Client, MCPError
 from mcp.types import INVALID_PARAMS, TextContent, TextResourceContents, ToolAnnotations
 
 from backends.finance.server import build_server
+from tests.backends.support import ok, refused
 
 pytestmark = pytest.mark.anyio
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture(params=["auto", "legacy"])
@@ -26,21 +22,6 @@ async def client(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     """Both protocol eras: 2026-07-28 (auto, in process) and the 2025 initialize handshake (legacy)."""
     async with Client(build_server(tmp_path / "finance.sqlite3"), mode=request.param) as connected:
         yield connected
-
-
-async def ok(client: Client, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, result.content
-    content: dict[str, Any] | None = result.structured_content
-    assert content is not None
-    return content
-
-
-async def refused(client: Client, tool: str, arguments: dict[str, Any]) -> str:
-    result = await client.call_tool(tool, arguments)
-    assert result.is_error
-    assert isinstance(result.content[0], TextContent)
-    return result.content[0].text
 
 
 def expense(amount: float | str, date: str = "2026-05-15", department: str = "HR") -> dict[str, Any]:

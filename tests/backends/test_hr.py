@@ -10,6 +10,7 @@ from mcp import Client, MCPError
 from mcp.types import INVALID_PARAMS, TextContent, TextResourceContents, ToolAnnotations
 
 from backends.hr.server import build_server
+from tests.backends.support import ok, refused
 
 pytestmark = pytest.mark.anyio
 
@@ -19,31 +20,11 @@ READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 YEAR = 2031
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(params=["auto", "legacy"])
 async def client(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Client]:
     """Both protocol eras: 2026-07-28 (auto, in process) and the 2025 initialize handshake (legacy)."""
     async with Client(build_server(tmp_path / "hr.sqlite3"), mode=request.param) as connected:
         yield connected
-
-
-async def ok(client: Client, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, result.content
-    content: dict[str, Any] | None = result.structured_content
-    assert content is not None
-    return content
-
-
-async def refused(client: Client, tool: str, arguments: dict[str, Any]) -> str:
-    result = await client.call_tool(tool, arguments)
-    assert result.is_error
-    assert isinstance(result.content[0], TextContent)
-    return result.content[0].text
 
 
 def leave(employee_id: str, start: str, end: str, kind: str = "vacation") -> dict[str, Any]:
