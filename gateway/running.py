@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
@@ -31,6 +32,7 @@ logger = logging.getLogger(__name__)
 BACKEND_START_TIMEOUT = 30.0
 BACKEND_STOP_TIMEOUT = 5.0
 SAMPLE_BACKENDS = ("ops", "hr", "finance")
+PR_SET_PDEATHSIG = 1
 
 
 async def serve_http(config: GatewayConfig, host: str, port: int, banner: str | None = None) -> None:
@@ -161,13 +163,19 @@ def sample_backends(host: str, ports: tuple[int, int, int], data_dir: Path) -> I
         for name, port in zip(SAMPLE_BACKENDS, ports, strict=True):
             command = [sys.executable, "-m", f"backends.{name}", "--host", host, "--port", str(port)]
             command += ["--db", str(data_dir / f"{name}.sqlite3"), "--log-level", "warning"]
-            procs.append(subprocess.Popen(command, start_new_session=True))
+            procs.append(subprocess.Popen(command, start_new_session=True, preexec_fn=_die_with_parent))
         for name, port, proc in zip(SAMPLE_BACKENDS, ports, procs, strict=True):
             _wait_for_port(name, host, port, proc)
         yield
     finally:
         for proc in procs:
             _stop(proc)
+
+
+def _die_with_parent() -> None:
+    """Linux: the backend gets SIGTERM if the demo dies without stopping it (SIGKILL); a no-op elsewhere."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _wait_for_port(name: str, host: str, port: int, proc: subprocess.Popen[bytes]) -> None:

@@ -125,3 +125,17 @@ def test_serve_json_response_answers_2025_requests_with_plain_json(stack: Stack,
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.headers["Content-Type"].startswith("application/json")
         assert json.loads(response.read())["result"]["serverInfo"]["name"] == "mcp-gateway"
+
+
+def test_demo_backends_end_even_when_the_demo_is_killed(processes: Processes, tmp_path: Path) -> None:
+    ports = [free_port() for _ in range(4)]
+    demo = processes.start(
+        *CLI, "demo", "--port", str(ports[0]), "--ops-port", str(ports[1]), "--hr-port", str(ports[2]),
+        "--finance-port", str(ports[3]), "--data-dir", str(tmp_path / "data"),
+    )  # fmt: skip
+    wait_until(lambda: listening(ports[0]), what="the demo gateway")
+    backends = children_of(demo.pid)
+    assert len(backends) == 3
+    os.kill(demo.pid, signal.SIGKILL)
+    demo.wait(timeout=10)
+    wait_until(lambda: not any(alive(pid) for pid in backends), what="the orphaned backends to end")
