@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,12 +18,18 @@ demo: $(STAMP)
 	$(BIN)/mcp-gateway demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check gateway backends tests
-	$(BIN)/ruff format --check gateway backends tests
+	$(BIN)/ruff check gateway backends tests bench
+	$(BIN)/ruff format --check gateway backends tests bench
 	$(BIN)/mypy
 
 test: lint
 	$(BIN)/pytest
+
+# The benchmark suite (about 10 minutes on 2 cores; writes bench/results/<date>.md and .png). BENCH_ARGS=--quick
+# for a shorter run; peers are installed into bench/.cache on first use.
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

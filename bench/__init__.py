@@ -1,0 +1,1 @@
+"""The benchmark suite: the gateway beside a direct connection and beside its peers (``python -m bench``)."""

@@ -1,0 +1,216 @@
+"""The benchmark's command line: start everything, run every scenario, write the results, stop everything.
+
+python -m bench              # the default run (about 10 minutes on 2 cores, peers installed on first use)
+python -m bench --quick      # one round per level, shorter windows
+python -m bench --tiny       # seconds; what the smoke test runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import time
+from dataclasses import asdict, replace
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from bench import scenarios
+from bench.goals import evaluate
+from bench.loadgen import ERA_2025
+from bench.peers import PEERS
+from bench.procs import Proc, Processes, StartError
+from bench.report import write
+from bench.settings import DEFAULT, ERAS, MODES, QUICK, TINY, Settings
+from bench.stack import (
+    GATEWAY_PREFIX,
+    InstallError,
+    Target,
+    check_call,
+    start_echo,
+    start_gateway,
+    start_peer,
+    wait_listening,
+    wait_ready,
+    write_gateway_config,
+)
+
+BENCH_DIR = Path(__file__).resolve().parent
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Settings, str]:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0] if __doc__ else None)
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="one round per level, shorter windows")
+    size.add_argument("--tiny", action="store_true", help="a few dozen requests, no peers (the smoke test)")
+    parser.add_argument("--out", type=Path, default=BENCH_DIR / "results", help="where results are written")
+    parser.add_argument("--cache", type=Path, default=BENCH_DIR / ".cache", help="where peers are installed")
+    parser.add_argument("--name", help="file name stem of the results (default: today's date)")
+    parser.add_argument("--peers", help=f"comma-separated subset of {','.join(PEERS)}, or 'none'")
+    parser.add_argument("--levels", help="comma-separated concurrency levels, e.g. 1,8,32")
+    parser.add_argument("--rounds", type=int)
+    parser.add_argument("--duration", type=float, help="seconds measured per round")
+    parser.add_argument("--soak", type=float, help="soak seconds (1800 for the long form)")
+    parser.add_argument("--no-chart", action="store_true", help="skip the PNG (no matplotlib needed)")
+    args = parser.parse_args(argv)
+    profile = "tiny" if args.tiny else "quick" if args.quick else "default"
+    settings = TINY if args.tiny else QUICK if args.quick else DEFAULT
+    if args.peers is not None:
+        chosen = () if args.peers == "none" else tuple(p.strip() for p in args.peers.split(",") if p.strip())
+        unknown = [p for p in chosen if p not in PEERS]
+        if unknown:
+            parser.error(f"unknown peers: {', '.join(unknown)}")
+        settings = replace(settings, peers=chosen)
+    if args.levels:
+        settings = replace(settings, levels=tuple(int(v) for v in args.levels.split(",")))
+    if args.rounds:
+        settings = replace(settings, rounds=args.rounds)
+    if args.duration:
+        settings = replace(settings, duration=args.duration)
+    if args.soak:
+        settings = replace(settings, soak_duration=args.soak)
+    if args.no_chart:
+        settings = replace(settings, chart=False)
+    return args, settings, profile
+
+
+def main(argv: list[str] | None = None) -> None:
+    args, settings, profile = parse(argv)
+    started = time.perf_counter()
+    load_before = os.getloadavg()
+    stem = args.name or dt.date.today().isoformat()
+    command = "python -m bench " + shlex.join(argv if argv is not None else sys.argv[1:])
+    with tempfile.TemporaryDirectory(prefix="mcp-bench-") as tmp, Processes(Path(tmp) / "logs") as procs:
+        results = run_all(procs, settings, Path(tmp), args.cache)
+    results.update(
+        date=stem, profile=profile, command=command.strip(), settings=asdict(settings), environment=environment()
+    )
+    results["wall_seconds"] = time.perf_counter() - started
+    results["environment"]["loadavg"] = [round(v, 2) for v in (*load_before[:1], os.getloadavg()[0])]
+    paths = write(args.out, stem, results, chart=settings.chart)
+    for check in evaluate(results):
+        log(f"  {check.name}: {check.measured} ({check.verdict})")
+    log(f"results: {paths['md']}")
+
+
+def run_all(procs: Processes, settings: Settings, work: Path, cache: Path) -> dict[str, Any]:
+    log("starting echo backends and gateways")
+    echoes = {mode: start_echo(procs, mode) for mode in MODES}
+    for proc, port in echoes.values():
+        wait_listening(proc, port, settings.start_timeout)
+    backends = {mode: (proc, f"http://127.0.0.1:{port}/mcp") for mode, (proc, port) in echoes.items()}
+    gateways: dict[str, tuple[Proc, int]] = {}
+    for mode in MODES:
+        config = write_gateway_config(work / f"gateway-{mode}.yaml", [("bench", GATEWAY_PREFIX, backends[mode][1])])
+        gateways[mode] = start_gateway(procs, f"gateway-{mode}", config, json_response=mode == "json")
+    # Started now so their start overlaps; each is first used by its own scenario.
+    idle_config = write_gateway_config(work / "idle.yaml", [("bench", GATEWAY_PREFIX, backends["sse"][1])])
+    idle_gateway = start_gateway(procs, "gateway-idle", idle_config, json_response=False)
+    many_servers = scenarios.start_many(procs, settings)
+    for proc, port in [*gateways.values(), idle_gateway]:
+        wait_ready(proc, port, settings.start_timeout)
+    targets: list[Target] = []
+    fronts: dict[str, Proc] = {}
+    for mode in MODES:
+        backend, backend_url = backends[mode]
+        gateway, port = gateways[mode]
+        for era in ERAS:
+            direct = Target("direct", era, mode, backend_url, "echo", [backend])
+            through = Target("gateway", era, mode, f"http://127.0.0.1:{port}/mcp", f"{GATEWAY_PREFIX}/echo")
+            through.watch = [gateway, backend]
+            targets += [direct, through]
+            fronts[direct.key], fronts[through.key] = backend, gateway
+    for target in targets:
+        asyncio.run(check_call(target, settings.timeout))
+    peers = start_peers(procs, settings, cache, targets)
+
+    log(f"tools/call: {len(targets)} targets x levels {settings.levels} x {settings.rounds} round(s)")
+    rows = scenarios.tool_calls(targets, settings, log)
+    summary = scenarios.aggregate(rows)
+    for target in targets:
+        if target.mode == "peer":
+            for proc in target.watch:
+                procs.stop(proc)
+    results: dict[str, Any] = {"rows": rows, "summary": summary, "peers": peers}
+
+    log(f"soak for {settings.soak_duration:g} s")
+    soak_target = next(t for t in targets if t.key == f"gateway/{ERA_2025}/sse")
+    peak = next((r["rps"] for r in summary if r["key"] == soak_target.key and r["c"] == max(settings.levels)), 0.0)
+    peak = max([peak] + [r["rps"] for r in summary if r["key"] == soak_target.key and r["c"] == 8])
+    results["soak"] = scenarios.soak(soak_target, settings, fronts[soak_target.key], max(peak / 2, 1.0))
+
+    log("1 MB results")
+    big_targets = [t for t in targets if t.era == ERA_2025 and t.system in ("direct", "gateway")]
+    results["big"] = scenarios.big_payloads(big_targets, settings, fronts)
+
+    log(f"{settings.idle_sessions} idle sessions")
+    results["idle"] = _guard(lambda: scenarios.idle_sessions(procs, settings, idle_gateway))
+    log(f"{settings.many_backends} backends x {settings.many_tools} tools")
+    results["many"] = _guard(lambda: scenarios.many_backends(procs, settings, work, many_servers))
+    results["many"].setdefault("backends", settings.many_backends)
+    return results
+
+
+def start_peers(procs: Processes, settings: Settings, cache: Path, targets: list[Target]) -> dict[str, Any]:
+    """Install and start each peer; one that cannot run is recorded as skipped with the reason.
+
+    A peer in front of an HTTP backend gets a JSON-mode echo backend of its own, so whatever it leaves behind
+    there (sessions it never closes, streams it keeps open) cannot slow down the direct and gateway targets.
+    """
+    peers: dict[str, Any] = {}
+    for name in settings.peers:
+        peer = PEERS[name]
+        info: dict[str, Any] = {"package": peer.package, "description": peer.description}
+        log(f"peer {name}: installing {peer.package} (cached after the first run) and starting")
+        try:
+            backend: tuple[Proc, str] | None = None
+            if peer.http_backend:
+                proc, port = start_echo(procs, "json", name=f"echo-{name}")
+                wait_listening(proc, port, settings.start_timeout)
+                backend = (proc, f"http://127.0.0.1:{port}/mcp")
+            targets.append(start_peer(procs, name, cache, backend, settings.install_timeout, settings.start_timeout))
+        except (InstallError, StartError, OSError) as exc:
+            info["skipped"] = str(exc).replace("\n", " ")[:400]
+            log(f"peer {name} skipped: {info['skipped']}")
+        peers[name] = info
+    return peers
+
+
+def _guard(scenario: Any) -> dict[str, Any]:
+    """A scenario that fails is reported as failed; the run goes on."""
+    try:
+        result: dict[str, Any] = scenario()
+        return result
+    except (StartError, OSError, TimeoutError, ValueError, RuntimeError) as exc:
+        log(f"scenario failed: {type(exc).__name__}: {exc}")
+        return {"error": f"{type(exc).__name__}: {exc}"[:400]}
+
+
+def environment() -> dict[str, Any]:
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "?"
+
+    return {
+        "cpus": os.cpu_count(),
+        "platform": f"{platform.system()} {platform.machine()}",
+        "python": platform.python_version(),
+        "mcp": version("mcp"),
+        "uvicorn": version("uvicorn"),
+    }
+
+
+if __name__ == "__main__":
+    main()

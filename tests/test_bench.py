@@ -1,0 +1,23 @@
+"""The benchmark suite runs end to end in its tiniest setting and writes its table and chart."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_tiny_benchmark_writes_a_table_with_direct_and_gateway_rows_and_a_png_chart(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "bench", "--tiny", "--out", str(tmp_path), "--name", "smoke"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=90, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = (tmp_path / "smoke.md").read_text()
+    for system in ("direct", "gateway"):
+        for era in ("2025", "2026"):
+            assert f"| {system} | {era} | json | 1 |" in report
+            assert f"| {system} | {era} | sse | 2 |" in report
+    assert "## Targets" in report
+    assert (tmp_path / "smoke.png").read_bytes().startswith(PNG_SIGNATURE)
