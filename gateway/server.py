@@ -101,7 +101,8 @@ def build_server(gateway: Gateway) -> GatewayServer:
         on_completion=complete,
         on_subscriptions_listen=gateway.notifier.listen,
     )
-    server.middleware.append(edge)
+    # Replaces the SDK's default OpenTelemetry middleware, a measurable share of every call with no tracer set.
+    server.middleware = [edge]
     return server
 
 
