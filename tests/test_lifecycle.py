@@ -66,6 +66,7 @@ async def until(predicate: Any, limit: float = 20) -> None:
 
 def stdio_toy(name: str, *extra: str, **fields: Any) -> BackendConfig:
     args = ["-m", "tests.support.toy_server", "--stdio", "--name", name, *extra]
+    fields = {"connect_timeout": 30, **fields}  # a Python MCP server can take seconds to start on a busy machine
     return BackendConfig(name=name, transport="stdio", command=sys.executable, args=args, cwd=str(ROOT), **fields)
 
 
@@ -230,6 +231,7 @@ async def test_a_backend_absent_at_start_is_reported_and_joins_when_it_appears(
 ) -> None:
     late = Toy(processes, tmp_path / "journal", "late")
     async with gateway_for(BackendConfig(name="late", url=late.url), stdio_toy("fine")) as (gw, c):
+        await until(lambda: gw.upstreams["fine"].ready.is_set())
         status = gw.status()
         assert status["status"] == "degraded"
         assert {b["name"]: b["state"] for b in status["backends"]} == {"late": "down", "fine": "ready"}
