@@ -50,6 +50,7 @@ def markdown(results: dict[str, Any], png: Path | None) -> str:
     rows = results.get("rows", [])
     busy = [r for r in rows if r.get("busy_before", 0) >= 20]
     lines += [
+        "",
         f"Before each window the suite waits (at most {results['settings']['quiet_wait']:g} s) for the machine's CPU "
         f"use to drop below 20 %; {len(busy)} of {len(rows)} windows started above it (other work on the machine).",
         "",
@@ -217,18 +218,21 @@ def write_chart(path: Path, results: dict[str, Any]) -> None:
 
     summary = results["summary"]
     fig, axes = plt.subplots(2, 3, figsize=(15, 8.5), squeeze=False)
+    labels = sorted({_label(row) for row in summary})
+    palette = plt.get_cmap("tab10")
+    colors = {label: palette(i % 10) for i, label in enumerate(labels)}
     for row_no, era in enumerate(ERAS):
         series: dict[str, list[dict[str, Any]]] = {}
         for row in summary:
             if row["era"] == era and row["rps"] > 0:
-                label = row["system"] if row["mode"] == "peer" else f"{row['system']} ({row['mode']})"
-                series.setdefault(label, []).append(row)
+                series.setdefault(_label(row), []).append(row)
         for col, (stat, title) in enumerate((("rps", "tools/call req/s"), ("p50", "p50 ms"), ("p99", "p99 ms"))):
             ax = axes[row_no][col]
             for label, rows in sorted(series.items()):
                 rows.sort(key=lambda r: r["c"])
                 style = "-" if label.startswith("gateway") else "--" if label.startswith("direct") else ":"
-                ax.plot([r["c"] for r in rows], [r[stat] for r in rows], style, marker="o", label=label)
+                xs, ys = [r["c"] for r in rows], [r[stat] for r in rows]
+                ax.plot(xs, ys, style, marker="o", label=label, color=colors[label])
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
             ax.xaxis.set_major_formatter(ScalarFormatter())
@@ -242,3 +246,7 @@ def write_chart(path: Path, results: dict[str, Any]) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def _label(row: dict[str, Any]) -> str:
+    return str(row["system"]) if row["mode"] == "peer" else f"{row['system']} ({row['mode']})"

@@ -24,7 +24,7 @@ from typing import Any
 from bench import scenarios
 from bench.goals import evaluate
 from bench.loadgen import ERA_2025
-from bench.peers import PEERS
+from bench.peers import NOT_AUTOMATED, PEERS
 from bench.procs import Proc, Processes, StartError
 from bench.report import write
 from bench.settings import DEFAULT, ERAS, MODES, QUICK, TINY, Settings
@@ -183,6 +183,8 @@ def start_peers(procs: Processes, settings: Settings, cache: Path, targets: list
             info["skipped"] = str(exc).replace("\n", " ")[:400]
             log(f"peer {name} skipped: {info['skipped']}")
         peers[name] = info
+    if settings.peers:
+        peers.update({name: dict(info) for name, info in NOT_AUTOMATED.items()})
     return peers
 
 
