@@ -25,7 +25,7 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest
 
-# The benchmark suite (about 10 minutes on 2 cores; writes bench/results/<date>.md and .png). BENCH_ARGS=--quick
+# The benchmark suite (about 15 minutes on 2 cores; writes bench/results/<date>.md and .png). BENCH_ARGS=--quick
 # for a shorter run; peers are installed into bench/.cache on first use.
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

@@ -327,7 +327,9 @@ async def run_load(load: Load, probe: Callable[[], Any] = lambda: None) -> LoadR
     clients = [McpClient(endpoint, load.era) for _ in range(load.concurrency)]
     window = _Window(load, probe)
     try:
-        await asyncio.wait_for(asyncio.gather(*(c.open() for c in clients)), load.timeout)
+        # Handshakes are not measured; a peer that starts a process per session needs time for 32 of them.
+        handshakes = load.timeout + 2.0 * load.concurrency
+        await asyncio.wait_for(asyncio.gather(*(c.open() for c in clients)), handshakes)
         tasks = [asyncio.create_task(_drive(c, load, window, i)) for i, c in enumerate(clients)]
         await asyncio.sleep(load.warmup)
         window.open()

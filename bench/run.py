@@ -1,6 +1,6 @@
 """The benchmark's command line: start everything, run every scenario, write the results, stop everything.
 
-python -m bench              # the default run (about 10 minutes on 2 cores, peers installed on first use)
+python -m bench              # the default run (12-15 minutes on 2 cores, peers installed on first use)
 python -m bench --quick      # one round per level, shorter windows
 python -m bench --tiny       # seconds; what the smoke test runs
 """

@@ -53,7 +53,7 @@ def measure(
     )
     row: dict[str, Any] = {"key": target.key, "system": target.system, "era": target.era, "mode": target.mode}
     row["c"] = concurrency
-    row["busy_before"] = wait_quiet(limit=settings.quiet_wait)
+    row["busy_before"] = wait_quiet(limit=settings.quiet_wait) if settings.quiet_wait > 0 else 0.0
     try:
         result = asyncio.run(run_load(load, probe=target.cpu))
     except (RpcError, OSError, TimeoutError, asyncio.IncompleteReadError) as exc:

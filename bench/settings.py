@@ -55,6 +55,6 @@ TINY = Settings(
     soak_duration=1.0,
     soak_concurrency=2,
     settle=0.2,
-    quiet_wait=0.5,
+    quiet_wait=0.0,
     start_timeout=30.0,
 )
