@@ -1,7 +1,7 @@
 """The HTTP face of the gateway: ``/mcp`` (both protocol eras), ``/healthz`` and ``/readyz``.
 
 ``/healthz`` answers 200 while the process serves. ``/readyz`` answers 200 when every backend is connected and
-503 otherwise; both carry each backend's state, breaker, tool count and, when it is not ready, the reason.
+503 otherwise; either way it carries each backend's state, breaker, tool count and, when it is not ready, the reason.
 """
 
 from __future__ import annotations

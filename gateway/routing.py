@@ -7,7 +7,7 @@ at through the gateway), and the backend's own ``serverInfo`` stamp is removed (
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from mcp import types
@@ -35,13 +35,13 @@ class Router:
     async def call_tool(
         self, name: str, arguments: dict[str, Any] | None, meta: Mapping[str, Any] | None = None
     ) -> types.CallToolResult:
-        route = self._resolve("tool", name, self._catalog.resolve_tool)
+        route = self._resolve(name, self._catalog.resolve_tool)
         upstream = self._upstreams[route.backend]
         result = await calls.call_tool(upstream, route.original, arguments, _forwardable(meta))
         return self._rewrite(upstream, result)
 
     async def get_prompt(self, name: str, arguments: dict[str, str] | None) -> types.GetPromptResult:
-        route = self._resolve("prompt", name, self._catalog.resolve_prompt)
+        route = self._resolve(name, self._catalog.resolve_prompt)
         upstream = self._upstreams[route.backend]
         return self._rewrite(upstream, await calls.get_prompt(upstream, route.original, arguments))
 
@@ -53,7 +53,7 @@ class Router:
     async def complete(self, params: types.CompleteRequestParams) -> types.CompleteResult:
         ref = params.ref
         if isinstance(ref, types.PromptReference):
-            route = self._resolve("prompt", ref.name, self._catalog.resolve_prompt)
+            route = self._resolve(ref.name, self._catalog.resolve_prompt)
             forwarded: types.PromptReference | types.ResourceTemplateReference = ref.model_copy(
                 update={"name": route.original}
             )
@@ -63,11 +63,10 @@ class Router:
         upstream = self._upstreams[route.backend]
         return await calls.complete(upstream, params.model_copy(update={"ref": forwarded, "meta": None}))
 
-    def _resolve(self, kind: str, name: str, lookup: Any) -> Route:
+    def _resolve(self, name: str, lookup: Callable[[str], Route]) -> Route:
         """Look a name up; a name under the prefix of a backend that is down names that backend instead."""
         try:
-            route: Route = lookup(name)
-            return route
+            return lookup(name)
         except UnknownTarget:
             for upstream in self._upstreams.values():
                 prefix = upstream.config.exposed_prefix

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.procs import ROOT, Processes, free_port, http_get, listening, wait_until
+from tests.support.procs import ROOT, Processes, alive, children, free_port, http_get, listening, wait_until
 from tests.support.stack import Stack
 
 CLI = ["-m", "gateway"]
@@ -50,27 +50,6 @@ def test_tools_exits_1_and_says_why_when_a_backend_is_unreachable(tmp_path: Path
     assert "gone is down" in done.stderr and "Traceback" not in done.stderr
 
 
-def children_of(pid: int) -> set[int]:
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.add(int(entry.name))
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def test_demo_starts_three_backends_and_the_gateway_and_ctrl_c_stops_them_all(
     processes: Processes, tmp_path: Path
 ) -> None:
@@ -101,7 +80,7 @@ def test_demo_starts_three_backends_and_the_gateway_and_ctrl_c_stops_them_all(
     assert entry["args"][:2] == ["stdio", "--config"] and Path(entry["args"][2]).exists()
     status, body = http_get(f"http://127.0.0.1:{ports[0]}/readyz")
     assert status == 200 and [b["state"] for b in body["backends"]] == ["ready"] * 3
-    backends = children_of(demo.pid)
+    backends = children(demo.pid)
     assert len(backends) == 3
 
     os.killpg(demo.pid, signal.SIGINT)
@@ -134,7 +113,7 @@ def test_demo_backends_end_even_when_the_demo_is_killed(processes: Processes, tm
         "--finance-port", str(ports[3]), "--data-dir", str(tmp_path / "data"),
     )  # fmt: skip
     wait_until(lambda: listening(ports[0]), what="the demo gateway")
-    backends = children_of(demo.pid)
+    backends = children(demo.pid)
     assert len(backends) == 3
     os.kill(demo.pid, signal.SIGKILL)
     demo.wait(timeout=10)

@@ -21,7 +21,7 @@ from gateway.config import BackendConfig, GatewayConfig
 from gateway.core import Gateway
 from gateway.errors import BACKEND_UNAVAILABLE, OUTCOME_UNKNOWN
 from gateway.server import build_server
-from tests.support.procs import ROOT, Processes, free_port, http_get, listening, wait_until
+from tests.support.procs import ROOT, Processes, alive, children, free_port, http_get, listening, wait_until
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.anyio
@@ -305,26 +305,6 @@ async def test_an_idempotent_call_survives_a_restart_mid_call_and_another_gets_o
     assert unknown.value.code == OUTCOME_UNKNOWN and "'record'" in unknown.value.message
     assert toy.journal.read_text().splitlines().count("once") == 1
     assert replayed["result"].content[0].text == "read done"
-
-
-def children(pid: int) -> set[int]:
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                found.add(int(entry.name))
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_sigterm_stops_the_gateway_with_status_0_and_leaves_no_process(processes: Processes, tmp_path: Path) -> None:

@@ -81,3 +81,30 @@ class Processes:
     def stop_all(self) -> None:
         for proc in reversed(self.procs):
             self.stop(proc)
+
+
+def _stat(pid: int | str) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (state first, then the parent's id)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def children(pid: int) -> set[int]:
+    """The ids of the processes whose parent is ``pid``, read from the process table."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int(_stat(entry.name)[1])
+            except OSError:
+                continue
+            if parent == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Running, or at least not yet a zombie."""
+    try:
+        return _stat(pid)[0] != "Z"
+    except OSError:
+        return False
