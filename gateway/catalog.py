@@ -21,6 +21,7 @@ from mcp import types
 from gateway.config import BackendConfig, NamingConfig
 from gateway.errors import UnknownTarget
 from gateway.naming import Style, canonical_name, expose_uri, split_uri, strict_name
+from gateway.pages import Key, page
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class _Index:
     prompts: dict[str, Route] = field(default_factory=dict)
     schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
     lists: dict[tuple[str, Style], list[Any]] = field(default_factory=dict)
+    keys: dict[str, list[Key]] = field(default_factory=dict)
     conflicts: list[str] = field(default_factory=list)
 
 
@@ -76,7 +78,7 @@ class _Named:
 class _Part:
     """One kind of one backend's listing, plus the renamed copies made of it so far (reused across merges)."""
 
-    def __init__(self, items: tuple[Any, ...], named: list[_Named], exposed: list[tuple[str, Any]]) -> None:
+    def __init__(self, items: tuple[Any, ...], named: list[_Named], exposed: list[tuple[str, int, Any]]) -> None:
         self.items = items
         self.named = named
         self.exposed = exposed
@@ -148,11 +150,11 @@ class Catalog:
             elif kind == "resources":
                 exposed = [expose_uri(backend.exposed_prefix, str(r.uri)) for r in items]
                 copies = [r.model_copy(update={"uri": uri}) for r, uri in zip(items, exposed, strict=True)]
-                parts[kind] = _Part(items, [], list(zip(exposed, copies, strict=True)))
+                parts[kind] = _Part(items, [], list(zip(exposed, range(len(items)), copies, strict=True)))
             else:
                 exposed = [expose_uri(backend.exposed_prefix, t.uri_template) for t in items]
                 copies = [t.model_copy(update={"uri_template": uri}) for t, uri in zip(items, exposed, strict=True)]
-                parts[kind] = _Part(items, [], list(zip(exposed, copies, strict=True)))
+                parts[kind] = _Part(items, [], list(zip(exposed, range(len(items)), copies, strict=True)))
         return parts
 
     def _named(self, backend: BackendConfig, item: Any) -> _Named:
@@ -180,6 +182,11 @@ class Catalog:
 
     def templates(self) -> list[types.ResourceTemplate]:
         return self._index.lists[("templates", Style.CANONICAL)]
+
+    def page(self, kind: str, style: Style, cursor: str | None, size: int) -> tuple[list[Any], str | None]:
+        """One page of a list (``tools``, ``prompts``, ``resources``, ``templates``) and the next page's cursor."""
+        style = style if kind in ("tools", "prompts") else Style.CANONICAL
+        return page(kind, self._index.lists[(kind, style)], self._index.keys[kind], cursor, size)
 
     @property
     def conflicts(self) -> list[str]:
@@ -238,10 +245,14 @@ class Catalog:
             visible = [(canon, b, strict, e) for canon, (b, strict, e) in sorted(names.items()) if b in self._visible]
             index.lists[(kind, Style.CANONICAL)] = [self._parts[b][kind].renamed(e, c) for c, b, _, e in visible]
             index.lists[(kind, Style.STRICT)] = [self._parts[b][kind].renamed(e, s) for _, b, s, e in visible]
-        shown = [b for b in ordered if b in self._visible]
+            index.keys[kind] = [(canon,) for canon, _, _, _ in visible]
+        shown = [(position, b) for position, b in enumerate(ordered) if b in self._visible]
         for kind in ("resources", "templates"):
-            exposed = [pair for b in shown for pair in self._parts[b][kind].exposed]
-            index.lists[(kind, Style.CANONICAL)] = [item for _, item in sorted(exposed, key=lambda pair: pair[0])]
+            exposed = sorted(
+                ((uri, position, i), item) for position, b in shown for uri, i, item in self._parts[b][kind].exposed
+            )
+            index.lists[(kind, Style.CANONICAL)] = [item for _, item in exposed]
+            index.keys[kind] = [key for key, _ in exposed]
         for conflict in index.conflicts:
             if conflict not in self._index.conflicts:
                 logger.warning("name conflict: %s", conflict)
