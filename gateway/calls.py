@@ -18,6 +18,8 @@ from pydantic import BaseModel, ValidationError
 
 from gateway.breaker import CircuitOpen
 from gateway.errors import BackendMisbehaved, BackendTimeout, BackendUnavailable, OutcomeUnknown
+from gateway.forward import InvalidAnswer
+from gateway.sink import Sink
 from gateway.upstream import State, Upstream
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
@@ -35,28 +37,40 @@ class _Lost(Exception):
 
 
 async def call_tool(
-    upstream: Upstream, name: str, arguments: dict[str, Any] | None, meta: dict[str, Any] | None = None
+    upstream: Upstream,
+    name: str,
+    arguments: dict[str, Any] | None,
+    meta: dict[str, Any] | None = None,
+    sink: Sink | None = None,
 ) -> types.CallToolResult:
-    params = types.CallToolRequestParams(name=name, arguments=arguments, _meta=meta)  # type: ignore[arg-type]
+    params = _params(name=name, arguments=arguments, _meta=meta)
     timeout = upstream.config.tool_timeouts.get(name, upstream.config.call_timeout)
-    request = types.CallToolRequest(params=params)
+    replayable = _replayable(upstream, name)
     return await _send(
-        upstream, request, types.CallToolResult, timeout, replayable=_replayable(upstream, name), what=name
+        upstream, "tools/call", params, types.CallToolResult, timeout, replayable=replayable, what=name, sink=sink
     )
 
 
-async def read_resource(upstream: Upstream, uri: str) -> types.ReadResourceResult:
-    request = types.ReadResourceRequest(params=types.ReadResourceRequestParams(uri=uri))
-    return await _send(upstream, request, types.ReadResourceResult)
+async def read_resource(upstream: Upstream, uri: str, sink: Sink | None = None) -> types.ReadResourceResult:
+    return await _send(upstream, "resources/read", {"uri": uri}, types.ReadResourceResult, sink=sink)
 
 
-async def get_prompt(upstream: Upstream, name: str, arguments: dict[str, str] | None) -> types.GetPromptResult:
-    request = types.GetPromptRequest(params=types.GetPromptRequestParams(name=name, arguments=arguments))
-    return await _send(upstream, request, types.GetPromptResult)
+async def get_prompt(
+    upstream: Upstream, name: str, arguments: dict[str, str] | None, sink: Sink | None = None
+) -> types.GetPromptResult:
+    params = _params(name=name, arguments=arguments)
+    return await _send(upstream, "prompts/get", params, types.GetPromptResult, sink=sink)
 
 
-async def complete(upstream: Upstream, params: types.CompleteRequestParams) -> types.CompleteResult:
-    return await _send(upstream, types.CompleteRequest(params=params), types.CompleteResult)
+async def complete(
+    upstream: Upstream, params: types.CompleteRequestParams, sink: Sink | None = None
+) -> types.CompleteResult:
+    wire = params.model_dump(by_alias=True, mode="json", exclude_none=True)
+    return await _send(upstream, "completion/complete", wire, types.CompleteResult, sink=sink)
+
+
+def _params(**values: Any) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if value is not None}
 
 
 def _replayable(upstream: Upstream, name: str) -> bool:
@@ -68,17 +82,19 @@ def _replayable(upstream: Upstream, name: str) -> bool:
 
 async def _send(
     upstream: Upstream,
-    request: Any,
+    method: str,
+    params: dict[str, Any],
     result_type: type[ResultT],
     deadline: float | None = None,
     *,
     replayable: bool = True,
     what: str = "",
+    sink: Sink | None = None,
 ) -> ResultT:
     """Send once; after a dropped connection, once more over the next connection if that is safe."""
     deadline = deadline or upstream.config.call_timeout
     try:
-        return await _once(upstream, request, result_type, deadline)
+        return await _once(upstream, method, params, result_type, deadline, sink)
     except _Lost:
         if not replayable:
             raise OutcomeUnknown(upstream.name, what) from None
@@ -86,7 +102,7 @@ async def _send(
         pass
     await _reconnected(upstream)
     try:
-        return await _once(upstream, request, result_type, deadline)
+        return await _once(upstream, method, params, result_type, deadline, sink)
     except _Lost:
         if not replayable:
             raise OutcomeUnknown(upstream.name, what) from None
@@ -104,7 +120,14 @@ async def _reconnected(upstream: Upstream) -> None:
     raise BackendUnavailable(upstream.name, upstream.error or "did not reconnect in time")
 
 
-async def _once(upstream: Upstream, request: Any, result_type: type[ResultT], deadline: float) -> ResultT:
+async def _once(
+    upstream: Upstream,
+    method: str,
+    params: dict[str, Any],
+    result_type: type[ResultT],
+    deadline: float,
+    sink: Sink | None,
+) -> ResultT:
     client = upstream.client
     if client is None or upstream.state is not State.READY:
         raise BackendUnavailable(upstream.name, upstream.error or upstream.state.value)
@@ -113,7 +136,7 @@ async def _once(upstream: Upstream, request: Any, result_type: type[ResultT], de
     except CircuitOpen as exc:
         raise BackendUnavailable(upstream.name, str(exc)) from None
     try:
-        result = await client.session.send_request(request, result_type, request_read_timeout_seconds=deadline)
+        result = await upstream.send(client, method, params, result_type, deadline, sink)
     except MCPError as exc:
         _classify(upstream, client, exc, deadline)
         upstream.breaker.success()
@@ -125,6 +148,9 @@ async def _once(upstream: Upstream, request: Any, result_type: type[ResultT], de
     except ValidationError as exc:
         upstream.breaker.success()
         raise BackendMisbehaved(upstream.name, f"{exc.error_count()} validation errors") from None
+    except InvalidAnswer as exc:
+        upstream.breaker.success()
+        raise BackendMisbehaved(upstream.name, str(exc)) from None
     except BaseException:
         upstream.breaker.abandon()
         raise

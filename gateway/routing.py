@@ -18,6 +18,7 @@ from gateway.catalog import Catalog, Route
 from gateway.config import NamingConfig
 from gateway.errors import BackendUnavailable, UnknownTarget
 from gateway.naming import expose_uri
+from gateway.sink import Sink
 from gateway.upstream import State, Upstream
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -33,24 +34,30 @@ class Router:
         self._naming = naming
 
     async def call_tool(
-        self, name: str, arguments: dict[str, Any] | None, meta: Mapping[str, Any] | None = None
+        self,
+        name: str,
+        arguments: dict[str, Any] | None,
+        meta: Mapping[str, Any] | None = None,
+        sink: Sink | None = None,
     ) -> types.CallToolResult:
         route = self._resolve(name, self._catalog.resolve_tool)
         upstream = self._upstreams[route.backend]
-        result = await calls.call_tool(upstream, route.original, arguments, _forwardable(meta))
+        result = await calls.call_tool(upstream, route.original, arguments, _forwardable(meta), sink)
         return self._rewrite(upstream, result)
 
-    async def get_prompt(self, name: str, arguments: dict[str, str] | None) -> types.GetPromptResult:
+    async def get_prompt(
+        self, name: str, arguments: dict[str, str] | None, sink: Sink | None = None
+    ) -> types.GetPromptResult:
         route = self._resolve(name, self._catalog.resolve_prompt)
         upstream = self._upstreams[route.backend]
-        return self._rewrite(upstream, await calls.get_prompt(upstream, route.original, arguments))
+        return self._rewrite(upstream, await calls.get_prompt(upstream, route.original, arguments, sink))
 
-    async def read_resource(self, uri: str) -> types.ReadResourceResult:
+    async def read_resource(self, uri: str, sink: Sink | None = None) -> types.ReadResourceResult:
         route = self._catalog.resolve_uri(uri)
         upstream = self._upstreams[route.backend]
-        return self._rewrite(upstream, await calls.read_resource(upstream, route.original))
+        return self._rewrite(upstream, await calls.read_resource(upstream, route.original, sink))
 
-    async def complete(self, params: types.CompleteRequestParams) -> types.CompleteResult:
+    async def complete(self, params: types.CompleteRequestParams, sink: Sink | None = None) -> types.CompleteResult:
         ref = params.ref
         if isinstance(ref, types.PromptReference):
             route = self._resolve(ref.name, self._catalog.resolve_prompt)
@@ -61,7 +68,7 @@ class Router:
             route = self._catalog.resolve_uri(ref.uri)
             forwarded = ref.model_copy(update={"uri": route.original})
         upstream = self._upstreams[route.backend]
-        return await calls.complete(upstream, params.model_copy(update={"ref": forwarded, "meta": None}))
+        return await calls.complete(upstream, params.model_copy(update={"ref": forwarded, "meta": None}), sink)
 
     def _resolve(self, name: str, lookup: Callable[[str], Route]) -> Route:
         """Look a name up; a name under the prefix of a backend that is down names that backend instead."""
