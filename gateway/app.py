@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.core import Gateway, InFlight
 from gateway.server import build_server
@@ -38,12 +38,25 @@ class GatewayApp:
             with self._calls.track():
                 await self._app(scope, receive, send)
         else:
-            with anyio.CancelScope() as stream:
-                self._streams.add(stream)
-                try:
-                    await self._app(scope, receive, send)
-                finally:
-                    self._streams.discard(stream)
+            await self._stream(scope, receive, send)
+
+    async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve a GET stream that ``cut_streams`` can end; a cut stream still ends its response properly."""
+        state = {"started": False, "ended": False}
+
+        async def tracked(message: Message) -> None:
+            state["started"] = state["started"] or message["type"] == "http.response.start"
+            state["ended"] = message["type"] == "http.response.body" and not message.get("more_body", False)
+            await send(message)
+
+        with anyio.CancelScope() as stream:
+            self._streams.add(stream)
+            try:
+                await self._app(scope, receive, tracked)
+            finally:
+                self._streams.discard(stream)
+        if stream.cancelled_caught and state["started"] and not state["ended"]:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     def cut_streams(self) -> None:
         for stream in list(self._streams):
