@@ -21,6 +21,8 @@ from gateway.errors import GatewayError, to_mcp_error
 from gateway.naming import Style, style_for_client
 
 Ctx = ServerRequestContext[Any, Any]
+SESSION_HEADER = "mcp-session-id"
+STDIO_SESSION = "stdio"
 INSTRUCTIONS = (
     "A gateway in front of several MCP servers. Every tool, prompt and resource carries the prefix of the "
     "server that owns it (for example ops/, hr/, fin/, or ops__ where '/' is not allowed)."
@@ -53,13 +55,13 @@ def build_server(gateway: Gateway) -> GatewayServer:
         return types.ListToolsResult(tools=catalog.tools(style(ctx)))
 
     async def call_tool(ctx: Ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
-        return await router.call_tool(params.name, params.arguments, params.meta)
+        return await router.call_tool(params.name, params.arguments, params.meta, _session(ctx))
 
     async def list_prompts(ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
         return types.ListPromptsResult(prompts=catalog.prompts(style(ctx)))
 
     async def get_prompt(ctx: Ctx, params: types.GetPromptRequestParams) -> types.GetPromptResult:
-        return await router.get_prompt(params.name, params.arguments)
+        return await router.get_prompt(params.name, params.arguments, _session(ctx))
 
     async def list_resources(ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
         return types.ListResourcesResult(resources=catalog.resources())
@@ -70,10 +72,10 @@ def build_server(gateway: Gateway) -> GatewayServer:
         return types.ListResourceTemplatesResult(resource_templates=catalog.templates())
 
     async def read_resource(ctx: Ctx, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
-        return await router.read_resource(str(params.uri))
+        return await router.read_resource(str(params.uri), _session(ctx))
 
     async def complete(ctx: Ctx, params: types.CompleteRequestParams) -> types.CompleteResult:
-        return await router.complete(params)
+        return await router.complete(params, _session(ctx))
 
     async def edge(ctx: Ctx, call_next: CallNext) -> HandlerResult:
         if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
@@ -104,6 +106,15 @@ def build_server(gateway: Gateway) -> GatewayServer:
     # Replaces the SDK's default OpenTelemetry middleware, a measurable share of every call with no tracer set.
     server.middleware = [edge]
     return server
+
+
+def _session(ctx: Ctx) -> str | None:
+    """The caller's downstream session: its ``Mcp-Session-Id`` over HTTP (none for a stateless 2026 client), or
+    the one stdio client."""
+    if ctx.request is None:
+        return STDIO_SESSION
+    session: str | None = ctx.request.headers.get(SESSION_HEADER)
+    return session
 
 
 def _client_name(ctx: Ctx) -> str | None:
