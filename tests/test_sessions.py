@@ -97,7 +97,9 @@ async def test_stdio_backend_runs_one_process_per_client_and_ends_it_with_the_cl
         # The broken session is dropped; the next call opens a fresh one (and a fresh process, with no memory).
         value, pid = text(await a.call_tool("local/recall", {})).split("@")
         assert value == "" and pid != pid_a and not alive(int(pid_a))
-    wait_until(lambda: children(gateway_pid) == shared, what="only the shared backend process to remain")
+        processes.stop(processes.procs[-1])  # SIGTERM with a client session open
+    assert processes.procs[-1].returncode == 0
+    assert not any(alive(p) for p in (int(pid), *shared))
 
 
 @asynccontextmanager
