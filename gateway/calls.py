@@ -17,7 +17,9 @@ from mcp.types import CONNECTION_CLOSED, INVALID_REQUEST, REQUEST_TIMEOUT
 from pydantic import BaseModel, ValidationError
 
 from gateway.breaker import CircuitOpen
+from gateway.caller import ANONYMOUS, Caller
 from gateway.errors import BackendMisbehaved, BackendTimeout, BackendUnavailable, OutcomeUnknown
+from gateway.forward import InvalidAnswer
 from gateway.upstream import State, Upstream
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
@@ -39,32 +41,36 @@ async def call_tool(
     name: str,
     arguments: dict[str, Any] | None,
     meta: dict[str, Any] | None = None,
-    session: str | None = None,
+    caller: Caller = ANONYMOUS,
 ) -> types.CallToolResult:
-    """``session``, here and below: the caller's downstream session, for backends with per-client sessions."""
-    params = types.CallToolRequestParams(name=name, arguments=arguments, _meta=meta)  # type: ignore[arg-type]
+    params = _params(name=name, arguments=arguments, _meta=meta)
     timeout = upstream.config.tool_timeouts.get(name, upstream.config.call_timeout)
-    request = types.CallToolRequest(params=params)
     replayable = _replayable(upstream, name)
-    return await _send(upstream, request, types.CallToolResult, session, timeout, replayable=replayable, what=name)
+    return await _send(
+        upstream, "tools/call", params, types.CallToolResult, caller, timeout, replayable=replayable, what=name
+    )
 
 
-async def read_resource(upstream: Upstream, uri: str, session: str | None = None) -> types.ReadResourceResult:
-    request = types.ReadResourceRequest(params=types.ReadResourceRequestParams(uri=uri))
-    return await _send(upstream, request, types.ReadResourceResult, session)
+async def read_resource(upstream: Upstream, uri: str, caller: Caller = ANONYMOUS) -> types.ReadResourceResult:
+    return await _send(upstream, "resources/read", {"uri": uri}, types.ReadResourceResult, caller)
 
 
 async def get_prompt(
-    upstream: Upstream, name: str, arguments: dict[str, str] | None, session: str | None = None
+    upstream: Upstream, name: str, arguments: dict[str, str] | None, caller: Caller = ANONYMOUS
 ) -> types.GetPromptResult:
-    request = types.GetPromptRequest(params=types.GetPromptRequestParams(name=name, arguments=arguments))
-    return await _send(upstream, request, types.GetPromptResult, session)
+    params = _params(name=name, arguments=arguments)
+    return await _send(upstream, "prompts/get", params, types.GetPromptResult, caller)
 
 
 async def complete(
-    upstream: Upstream, params: types.CompleteRequestParams, session: str | None = None
+    upstream: Upstream, params: types.CompleteRequestParams, caller: Caller = ANONYMOUS
 ) -> types.CompleteResult:
-    return await _send(upstream, types.CompleteRequest(params=params), types.CompleteResult, session)
+    wire = params.model_dump(by_alias=True, mode="json", exclude_none=True)
+    return await _send(upstream, "completion/complete", wire, types.CompleteResult, caller)
+
+
+def _params(**values: Any) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if value is not None}
 
 
 def _replayable(upstream: Upstream, name: str) -> bool:
@@ -76,9 +82,10 @@ def _replayable(upstream: Upstream, name: str) -> bool:
 
 async def _send(
     upstream: Upstream,
-    request: Any,
+    method: str,
+    params: dict[str, Any],
     result_type: type[ResultT],
-    session: str | None,
+    caller: Caller,
     deadline: float | None = None,
     *,
     replayable: bool = True,
@@ -87,7 +94,7 @@ async def _send(
     """Send once; after a dropped connection, once more over the next connection if that is safe."""
     deadline = deadline or upstream.config.call_timeout
     try:
-        return await _once(upstream, request, result_type, session, deadline)
+        return await _once(upstream, method, params, result_type, deadline, caller)
     except _Lost:
         if not replayable:
             raise OutcomeUnknown(upstream.name, what) from None
@@ -95,7 +102,7 @@ async def _send(
         pass
     await _reconnected(upstream)
     try:
-        return await _once(upstream, request, result_type, session, deadline)
+        return await _once(upstream, method, params, result_type, deadline, caller)
     except _Lost:
         if not replayable:
             raise OutcomeUnknown(upstream.name, what) from None
@@ -114,20 +121,26 @@ async def _reconnected(upstream: Upstream) -> None:
 
 
 async def _once(
-    upstream: Upstream, request: Any, result_type: type[ResultT], session: str | None, deadline: float
+    upstream: Upstream,
+    method: str,
+    params: dict[str, Any],
+    result_type: type[ResultT],
+    deadline: float,
+    caller: Caller,
 ) -> ResultT:
-    if upstream.client is None or upstream.state is not State.READY:
+    client = upstream.client
+    if client is None or upstream.state is not State.READY:
         raise BackendUnavailable(upstream.name, upstream.error or upstream.state.value)
     try:
         upstream.breaker.admit()
     except CircuitOpen as exc:
         raise BackendUnavailable(upstream.name, str(exc)) from None
     if upstream.sessions is None:
-        return await _request(upstream, upstream.client, request, result_type, deadline)
+        return await _request(upstream, client, method, params, result_type, deadline, caller)
     try:
-        async with upstream.sessions.lease(session) as lease:
+        async with upstream.sessions.lease(caller.session) as lease:
             try:
-                return await _request(upstream, lease.client, request, result_type, deadline)
+                return await _request(upstream, lease.client, method, params, result_type, deadline, caller)
             except (_NotDelivered, _Lost):
                 lease.discard()
                 raise
@@ -137,11 +150,17 @@ async def _once(
 
 
 async def _request(
-    upstream: Upstream, client: Client, request: Any, result_type: type[ResultT], deadline: float
+    upstream: Upstream,
+    client: Client,
+    method: str,
+    params: dict[str, Any],
+    result_type: type[ResultT],
+    deadline: float,
+    caller: Caller,
 ) -> ResultT:
     """One request over one connection, its outcome fed to the breaker."""
     try:
-        result = await client.session.send_request(request, result_type, request_read_timeout_seconds=deadline)
+        result = await upstream.send(client, method, params, result_type, deadline, caller.sink)
     except MCPError as exc:
         _classify(upstream, client, exc, deadline)
         upstream.breaker.success()
@@ -153,6 +172,9 @@ async def _request(
     except ValidationError as exc:
         upstream.breaker.success()
         raise BackendMisbehaved(upstream.name, f"{exc.error_count()} validation errors") from None
+    except InvalidAnswer as exc:
+        upstream.breaker.success()
+        raise BackendMisbehaved(upstream.name, str(exc)) from None
     except BaseException:
         upstream.breaker.abandon()
         raise

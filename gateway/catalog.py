@@ -4,14 +4,14 @@ Items go out exactly as the backend listed them but for the name (or URI). The c
 tables from every exposed rendering back to ``(backend, original name)``, detects two backends claiming one
 exposed name (the first in config order keeps it; the clash is logged and listed in ``conflicts``), and keeps
 the last listing of a backend that went down so calls to its tools fail with "backend unavailable" rather than
-"unknown tool". Lists are precomputed per rendering style and sorted by canonical name.
+"unknown tool". Lists are precomputed per rendering style and sorted by canonical name (URIs for resources).
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -21,6 +21,7 @@ from mcp import types
 from gateway.config import BackendConfig, NamingConfig
 from gateway.errors import UnknownTarget
 from gateway.naming import Style, canonical_name, expose_uri, split_uri, strict_name
+from gateway.pages import Key, page
 
 logger = logging.getLogger(__name__)
 
@@ -57,34 +58,116 @@ class _Index:
     prompts: dict[str, Route] = field(default_factory=dict)
     schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
     lists: dict[tuple[str, Style], list[Any]] = field(default_factory=dict)
+    keys: dict[str, list[Key]] = field(default_factory=dict)
     conflicts: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _Named:
+    """A tool or prompt with every string the merge needs, computed once when its backend lists it."""
+
+    backend: BackendConfig
+    name: str
+    canonical: str
+    strict: str
+    hashed: str
+    item: Any
+    route: Route
+
+
+class _Part:
+    """One kind of one backend's listing, plus the renamed copies made of it so far (reused across merges)."""
+
+    def __init__(self, items: tuple[Any, ...], named: list[_Named], exposed: list[tuple[str, int, Any]]) -> None:
+        self.items = items
+        self.named = named
+        self.exposed = exposed
+        self._copies: dict[tuple[int, str], Any] = {}
+
+    def renamed(self, entry: _Named, name: str) -> Any:
+        key = (id(entry.item), name)
+        copy = self._copies.get(key)
+        if copy is None:
+            copy = self._copies[key] = entry.item.model_copy(update={"name": name})
+        return copy
+
+
+_KINDS = ("tools", "prompts", "resources", "templates")
+
+
 class Catalog:
-    """Exposed names for the current backend listings; rebuilt whole on every change."""
+    """Exposed names for the current backend listings.
+
+    A backend's arrival costs O(its items) in model work: its items are renamed and copied once, and kept while
+    its listing does not change. ``apply`` takes a batch of changes and merges once; the merge itself only moves
+    references and precomputed strings, so a burst of arrivals costs one cheap pass over the whole catalogue.
+    """
 
     def __init__(self, backends: Sequence[BackendConfig], naming: NamingConfig) -> None:
         self._backends = list(backends)
+        self._by_name = {b.name: b for b in backends}
         self._naming = naming
         self._prefix_owner = {b.exposed_prefix: b.name for b in backends if b.exposed_prefix}
         self._unprefixed = [b.name for b in backends if not b.exposed_prefix]
         self._known: dict[str, Snapshot] = {}
+        self._parts: dict[str, dict[str, _Part]] = {}
         self._visible: set[str] = set()
         self._index = _Index()
-        self._rebuild()
+        self.generation = 0
+        self._merge()
 
     # -- changes ---------------------------------------------------------------------------------------------
 
     def show(self, backend: str, snapshot: Snapshot) -> set[Kind]:
         """Install a backend's fresh listing and show it; returns the kinds whose exposed lists changed."""
-        self._known[backend] = snapshot
-        self._visible.add(backend)
-        return self._rebuild()
+        return self.apply({backend: snapshot})
 
     def hide(self, backend: str) -> set[Kind]:
         """Withdraw a backend's items from the lists (it went down); its names still route, to a clear error."""
-        self._visible.discard(backend)
-        return self._rebuild()
+        return self.apply({backend: None})
+
+    def apply(self, changes: Mapping[str, Snapshot | None]) -> set[Kind]:
+        """Show (a listing) or hide (``None``) several backends at once, then merge once."""
+        for backend, snapshot in changes.items():
+            if snapshot is None:
+                self._visible.discard(backend)
+                continue
+            self._known[backend] = snapshot
+            self._visible.add(backend)
+            self._parts[backend] = self._parts_for(self._by_name[backend], snapshot, self._parts.get(backend, {}))
+        return self._merge()
+
+    def _parts_for(self, backend: BackendConfig, snap: Snapshot, old: dict[str, _Part]) -> dict[str, _Part]:
+        """Each kind of a listing, reusing the old part (and its copies) where the items did not change."""
+        parts: dict[str, _Part] = {}
+        for kind in _KINDS:
+            items: tuple[Any, ...] = getattr(snap, kind)
+            previous = old.get(kind)
+            if previous is not None and previous.items == items:
+                parts[kind] = previous
+            elif kind in ("tools", "prompts"):
+                parts[kind] = _Part(items, [self._named(backend, item) for item in items], [])
+            elif kind == "resources":
+                exposed = [expose_uri(backend.exposed_prefix, str(r.uri)) for r in items]
+                copies = [r.model_copy(update={"uri": uri}) for r, uri in zip(items, exposed, strict=True)]
+                parts[kind] = _Part(items, [], list(zip(exposed, range(len(items)), copies, strict=True)))
+            else:
+                exposed = [expose_uri(backend.exposed_prefix, t.uri_template) for t in items]
+                copies = [t.model_copy(update={"uri_template": uri}) for t, uri in zip(items, exposed, strict=True)]
+                parts[kind] = _Part(items, [], list(zip(exposed, range(len(items)), copies, strict=True)))
+        return parts
+
+    def _named(self, backend: BackendConfig, item: Any) -> _Named:
+        prefix, name = backend.exposed_prefix, item.name
+        return _Named(
+            backend,
+            name,
+            canonical_name(prefix, name),
+            strict_name(prefix, name, self._naming),
+            strict_name(prefix, name, self._naming, force_hash=True),
+            item,
+            Route(backend.name, name),
+        )
 
     # -- lists -----------------------------------------------------------------------------------------------
 
@@ -99,6 +182,11 @@ class Catalog:
 
     def templates(self) -> list[types.ResourceTemplate]:
         return self._index.lists[("templates", Style.CANONICAL)]
+
+    def page(self, kind: str, style: Style, cursor: str | None, size: int) -> tuple[list[Any], str | None]:
+        """One page of a list (``tools``, ``prompts``, ``resources``, ``templates``) and the next page's cursor."""
+        style = style if kind in ("tools", "prompts") else Style.CANONICAL
+        return page(kind, self._index.lists[(kind, style)], self._index.keys[kind], cursor, size)
 
     @property
     def conflicts(self) -> list[str]:
@@ -144,73 +232,59 @@ class Catalog:
 
     # -- building --------------------------------------------------------------------------------------------
 
-    def _rebuild(self) -> set[Kind]:
+    def _merge(self) -> set[Kind]:
         before = self._index.lists
         index = _Index()
-        ordered = [b for b in self._backends if b.name in self._known]
-        tool_items = [(b, t.name, t) for b in ordered for t in self._known[b.name].tools]
-        prompt_items = [(b, p.name, p) for b in ordered for p in self._known[b.name].prompts]
-        tool_names = self._register("tool", tool_items, index.tools, index.conflicts)
-        prompt_names = self._register("prompt", prompt_items, index.prompts, index.conflicts)
-        for canon, (backend, strict, tool) in tool_names.items():
+        ordered = [b.name for b in self._backends if b.name in self._parts]
+        tool_names = self._register("tool", ordered, "tools", index.tools, index.conflicts)
+        prompt_names = self._register("prompt", ordered, "prompts", index.prompts, index.conflicts)
+        for canon, (backend, strict, entry) in tool_names.items():
             if backend in self._visible:
-                index.schemas[canon] = index.schemas[strict] = tool.input_schema
+                index.schemas[canon] = index.schemas[strict] = entry.item.input_schema
         for kind, names in (("tools", tool_names), ("prompts", prompt_names)):
-            for style in Style:
-                index.lists[(kind, style)] = [
-                    item.model_copy(update={"name": canon if style is Style.CANONICAL else strict})
-                    for canon, (backend, strict, item) in sorted(names.items())
-                    if backend in self._visible
-                ]
-        visible = [b for b in ordered if b.name in self._visible]
-        index.lists[("resources", Style.CANONICAL)] = sorted(
-            (
-                r.model_copy(update={"uri": expose_uri(b.exposed_prefix, str(r.uri))})
-                for b in visible
-                for r in self._known[b.name].resources
-            ),
-            key=lambda r: str(r.uri),
-        )
-        index.lists[("templates", Style.CANONICAL)] = sorted(
-            (
-                t.model_copy(update={"uri_template": expose_uri(b.exposed_prefix, t.uri_template)})
-                for b in visible
-                for t in self._known[b.name].templates
-            ),
-            key=lambda t: t.uri_template,
-        )
+            visible = [(canon, b, strict, e) for canon, (b, strict, e) in sorted(names.items()) if b in self._visible]
+            index.lists[(kind, Style.CANONICAL)] = [self._parts[b][kind].renamed(e, c) for c, b, _, e in visible]
+            index.lists[(kind, Style.STRICT)] = [self._parts[b][kind].renamed(e, s) for _, b, s, e in visible]
+            index.keys[kind] = [(canon,) for canon, _, _, _ in visible]
+        shown = [(position, b) for position, b in enumerate(ordered) if b in self._visible]
+        for kind in ("resources", "templates"):
+            exposed = sorted(
+                ((uri, position, i), item) for position, b in shown for uri, i, item in self._parts[b][kind].exposed
+            )
+            index.lists[(kind, Style.CANONICAL)] = [item for _, item in exposed]
+            index.keys[kind] = [key for key, _ in exposed]
         for conflict in index.conflicts:
             if conflict not in self._index.conflicts:
                 logger.warning("name conflict: %s", conflict)
         self._index = index
-        return _changed(before, index.lists)
+        changed = _changed(before, index.lists)
+        if changed:
+            self.generation += 1
+        return changed
 
     def _register(
-        self,
-        kind: str,
-        items: Iterable[tuple[BackendConfig, str, Any]],
-        routes: dict[str, Route],
-        conflicts: list[str],
-    ) -> dict[str, tuple[str, str, Any]]:
-        """Fill ``routes`` with canonical and strict names; returns canonical -> (backend, strict, item)."""
-        owners: dict[str, tuple[BackendConfig, str, Any]] = {}
-        for backend, name, item in items:
-            canon = canonical_name(backend.exposed_prefix, name)
-            if canon in owners:
-                first = owners[canon][0].name
-                conflicts.append(f"{kind} {canon!r} is offered by {first!r} and {backend.name!r}; {first!r} keeps it")
-                continue
-            owners[canon] = (backend, name, item)
-        by_strict: dict[str, list[str]] = defaultdict(list)
-        for canon, (backend, name, _) in owners.items():
-            by_strict[strict_name(backend.exposed_prefix, name, self._naming)].append(canon)
-        result: dict[str, tuple[str, str, Any]] = {}
-        for strict, canons in by_strict.items():
-            for canon in canons:
-                backend, name, item = owners[canon]
-                rendered = strict_name(backend.exposed_prefix, name, self._naming, force_hash=True)
-                result[canon] = (backend.name, strict if len(canons) == 1 else rendered, item)
-                routes[canon] = Route(backend.name, name)
+        self, kind: str, ordered: list[str], part: str, routes: dict[str, Route], conflicts: list[str]
+    ) -> dict[str, tuple[str, str, _Named]]:
+        """Fill ``routes`` with canonical and strict names; returns canonical -> (backend, strict, entry)."""
+        owners: dict[str, _Named] = {}
+        for backend in ordered:
+            for entry in self._parts[backend][part].named:
+                first = owners.get(entry.canonical)
+                if first is not None:
+                    conflicts.append(
+                        f"{kind} {entry.canonical!r} is offered by {first.backend.name!r} and {backend!r}; "
+                        f"{first.backend.name!r} keeps it"
+                    )
+                    continue
+                owners[entry.canonical] = entry
+        by_strict: dict[str, int] = defaultdict(int)
+        for entry in owners.values():
+            by_strict[entry.strict] += 1
+        result: dict[str, tuple[str, str, _Named]] = {}
+        for canon, entry in owners.items():
+            strict = entry.strict if by_strict[entry.strict] == 1 else entry.hashed
+            result[canon] = (entry.backend.name, strict, entry)
+            routes[canon] = entry.route
         for canon, (_, strict, _) in result.items():
             if strict == canon:
                 continue
@@ -222,10 +296,10 @@ class Catalog:
 
 
 def _changed(before: dict[tuple[str, Style], list[Any]], after: dict[tuple[str, Style], list[Any]]) -> set[Kind]:
+    """Kinds whose lists differ; items are reused copies, so comparing identities is exact and cheap."""
     kinds = {"tools": Kind.TOOLS, "prompts": Kind.PROMPTS, "resources": Kind.RESOURCES, "templates": Kind.RESOURCES}
-    return {
-        kind
-        for (name, style), items in after.items()
-        if style is Style.CANONICAL and before.get((name, style)) != items
-        for kind in [kinds[name]]
-    }
+    return {kinds[name] for (name, style), items in after.items() if not _same(before.get((name, style), []), items)}
+
+
+def _same(old: list[Any], new: list[Any]) -> bool:
+    return len(old) == len(new) and all(a is b for a, b in zip(old, new, strict=True))

@@ -119,6 +119,8 @@ class GatewayConfig(_Model):
     shutdown_grace: int = Field(default=10, ge=0, le=3600)
     # Answer 2025-era POSTs with plain JSON instead of an SSE stream (no progress or server requests mid-call).
     json_response: bool = False
+    # Items per page of the gateway's own tools/prompts/resources lists; clients follow nextCursor for the rest.
+    list_page_size: int = Field(default=1000, ge=1, le=100_000)
 
     @field_validator("backends")
     @classmethod

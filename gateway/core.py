@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
 from gateway.catalog import Catalog, Snapshot
 from gateway.config import GatewayConfig
@@ -62,6 +63,8 @@ class Gateway:
         self.upstreams = {b.name: Upstream(b, config, self._on_change, connect) for b in config.backends}
         self.router = Router(self.catalog, self.upstreams, config.naming)
         self._running: AbstractAsyncContextManager[None]
+        self._pending: dict[str, Snapshot | None] = {}
+        self._merged: anyio.Event | None = None
 
     async def __aenter__(self) -> Gateway:
         self._running = self._run()
@@ -131,7 +134,21 @@ class Gateway:
         }
 
     async def _on_change(self, upstream: Upstream, snapshot: Snapshot | None) -> None:
-        name = upstream.name
-        kinds = self.catalog.hide(name) if snapshot is None else self.catalog.show(name, snapshot)
+        """Batch changes that arrive together into one catalogue merge; returns once this change is merged.
+
+        The first change of a batch yields one event-loop turn, so every backend whose listing arrived meanwhile
+        joins the batch; while a merge runs, later arrivals queue up and form the next batch.
+        """
+        self._pending[upstream.name] = snapshot
+        if self._merged is not None:
+            await self._merged.wait()
+            return
+        merged = self._merged = anyio.Event()
+        try:
+            await anyio.lowlevel.checkpoint()
+        finally:
+            changes, self._pending, self._merged = self._pending, {}, None
+            kinds = self.catalog.apply(changes)
+            merged.set()
         if kinds:
             await self.notifier.changed(kinds)

@@ -4,6 +4,7 @@
     ├── ConfigError            invalid configuration (the CLI exits 2; never reaches a client)
     ├── StartupError           a required backend could not be reached at start (the CLI exits 1)
     ├── UnknownTarget          no tool, prompt or resource by that name        -> -32602
+    ├── InvalidCursor          a list cursor the gateway did not hand out      -> -32602
     └── BackendError           something about one backend
         ├── BackendUnavailable the backend is not connected, or its circuit is open  -> -32050
         ├── OutcomeUnknown     the connection dropped mid-call; the call may or may not have run  -> -32051
@@ -45,6 +46,14 @@ class UnknownTarget(GatewayError):
         self.name = name
         message = f"Unknown {kind}: {name!r}"
         super().__init__(f"{message} ({hint})" if hint else message)
+
+
+class InvalidCursor(GatewayError):
+    """A client sent a list cursor that is not one the gateway handed out for that list."""
+
+    def __init__(self, cursor: str) -> None:
+        self.cursor = cursor
+        super().__init__(f"Invalid cursor: {cursor[:100]!r}")
 
 
 class BackendError(GatewayError):
@@ -101,6 +110,8 @@ def to_mcp_error(exc: GatewayError) -> MCPError:
     """The one place gateway errors become JSON-RPC errors."""
     if isinstance(exc, UnknownTarget):
         return MCPError(INVALID_PARAMS, str(exc), {exc.kind: exc.name})
+    if isinstance(exc, InvalidCursor):
+        return MCPError(INVALID_PARAMS, str(exc))
     if isinstance(exc, BackendError):
         data: dict[str, Any] = {"backend": exc.backend}
         return MCPError(_CODES.get(type(exc), BACKEND_UNAVAILABLE), str(exc), data)

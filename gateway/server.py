@@ -16,13 +16,16 @@ from mcp.server.models import InitializationOptions
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from gateway import __version__
+from gateway.caller import Caller
 from gateway.core import Gateway
 from gateway.errors import GatewayError, to_mcp_error
 from gateway.naming import Style, style_for_client
+from gateway.pages import ListCache
 
 Ctx = ServerRequestContext[Any, Any]
 SESSION_HEADER = "mcp-session-id"
 STDIO_SESSION = "stdio"
+_LISTS = frozenset({"tools/list", "prompts/list", "resources/list", "resources/templates/list"})
 INSTRUCTIONS = (
     "A gateway in front of several MCP servers. Every tool, prompt and resource carries the prefix of the "
     "server that owns it (for example ops/, hr/, fin/, or ops__ where '/' is not allowed)."
@@ -47,35 +50,57 @@ class GatewayServer(Server[Any]):
 def build_server(gateway: Gateway) -> GatewayServer:
     """The MCP server for a running gateway (the caller owns the gateway's lifecycle)."""
     router, catalog, naming = gateway.router, gateway.catalog, gateway.config.naming
+    size = gateway.config.list_page_size
+    answers = ListCache()
 
     def style(ctx: Ctx) -> Style:
         return style_for_client(_client_name(ctx), naming)
 
+    def page(kind: str, ctx: Ctx, params: types.PaginatedRequestParams | None) -> tuple[list[Any], str | None]:
+        return catalog.page(kind, style(ctx), params.cursor if params else None, size)
+
     async def list_tools(ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=catalog.tools(style(ctx)))
+        tools, cursor = page("tools", ctx, params)
+        return types.ListToolsResult(tools=tools, next_cursor=cursor)
 
     async def call_tool(ctx: Ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
-        return await router.call_tool(params.name, params.arguments, params.meta, _session(ctx))
+        return await router.call_tool(params.name, params.arguments, params.meta, _caller(ctx))
 
     async def list_prompts(ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
-        return types.ListPromptsResult(prompts=catalog.prompts(style(ctx)))
+        prompts, cursor = page("prompts", ctx, params)
+        return types.ListPromptsResult(prompts=prompts, next_cursor=cursor)
 
     async def get_prompt(ctx: Ctx, params: types.GetPromptRequestParams) -> types.GetPromptResult:
-        return await router.get_prompt(params.name, params.arguments, _session(ctx))
+        return await router.get_prompt(params.name, params.arguments, _caller(ctx))
 
     async def list_resources(ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
-        return types.ListResourcesResult(resources=catalog.resources())
+        resources, cursor = page("resources", ctx, params)
+        return types.ListResourcesResult(resources=resources, next_cursor=cursor)
 
     async def list_templates(
         ctx: Ctx, params: types.PaginatedRequestParams | None
     ) -> types.ListResourceTemplatesResult:
-        return types.ListResourceTemplatesResult(resource_templates=catalog.templates())
+        templates, cursor = page("templates", ctx, params)
+        return types.ListResourceTemplatesResult(resource_templates=templates, next_cursor=cursor)
 
     async def read_resource(ctx: Ctx, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
-        return await router.read_resource(str(params.uri), _session(ctx))
+        return await router.read_resource(str(params.uri), _caller(ctx))
 
     async def complete(ctx: Ctx, params: types.CompleteRequestParams) -> types.CompleteResult:
-        return await router.complete(params, _session(ctx))
+        return await router.complete(params, _caller(ctx))
+
+    async def cached_list(ctx: Ctx, call_next: CallNext) -> HandlerResult:
+        """A list answer as the SDK last shaped it for this page, style and version, while the catalogue holds."""
+        cursor = (ctx.params or {}).get("cursor")
+        if cursor is not None and not isinstance(cursor, str):
+            return await call_next(ctx)
+        key = (ctx.method, style(ctx), ctx.protocol_version, cursor)
+        generation = catalog.generation
+        answer = answers.get(generation, key)
+        if answer is None:
+            answer = await call_next(ctx)
+            answers.put(generation, key, answer)
+        return answer
 
     async def edge(ctx: Ctx, call_next: CallNext) -> HandlerResult:
         if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
@@ -84,6 +109,8 @@ def build_server(gateway: Gateway) -> GatewayServer:
             if ctx.request_id is None or ctx.method == "subscriptions/listen":
                 return await call_next(ctx)
             with gateway.inflight.track():
+                if ctx.method in _LISTS:
+                    return await cached_list(ctx, call_next)
                 return await call_next(ctx)
         except GatewayError as exc:
             raise to_mcp_error(exc) from None
@@ -106,6 +133,10 @@ def build_server(gateway: Gateway) -> GatewayServer:
     # Replaces the SDK's default OpenTelemetry middleware, a measurable share of every call with no tracer set.
     server.middleware = [edge]
     return server
+
+
+def _caller(ctx: Ctx) -> Caller:
+    return Caller(session=_session(ctx))
 
 
 def _session(ctx: Ctx) -> str | None:

@@ -1,10 +1,11 @@
 """The one place that knows backend transports: config in, an SDK ``Transport`` out.
 
 Everything above this module holds a ``Transport`` (an async context manager yielding a pair of message
-streams) and never branches on how the bytes travel. Two things every transport reports back through
-``TransportHooks``: the end of the backend's stream (a stdio process that exited, a closed connection), so the
-supervisor reconnects at once instead of at the next probe, and, for stdio, each line the process writes to
-stderr. ``Connector`` is the seam: tests pass one that returns an in-process server instead.
+streams) and never branches on how the bytes travel. What transports report back through ``TransportHooks``:
+the end of the backend's stream (a stdio process that exited, a closed connection), so the supervisor reconnects
+at once instead of at the next probe; for stdio, each line the process writes to stderr; for streamable HTTP, a
+``Forwarder`` that sends calls as raw JSON-RPC beside the SDK connection (``gateway.forward``). ``Connector``
+is the seam: tests pass one that returns an in-process server instead.
 """
 
 from __future__ import annotations
@@ -25,15 +26,22 @@ from mcp.client.streamable_http import streamable_http_client
 
 from gateway.config import BackendConfig
 from gateway.config import Transport as Kind
+from gateway.forward import Forwarder, Link
 
 # Server-sent event streams stay open between messages; their read timeout is not a call deadline.
 STREAM_READ_TIMEOUT = 300.0
+
+
+def _unused(forwarder: Forwarder) -> None:
+    """Without a taker, an HTTP backend's calls stay on the SDK client."""
 
 
 @dataclass(frozen=True)
 class TransportHooks:
     on_eof: Callable[[], None]
     on_stderr: Callable[[str], None]
+    # Streamable-HTTP backends also get a raw call path beside the SDK connection (``gateway.forward``).
+    on_forwarder: Callable[[Forwarder], None] = _unused
 
 
 # Returns anything ``mcp.Client`` connects to: a ``Transport``, or in tests a ``Server``/``MCPServer``.
@@ -45,14 +53,19 @@ async def open_transport(config: BackendConfig, stack: AsyncExitStack, hooks: Tr
     read_timeout = max(STREAM_READ_TIMEOUT, config.call_timeout + 30)
     if config.transport is Kind.STREAMABLE_HTTP:
         assert config.url is not None
+        link = Link()
         http = httpx2.AsyncClient(
             headers=config.headers or None,
             timeout=httpx2.Timeout(config.connect_timeout, read=read_timeout),
             # Loading the CA bundle costs ~80 ms per client; a plain-HTTP backend never uses it.
             verify=config.url.startswith("https://"),
+            event_hooks={"request": [link.observe]},
         )
         await stack.enter_async_context(http)
         transport: Transport = streamable_http_client(config.url, http_client=http)
+        forwarder = Forwarder(config.url, config.headers, config.connect_timeout, link)
+        stack.callback(forwarder.close)
+        hooks.on_forwarder(forwarder)
     elif config.transport is Kind.SSE:
         assert config.url is not None
         transport = sse_client(

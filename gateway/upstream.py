@@ -19,22 +19,33 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from mcp import Client, types
 from mcp.client.session import IncomingMessage
+from mcp.shared.dispatcher import CallOptions
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from pydantic import BaseModel
 
 from gateway import __version__
 from gateway.breaker import CircuitBreaker
 from gateway.catalog import Snapshot
 from gateway.config import BackendConfig, GatewayConfig
+from gateway.forward import Forwarder
 from gateway.sessions import ClientSessions
+from gateway.sink import Sink
 from gateway.transports import Connector, TransportHooks, open_transport
 
 logger = logging.getLogger(__name__)
 OnChange = Callable[["Upstream", Snapshot | None], Awaitable[None]]
+ResultT = TypeVar("ResultT", bound=BaseModel)
+_REQUESTS: dict[str, type[types.Request[Any, Any]]] = {
+    "tools/call": types.CallToolRequest,
+    "resources/read": types.ReadResourceRequest,
+    "prompts/get": types.GetPromptRequest,
+    "completion/complete": types.CompleteRequest,
+}
 STDERR_LINES = 20
 _LIST_CHANGED = (
     types.ToolListChangedNotification,
@@ -82,6 +93,7 @@ class Upstream:
         self._busy = anyio.CancelScope()
         per_client = config.session == "per_client"
         self.sessions = ClientSessions(config, connect, self._on_stderr) if per_client else None
+        self._forwarder: Forwarder | None = None
 
     # -- supervision -----------------------------------------------------------------------------------------
 
@@ -102,7 +114,7 @@ class Upstream:
                 self._mark_down(_describe(exc))
             if self.client is not None or self.tools:
                 delay = self.settings.reconnect_min
-            self.client, self.tools = None, {}
+            self.client, self.tools, self._forwarder = None, {}, None
             await self._on_change(self, None)
             self.attempted.set()
             await anyio.sleep(delay * random.uniform(0.8, 1.2))
@@ -121,7 +133,10 @@ class Upstream:
             self.state = State.CONNECTING
         self._dirty, self._suspect, self._lost = False, False, None
         self._attempt += 1
-        hooks = TransportHooks(on_eof=self._eof_hook(self._attempt), on_stderr=self._on_stderr)
+        self._forwarder = None
+        hooks = TransportHooks(
+            on_eof=self._eof_hook(self._attempt), on_stderr=self._on_stderr, on_forwarder=self._use_forwarder
+        )
         # The deadline covers connecting and listing only; the scope encloses the client so they unwind in order.
         with anyio.CancelScope(deadline=anyio.current_time() + self.config.connect_timeout) as scope:
             async with AsyncExitStack() as stack:
@@ -222,6 +237,36 @@ class Upstream:
                 self.lose("the backend closed the connection")
 
         return on_eof
+
+    def _use_forwarder(self, forwarder: Forwarder) -> None:
+        self._forwarder = forwarder
+
+    async def send(
+        self,
+        client: Client,
+        method: str,
+        params: dict[str, Any],
+        result_type: type[ResultT],
+        deadline: float,
+        sink: Sink | None = None,
+    ) -> ResultT:
+        """One request over ``client``'s connection: raw JSON-RPC where the transport offers it, else the SDK's.
+
+        Raises what the SDK session raises (see ``gateway.forward``), plus ``InvalidAnswer``. ``sink`` receives
+        what the backend sends during the call on the raw path.
+        """
+        # The raw path rides the shared connection's session; per-client connections keep the SDK's.
+        forwarder = self._forwarder if client is self.client else None
+        if forwarder is None:
+            request = _REQUESTS[method].model_validate({"method": method, "params": params}, by_name=False)
+            return await client.session.send_request(request, result_type, request_read_timeout_seconds=deadline)
+        message: dict[str, Any] = {"method": method, "params": params}
+        options: CallOptions = {}
+        # The session's own stamp: the 2026 envelope and headers, or the 2025 protocol-version header.
+        client.session._stamp(message, options)
+        modern = self.protocol_version in MODERN_PROTOCOL_VERSIONS
+        raw = await forwarder.send(message, options.get("headers", {}), deadline, modern=modern, sink=sink)
+        return result_type.model_validate(raw, by_name=False)
 
     def _on_stderr(self, line: str) -> None:
         """Called on the stderr reader's thread: only thread-safe work here."""

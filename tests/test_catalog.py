@@ -471,3 +471,59 @@ def test_counts_of_a_backend_never_shown_are_zero() -> None:
     cat = Catalog([OPS], NAMING)
 
     assert cat.counts("ops") == {"tools": 0, "prompts": 0, "resources": 0, "templates": 0}
+
+
+# -- incremental updates -------------------------------------------------------------------------------------------
+
+
+def test_a_backends_arrival_reuses_every_other_backends_exposed_items(catalog: Catalog) -> None:
+    before = {t.name: t for style in Style for t in catalog.tools(style)}
+
+    catalog.show("hr", Snapshot(tools=(tool("search", "who"), tool("hire", "name"))))
+
+    after = {t.name: t for style in Style for t in catalog.tools(style)}
+    assert after.keys() == before.keys() | {"hr/hire", "hr__hire"}
+    others = [name for name in before if not name.startswith(("hr/", "hr__"))]
+    assert len(others) == 6
+    assert all(after[name] is before[name] for name in others)
+
+
+def test_a_batch_of_changes_merges_once_and_reports_every_kind_it_changed() -> None:
+    one_by_one = Catalog([OPS, HR, FINANCE], NAMING)
+    batched = Catalog([OPS, HR, FINANCE], NAMING)
+    snapshots = {
+        "ops": Snapshot(tools=(tool("search"),)),
+        "hr": Snapshot(prompts=(prompt("triage"),)),
+        "finance": Snapshot(resources=(resource("finance://q1"),)),
+    }
+    for backend, snapshot in snapshots.items():
+        one_by_one.show(backend, snapshot)
+
+    changed = batched.apply(snapshots)
+
+    assert changed == {Kind.TOOLS, Kind.PROMPTS, Kind.RESOURCES}
+    assert batched.generation == 1
+    for style in Style:
+        assert batched.tools(style) == one_by_one.tools(style)
+        assert batched.prompts(style) == one_by_one.prompts(style)
+    assert batched.resources() == one_by_one.resources()
+    assert batched.apply({"hr": None, "finance": snapshots["finance"]}) == {Kind.PROMPTS}
+    assert batched.generation == 2
+
+
+def test_a_listing_with_one_kind_changed_keeps_the_other_kinds_items(catalog: Catalog) -> None:
+    prompts = catalog.prompts(Style.CANONICAL)
+
+    changed = catalog.show("ops", Snapshot(tools=(tool("search", "query"),), prompts=(prompt("triage"),)))
+
+    assert changed == {Kind.TOOLS, Kind.RESOURCES}
+    assert all(a is b for a, b in zip(catalog.prompts(Style.CANONICAL), prompts, strict=True))
+
+
+def test_the_generation_moves_only_when_a_list_changes(catalog: Catalog) -> None:
+    generation = catalog.generation
+
+    catalog.hide("never-shown")
+    assert catalog.generation == generation
+    catalog.hide("hr")
+    assert catalog.generation == generation + 1

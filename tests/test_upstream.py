@@ -10,8 +10,10 @@ import pytest
 from mcp import Client, types
 from mcp.server import Server
 
+from gateway.catalog import Snapshot
 from gateway.config import BackendConfig
 from gateway.core import Gateway
+from gateway.naming import Style
 from gateway.server import build_server
 from tests.support.inproc import Unreachable, config_for
 from tests.support.toy_server import build
@@ -128,3 +130,22 @@ async def test_a_backend_whose_tool_list_is_not_valid_mcp_is_isolated_and_report
     assert "ops/echo" in names and not any(n.startswith("bad/") for n in names)
     assert status["bad"]["state"] == "down" and status["bad"]["error"]
     assert result.content[0].text == "fine"  # type: ignore[union-attr]
+
+
+async def test_listings_that_arrive_together_are_merged_into_the_catalogue_once() -> None:
+    gateway = Gateway(config_for({"a": "a", "b": "b", "c": "c"}))
+    tool = types.Tool(name="t", input_schema={"type": "object"})
+    snapshot = Snapshot(tools=(tool,))
+    merged: list[int] = []
+
+    async def arrive(name: str) -> None:
+        await gateway._on_change(gateway.upstreams[name], snapshot)
+        merged.append(gateway.catalog.generation)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            for name in ("a", "b", "c"):
+                tg.start_soon(arrive, name)
+
+    assert merged == [1, 1, 1]
+    assert [t.name for t in gateway.catalog.tools(Style.CANONICAL)] == ["a/t", "b/t", "c/t"]

@@ -134,13 +134,16 @@ def main() -> None:
     parser.add_argument("--transport", choices=["streamable-http", "sse", "stdio"], default="streamable-http")
     parser.add_argument("--stdio", action="store_const", const="stdio", dest="transport")
     parser.add_argument("--journal", type=Path)
+    parser.add_argument("--json-response", action="store_true", help="plain JSON answers instead of SSE streams")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     server = build(args.name, args.journal)
     if args.transport == "stdio":
         server.run("stdio")
-    else:
+    elif args.transport == "sse":
         server.run(args.transport, host="127.0.0.1", port=args.port)
+    else:
+        server.run(args.transport, host="127.0.0.1", port=args.port, json_response=args.json_response)
 
 
 if __name__ == "__main__":
