@@ -6,15 +6,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import anyio
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.core import Gateway, InFlight
-from gateway.server import build_server
+from gateway.server import SESSION_HEADER, build_server
 
 MCP_PATH = "/mcp"
 
@@ -24,10 +27,12 @@ class GatewayApp:
 
     2025 clients hold a GET stream open for notifications. It never ends by itself, so on shutdown it is cut
     at once. Calls (POSTs) are counted until their whole response is written, so a shutdown can wait for them.
+    A DELETE ends a client's session, and with it the backend sessions opened for it.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, on_session_end: Callable[[str], None]) -> None:
         self._app = app
+        self._on_session_end = on_session_end
         self._streams: set[anyio.CancelScope] = set()
         self._calls = InFlight()
 
@@ -37,13 +42,28 @@ class GatewayApp:
         elif scope["method"] != "GET":
             with self._calls.track():
                 await self._app(scope, receive, send)
+            if scope["method"] == "DELETE" and (session := Headers(scope=scope).get(SESSION_HEADER)):
+                self._on_session_end(session)
         else:
-            with anyio.CancelScope() as stream:
-                self._streams.add(stream)
-                try:
-                    await self._app(scope, receive, send)
-                finally:
-                    self._streams.discard(stream)
+            await self._stream(scope, receive, send)
+
+    async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve a GET stream that ``cut_streams`` can end; a cut stream still ends its response properly."""
+        state = {"started": False, "ended": False}
+
+        async def tracked(message: Message) -> None:
+            state["started"] = state["started"] or message["type"] == "http.response.start"
+            state["ended"] = message["type"] == "http.response.body" and not message.get("more_body", False)
+            await send(message)
+
+        with anyio.CancelScope() as stream:
+            self._streams.add(stream)
+            try:
+                await self._app(scope, receive, tracked)
+            finally:
+                self._streams.discard(stream)
+        if stream.cancelled_caught and state["started"] and not state["ended"]:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     def cut_streams(self) -> None:
         for stream in list(self._streams):
@@ -72,4 +92,4 @@ def build_app(gateway: Gateway, *, host: str = "127.0.0.1") -> GatewayApp:
             Route("/readyz", readyz, methods=["GET"]),
         ],
     )
-    return GatewayApp(app)
+    return GatewayApp(app, gateway.router.end_session)

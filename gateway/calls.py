@@ -17,9 +17,9 @@ from mcp.types import CONNECTION_CLOSED, INVALID_REQUEST, REQUEST_TIMEOUT
 from pydantic import BaseModel, ValidationError
 
 from gateway.breaker import CircuitOpen
+from gateway.caller import ANONYMOUS, Caller
 from gateway.errors import BackendMisbehaved, BackendTimeout, BackendUnavailable, OutcomeUnknown
 from gateway.forward import InvalidAnswer
-from gateway.sink import Sink
 from gateway.upstream import State, Upstream
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
@@ -41,32 +41,32 @@ async def call_tool(
     name: str,
     arguments: dict[str, Any] | None,
     meta: dict[str, Any] | None = None,
-    sink: Sink | None = None,
+    caller: Caller = ANONYMOUS,
 ) -> types.CallToolResult:
     params = _params(name=name, arguments=arguments, _meta=meta)
     timeout = upstream.config.tool_timeouts.get(name, upstream.config.call_timeout)
     replayable = _replayable(upstream, name)
     return await _send(
-        upstream, "tools/call", params, types.CallToolResult, timeout, replayable=replayable, what=name, sink=sink
+        upstream, "tools/call", params, types.CallToolResult, caller, timeout, replayable=replayable, what=name
     )
 
 
-async def read_resource(upstream: Upstream, uri: str, sink: Sink | None = None) -> types.ReadResourceResult:
-    return await _send(upstream, "resources/read", {"uri": uri}, types.ReadResourceResult, sink=sink)
+async def read_resource(upstream: Upstream, uri: str, caller: Caller = ANONYMOUS) -> types.ReadResourceResult:
+    return await _send(upstream, "resources/read", {"uri": uri}, types.ReadResourceResult, caller)
 
 
 async def get_prompt(
-    upstream: Upstream, name: str, arguments: dict[str, str] | None, sink: Sink | None = None
+    upstream: Upstream, name: str, arguments: dict[str, str] | None, caller: Caller = ANONYMOUS
 ) -> types.GetPromptResult:
     params = _params(name=name, arguments=arguments)
-    return await _send(upstream, "prompts/get", params, types.GetPromptResult, sink=sink)
+    return await _send(upstream, "prompts/get", params, types.GetPromptResult, caller)
 
 
 async def complete(
-    upstream: Upstream, params: types.CompleteRequestParams, sink: Sink | None = None
+    upstream: Upstream, params: types.CompleteRequestParams, caller: Caller = ANONYMOUS
 ) -> types.CompleteResult:
     wire = params.model_dump(by_alias=True, mode="json", exclude_none=True)
-    return await _send(upstream, "completion/complete", wire, types.CompleteResult, sink=sink)
+    return await _send(upstream, "completion/complete", wire, types.CompleteResult, caller)
 
 
 def _params(**values: Any) -> dict[str, Any]:
@@ -85,16 +85,16 @@ async def _send(
     method: str,
     params: dict[str, Any],
     result_type: type[ResultT],
+    caller: Caller,
     deadline: float | None = None,
     *,
     replayable: bool = True,
     what: str = "",
-    sink: Sink | None = None,
 ) -> ResultT:
     """Send once; after a dropped connection, once more over the next connection if that is safe."""
     deadline = deadline or upstream.config.call_timeout
     try:
-        return await _once(upstream, method, params, result_type, deadline, sink)
+        return await _once(upstream, method, params, result_type, deadline, caller)
     except _Lost:
         if not replayable:
             raise OutcomeUnknown(upstream.name, what) from None
@@ -102,7 +102,7 @@ async def _send(
         pass
     await _reconnected(upstream)
     try:
-        return await _once(upstream, method, params, result_type, deadline, sink)
+        return await _once(upstream, method, params, result_type, deadline, caller)
     except _Lost:
         if not replayable:
             raise OutcomeUnknown(upstream.name, what) from None
@@ -126,7 +126,7 @@ async def _once(
     params: dict[str, Any],
     result_type: type[ResultT],
     deadline: float,
-    sink: Sink | None,
+    caller: Caller,
 ) -> ResultT:
     client = upstream.client
     if client is None or upstream.state is not State.READY:
@@ -135,8 +135,32 @@ async def _once(
         upstream.breaker.admit()
     except CircuitOpen as exc:
         raise BackendUnavailable(upstream.name, str(exc)) from None
+    if upstream.sessions is None:
+        return await _request(upstream, client, method, params, result_type, deadline, caller)
     try:
-        result = await upstream.send(client, method, params, result_type, deadline, sink)
+        async with upstream.sessions.lease(caller.session) as lease:
+            try:
+                return await _request(upstream, lease.client, method, params, result_type, deadline, caller)
+            except (_NotDelivered, _Lost):
+                lease.discard()
+                raise
+    except BackendUnavailable:
+        upstream.breaker.abandon()
+        raise
+
+
+async def _request(
+    upstream: Upstream,
+    client: Client,
+    method: str,
+    params: dict[str, Any],
+    result_type: type[ResultT],
+    deadline: float,
+    caller: Caller,
+) -> ResultT:
+    """One request over one connection, its outcome fed to the breaker."""
+    try:
+        result = await upstream.send(client, method, params, result_type, deadline, caller.sink)
     except MCPError as exc:
         _classify(upstream, client, exc, deadline)
         upstream.breaker.success()

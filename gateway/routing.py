@@ -14,11 +14,11 @@ from mcp import types
 from pydantic import BaseModel
 
 from gateway import calls
+from gateway.caller import ANONYMOUS, Caller
 from gateway.catalog import Catalog, Route
 from gateway.config import NamingConfig
 from gateway.errors import BackendUnavailable, UnknownTarget
 from gateway.naming import expose_uri
-from gateway.sink import Sink
 from gateway.upstream import State, Upstream
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -38,26 +38,27 @@ class Router:
         name: str,
         arguments: dict[str, Any] | None,
         meta: Mapping[str, Any] | None = None,
-        sink: Sink | None = None,
+        caller: Caller = ANONYMOUS,
     ) -> types.CallToolResult:
+        """``caller``, here and below: who the request is for (its session, where in-call messages go)."""
         route = self._resolve(name, self._catalog.resolve_tool)
         upstream = self._upstreams[route.backend]
-        result = await calls.call_tool(upstream, route.original, arguments, _forwardable(meta), sink)
+        result = await calls.call_tool(upstream, route.original, arguments, _forwardable(meta), caller)
         return self._rewrite(upstream, result)
 
     async def get_prompt(
-        self, name: str, arguments: dict[str, str] | None, sink: Sink | None = None
+        self, name: str, arguments: dict[str, str] | None, caller: Caller = ANONYMOUS
     ) -> types.GetPromptResult:
         route = self._resolve(name, self._catalog.resolve_prompt)
         upstream = self._upstreams[route.backend]
-        return self._rewrite(upstream, await calls.get_prompt(upstream, route.original, arguments, sink))
+        return self._rewrite(upstream, await calls.get_prompt(upstream, route.original, arguments, caller))
 
-    async def read_resource(self, uri: str, sink: Sink | None = None) -> types.ReadResourceResult:
+    async def read_resource(self, uri: str, caller: Caller = ANONYMOUS) -> types.ReadResourceResult:
         route = self._catalog.resolve_uri(uri)
         upstream = self._upstreams[route.backend]
-        return self._rewrite(upstream, await calls.read_resource(upstream, route.original, sink))
+        return self._rewrite(upstream, await calls.read_resource(upstream, route.original, caller))
 
-    async def complete(self, params: types.CompleteRequestParams, sink: Sink | None = None) -> types.CompleteResult:
+    async def complete(self, params: types.CompleteRequestParams, caller: Caller = ANONYMOUS) -> types.CompleteResult:
         ref = params.ref
         if isinstance(ref, types.PromptReference):
             route = self._resolve(ref.name, self._catalog.resolve_prompt)
@@ -68,7 +69,13 @@ class Router:
             route = self._catalog.resolve_uri(ref.uri)
             forwarded = ref.model_copy(update={"uri": route.original})
         upstream = self._upstreams[route.backend]
-        return await calls.complete(upstream, params.model_copy(update={"ref": forwarded, "meta": None}), sink)
+        return await calls.complete(upstream, params.model_copy(update={"ref": forwarded, "meta": None}), caller)
+
+    def end_session(self, session: str) -> None:
+        """A downstream session ended: close the backend sessions it had."""
+        for upstream in self._upstreams.values():
+            if upstream.sessions is not None:
+                upstream.sessions.end(session)
 
     def _resolve(self, name: str, lookup: Callable[[str], Route]) -> Route:
         """Look a name up; a name under the prefix of a backend that is down names that backend instead."""

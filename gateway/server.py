@@ -16,12 +16,15 @@ from mcp.server.models import InitializationOptions
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from gateway import __version__
+from gateway.caller import Caller
 from gateway.core import Gateway
 from gateway.errors import GatewayError, to_mcp_error
 from gateway.naming import Style, style_for_client
 from gateway.pages import ListCache
 
 Ctx = ServerRequestContext[Any, Any]
+SESSION_HEADER = "mcp-session-id"
+STDIO_SESSION = "stdio"
 _LISTS = frozenset({"tools/list", "prompts/list", "resources/list", "resources/templates/list"})
 INSTRUCTIONS = (
     "A gateway in front of several MCP servers. Every tool, prompt and resource carries the prefix of the "
@@ -61,14 +64,14 @@ def build_server(gateway: Gateway) -> GatewayServer:
         return types.ListToolsResult(tools=tools, next_cursor=cursor)
 
     async def call_tool(ctx: Ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
-        return await router.call_tool(params.name, params.arguments, params.meta)
+        return await router.call_tool(params.name, params.arguments, params.meta, _caller(ctx))
 
     async def list_prompts(ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
         prompts, cursor = page("prompts", ctx, params)
         return types.ListPromptsResult(prompts=prompts, next_cursor=cursor)
 
     async def get_prompt(ctx: Ctx, params: types.GetPromptRequestParams) -> types.GetPromptResult:
-        return await router.get_prompt(params.name, params.arguments)
+        return await router.get_prompt(params.name, params.arguments, _caller(ctx))
 
     async def list_resources(ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
         resources, cursor = page("resources", ctx, params)
@@ -81,10 +84,10 @@ def build_server(gateway: Gateway) -> GatewayServer:
         return types.ListResourceTemplatesResult(resource_templates=templates, next_cursor=cursor)
 
     async def read_resource(ctx: Ctx, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
-        return await router.read_resource(str(params.uri))
+        return await router.read_resource(str(params.uri), _caller(ctx))
 
     async def complete(ctx: Ctx, params: types.CompleteRequestParams) -> types.CompleteResult:
-        return await router.complete(params)
+        return await router.complete(params, _caller(ctx))
 
     async def cached_list(ctx: Ctx, call_next: CallNext) -> HandlerResult:
         """A list answer as the SDK last shaped it for this page, style and version, while the catalogue holds."""
@@ -130,6 +133,19 @@ def build_server(gateway: Gateway) -> GatewayServer:
     # Replaces the SDK's default OpenTelemetry middleware, a measurable share of every call with no tracer set.
     server.middleware = [edge]
     return server
+
+
+def _caller(ctx: Ctx) -> Caller:
+    return Caller(session=_session(ctx))
+
+
+def _session(ctx: Ctx) -> str | None:
+    """The caller's downstream session: its ``Mcp-Session-Id`` over HTTP (none for a stateless 2026 client), or
+    the one stdio client."""
+    if ctx.request is None:
+        return STDIO_SESSION
+    session: str | None = ctx.request.headers.get(SESSION_HEADER)
+    return session
 
 
 def _client_name(ctx: Ctx) -> str | None:

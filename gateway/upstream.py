@@ -1,6 +1,8 @@
 """One backend behind one narrow interface: connect, list, call, state. Transport-agnostic.
 
-An ``Upstream`` holds a single long-lived client connection to its backend, shared by every downstream client.
+An ``Upstream`` holds a single long-lived client connection to its backend, shared by every downstream client
+(a ``session: per_client`` backend also gets one connection per downstream session for requests: see
+``gateway.sessions``).
 Its supervisor task (``run``) owns that connection: it connects, walks every page of the backend's lists,
 re-lists when the backend says a list changed, probes the connection every ``health_interval``, and reconnects
 with exponential backoff and jitter when the connection ends (stream closed, process exited, session expired,
@@ -31,6 +33,7 @@ from gateway.breaker import CircuitBreaker
 from gateway.catalog import Snapshot
 from gateway.config import BackendConfig, GatewayConfig
 from gateway.forward import Forwarder
+from gateway.sessions import ClientSessions
 from gateway.sink import Sink
 from gateway.transports import Connector, TransportHooks, open_transport
 
@@ -88,12 +91,20 @@ class Upstream:
         self._suspect = False
         self._lost: str | None = None
         self._busy = anyio.CancelScope()
+        per_client = config.session == "per_client"
+        self.sessions = ClientSessions(config, connect, self._on_stderr) if per_client else None
         self._forwarder: Forwarder | None = None
 
     # -- supervision -----------------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Keep the backend connected until cancelled."""
+        """Keep the backend connected (and host its per-client sessions, if it has them) until cancelled."""
+        async with anyio.create_task_group() as tg:
+            if self.sessions is not None:
+                await tg.start(self.sessions.run)
+            await self._supervise()
+
+    async def _supervise(self) -> None:
         delay = self.settings.reconnect_min
         while True:
             started = time.monotonic()
@@ -244,7 +255,8 @@ class Upstream:
         Raises what the SDK session raises (see ``gateway.forward``), plus ``InvalidAnswer``. ``sink`` receives
         what the backend sends during the call on the raw path.
         """
-        forwarder = self._forwarder
+        # The raw path rides the shared connection's session; per-client connections keep the SDK's.
+        forwarder = self._forwarder if client is self.client else None
         if forwarder is None:
             request = _REQUESTS[method].model_validate({"method": method, "params": params}, by_name=False)
             return await client.session.send_request(request, result_type, request_read_timeout_seconds=deadline)
@@ -297,6 +309,8 @@ class Upstream:
         entry: dict[str, Any] = {"state": self.state.value, "breaker": self.breaker.state.value}
         if self.protocol_version:
             entry["protocol"] = self.protocol_version
+        if self.sessions is not None:
+            entry["sessions"] = self.sessions.count
         if self.state is not State.READY and self.error:
             entry["error"] = self.error
             if self.stderr_tail:
