@@ -206,6 +206,14 @@ class McpClient:
         self._next_id += 1
         return _answer(await self._post(method, params, name), self._next_id)
 
+    async def call_timed(self, method: str, params: dict[str, Any]) -> tuple[dict[str, Any], float]:
+        """``call``, and the seconds until the whole answer was in (this client's own JSON decoding excluded)."""
+        self._next_id += 1
+        started = time.perf_counter()
+        response = await self._post(method, params, None)
+        received = time.perf_counter() - started
+        return _answer(response, self._next_id), received
+
     async def call_tool(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
         result = await self.call("tools/call", {"name": tool, "arguments": arguments}, tool)
         if result.get("isError"):

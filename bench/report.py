@@ -151,9 +151,11 @@ def _many(many: dict[str, Any]) -> str:
     else:
         l25, l26 = many["list_2025"], many["list_2026"]
         listed = (
-            f"tools/list at the gateway ({many['tools_listed']} tools listed): "
-            f"2025 p50 {l25['p50_ms']:.1f} ms / p99 {l25['p99_ms']:.1f} ms; "
-            f"2026 p50 {l26['p50_ms']:.1f} ms / p99 {l26['p99_ms']:.1f} ms. "
+            f"tools/list at the gateway ({many['tools_listed']} tools listed, every page followed), the whole walk "
+            f"as the client sees it: 2025 p50 {l25['p50_ms']:.1f} ms / p99 {l25['p99_ms']:.1f} ms; "
+            f"2026 p50 {l26['p50_ms']:.1f} ms / p99 {l26['p99_ms']:.1f} ms; of which waiting for the answers "
+            f"(the client's JSON decoding excluded): 2025 p50 {l25.get('wait_p50_ms', float('nan')):.1f} ms, "
+            f"2026 p50 {l26.get('wait_p50_ms', float('nan')):.1f} ms. "
             f"Same order every call: {many['deterministic']}; sorted by name: {many['sorted']}."
         )
     ready = (

@@ -7,8 +7,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import anyio
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
+from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.requests import Request
@@ -17,9 +20,12 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.core import Gateway, InFlight
+from gateway.fastpath import FastPath
+from gateway.pages import ListCache
 from gateway.server import SESSION_HEADER, build_server
 
 MCP_PATH = "/mcp"
+MAX_BODY = DEFAULT_MAX_REQUEST_BODY_SIZE
 
 
 class GatewayApp:
@@ -83,13 +89,33 @@ def build_app(gateway: Gateway, *, host: str = "127.0.0.1") -> GatewayApp:
     async def readyz(request: Request) -> JSONResponse:
         return JSONResponse(gateway.status(), status_code=200 if gateway.ready else 503)
 
-    app: Starlette = build_server(gateway).streamable_http_app(
+    lists = ListCache()
+    server = build_server(gateway, lists)
+    app: Starlette = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
         host=host,
         json_response=gateway.config.json_response,
+        max_request_body_size=MAX_BODY,
         custom_starlette_routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
         ],
     )
+    security = server.session_manager.security_settings
+    stamp = server.server_info_stamp
+    _wrap_endpoint(app, lambda endpoint: FastPath(endpoint, gateway, lists, stamp, security, MAX_BODY))
     return GatewayApp(app, gateway.router.end_session)
+
+
+def _wrap_endpoint(app: Starlette, wrap: Callable[[ASGIApp], ASGIApp]) -> None:
+    """Put ``wrap`` directly around the SDK's ``/mcp`` endpoint, behind every middleware in front of it."""
+    for route in app.router.routes:
+        if isinstance(route, Route) and route.path == MCP_PATH:
+            holder: Any = route
+            for _ in range(8):
+                inner = holder.app
+                if isinstance(inner, StreamableHTTPASGIApp):
+                    holder.app = wrap(inner)
+                    return
+                holder = inner
+    raise RuntimeError(f"the SDK app has no {MCP_PATH} endpoint to serve the fast path in front of")

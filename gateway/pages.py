@@ -7,7 +7,8 @@ belongs to; anything else a client sends as a cursor is refused with -32602.
 
 The SDK validates and serialises every list answer again on every request (for 10,000 tools, a second of CPU).
 ``ListCache`` keeps the answer the SDK produced, per list, name style, protocol version and cursor, and drops
-every entry when the catalogue's generation moves.
+every entry when the catalogue's generation moves; the stateless fast path (``gateway.fastpath``) writes the
+cached answer's JSON encoding, made once, instead of having the SDK dump it again.
 """
 
 from __future__ import annotations
@@ -61,18 +62,37 @@ def page(
     return list(items[start:end]), encode_cursor(kind, keys[end - 1])
 
 
+def list_key(method: str, style: str, version: str | None, cursor: Any) -> tuple[Any, ...]:
+    """What a list answer depends on besides the catalogue: the list, name style, protocol version and page."""
+    return (method, style, version, cursor)
+
+
+class Cached:
+    """One list answer as the SDK shaped it, and its JSON encoding (made once, on first use)."""
+
+    def __init__(self, answer: dict[str, Any]) -> None:
+        self.answer = answer
+        self._encoded: bytes | None = None
+
+    @property
+    def encoded(self) -> bytes:
+        if self._encoded is None:
+            self._encoded = json.dumps(self.answer, separators=(",", ":")).encode()
+        return self._encoded
+
+
 class ListCache:
     """Wire answers of list requests, valid for one catalogue generation."""
 
     def __init__(self) -> None:
         self._generation = -1
-        self._answers: dict[tuple[Any, ...], Any] = {}
+        self._answers: dict[tuple[Any, ...], Cached] = {}
 
-    def get(self, generation: int, key: tuple[Any, ...]) -> Any | None:
+    def get(self, generation: int, key: tuple[Any, ...]) -> Cached | None:
         if generation != self._generation:
             self._generation, self._answers = generation, {}
         return self._answers.get(key)
 
-    def put(self, generation: int, key: tuple[Any, ...], answer: Any) -> None:
+    def put(self, generation: int, key: tuple[Any, ...], answer: dict[str, Any]) -> None:
         if generation == self._generation:
-            self._answers[key] = answer
+            self._answers[key] = Cached(answer)

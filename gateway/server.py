@@ -14,18 +14,19 @@ from mcp.server import NotificationOptions, Server
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.models import InitializationOptions
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from starlette.requests import Request
 
 from gateway import __version__
 from gateway.caller import Caller
 from gateway.core import Gateway
 from gateway.errors import GatewayError, to_mcp_error
 from gateway.naming import Style, style_for_client
-from gateway.pages import ListCache
+from gateway.pages import ListCache, list_key
 
 Ctx = ServerRequestContext[Any, Any]
 SESSION_HEADER = "mcp-session-id"
 STDIO_SESSION = "stdio"
-_LISTS = frozenset({"tools/list", "prompts/list", "resources/list", "resources/templates/list"})
+LISTS = frozenset({"tools/list", "prompts/list", "resources/list", "resources/templates/list"})
 INSTRUCTIONS = (
     "A gateway in front of several MCP servers. Every tool, prompt and resource carries the prefix of the "
     "server that owns it (for example ops/, hr/, fin/, or ops__ where '/' is not allowed)."
@@ -47,11 +48,14 @@ class GatewayServer(Server[Any]):
         return super().create_initialization_options(options, experimental_capabilities, extensions)
 
 
-def build_server(gateway: Gateway) -> GatewayServer:
-    """The MCP server for a running gateway (the caller owns the gateway's lifecycle)."""
+def build_server(gateway: Gateway, lists: ListCache | None = None) -> GatewayServer:
+    """The MCP server for a running gateway (the caller owns the gateway's lifecycle).
+
+    ``lists`` keeps the list answers; pass one to share it with the stateless fast path.
+    """
     router, catalog, naming = gateway.router, gateway.catalog, gateway.config.naming
     size = gateway.config.list_page_size
-    answers = ListCache()
+    answers = lists if lists is not None else ListCache()
 
     def style(ctx: Ctx) -> Style:
         return style_for_client(_client_name(ctx), naming)
@@ -94,11 +98,13 @@ def build_server(gateway: Gateway) -> GatewayServer:
         cursor = (ctx.params or {}).get("cursor")
         if cursor is not None and not isinstance(cursor, str):
             return await call_next(ctx)
-        key = (ctx.method, style(ctx), ctx.protocol_version, cursor)
+        key = list_key(ctx.method, style(ctx), ctx.protocol_version, cursor)
         generation = catalog.generation
-        answer = answers.get(generation, key)
-        if answer is None:
-            answer = await call_next(ctx)
+        cached = answers.get(generation, key)
+        if cached is not None:
+            return cached.answer
+        answer = await call_next(ctx)
+        if isinstance(answer, dict):
             answers.put(generation, key, answer)
         return answer
 
@@ -109,7 +115,7 @@ def build_server(gateway: Gateway) -> GatewayServer:
             if ctx.request_id is None or ctx.method == "subscriptions/listen":
                 return await call_next(ctx)
             with gateway.inflight.track():
-                if ctx.method in _LISTS:
+                if ctx.method in LISTS:
                     return await cached_list(ctx, call_next)
                 return await call_next(ctx)
         except GatewayError as exc:
@@ -136,16 +142,18 @@ def build_server(gateway: Gateway) -> GatewayServer:
 
 
 def _caller(ctx: Ctx) -> Caller:
-    return Caller(session=_session(ctx))
+    return caller_for(ctx.request)
 
 
-def _session(ctx: Ctx) -> str | None:
-    """The caller's downstream session: its ``Mcp-Session-Id`` over HTTP (none for a stateless 2026 client), or
-    the one stdio client."""
-    if ctx.request is None:
-        return STDIO_SESSION
-    session: str | None = ctx.request.headers.get(SESSION_HEADER)
-    return session
+def caller_for(request: Request | None) -> Caller:
+    """Who a request is from, the same on the SDK path and the stateless fast path (``gateway.fastpath``).
+
+    The downstream session is the ``Mcp-Session-Id`` over HTTP (none for a stateless 2026 client), or the one
+    stdio client when there is no HTTP request.
+    """
+    if request is None:
+        return Caller(session=STDIO_SESSION)
+    return Caller(session=request.headers.get(SESSION_HEADER))
 
 
 def _client_name(ctx: Ctx) -> str | None:
