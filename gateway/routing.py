@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from mcp import types
+from mcp.types import LOG_LEVEL_META_KEY
 from pydantic import BaseModel
 
 from gateway import calls
@@ -23,6 +24,7 @@ from gateway.upstream import State, Upstream
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 _RESERVED_META = "io.modelcontextprotocol/"
+_WIRE = {"progress_token": "progressToken"}  # the SDK's parsed ``_meta`` uses the field name
 
 
 class Router:
@@ -43,7 +45,7 @@ class Router:
         """``caller``, here and below: who the request is for (its session, where in-call messages go)."""
         route = self._resolve(name, self._catalog.resolve_tool)
         upstream = self._upstreams[route.backend]
-        result = await calls.call_tool(upstream, route.original, arguments, _forwardable(meta), caller)
+        result = await calls.call_tool(upstream, route.original, arguments, _forwardable(meta, caller), caller)
         return self._rewrite(upstream, result)
 
     async def get_prompt(
@@ -118,9 +120,10 @@ def _content(prefix: str, block: Any) -> Any:
     return block
 
 
-def _forwardable(meta: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The caller's own ``_meta`` entries; protocol keys and its progress token belong to its connection, not ours."""
-    if not meta:
-        return None
-    kept = {k: v for k, v in meta.items() if k != "progressToken" and not k.startswith(_RESERVED_META)}
+def _forwardable(meta: Mapping[str, Any] | None, caller: Caller) -> dict[str, Any] | None:
+    """The caller's own ``_meta`` entries and its progress token; protocol keys belong to its connection, not ours,
+    except the log level it wants, which the backend is asked for."""
+    kept = {_WIRE.get(k, k): v for k, v in (meta or {}).items() if not k.startswith(_RESERVED_META)}
+    if caller.log_level is not None:
+        kept[LOG_LEVEL_META_KEY] = caller.log_level
     return kept or None

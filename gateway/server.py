@@ -7,6 +7,7 @@ errors become JSON-RPC errors at this edge, in ``_edge``, through ``errors.to_mc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from mcp import types
@@ -21,10 +22,13 @@ from gateway.core import Gateway
 from gateway.errors import GatewayError, to_mcp_error
 from gateway.naming import Style, style_for_client
 from gateway.pages import ListCache
+from gateway.relay import LogLevels, Relay
+from gateway.upstream import State
 
 Ctx = ServerRequestContext[Any, Any]
 SESSION_HEADER = "mcp-session-id"
 STDIO_SESSION = "stdio"
+_OPTIONAL = ("prompts", "resources", "completions", "logging")
 _LISTS = frozenset({"tools/list", "prompts/list", "resources/list", "resources/templates/list"})
 INSTRUCTIONS = (
     "A gateway in front of several MCP servers. Every tool, prompt and resource carries the prefix of the "
@@ -33,7 +37,24 @@ INSTRUCTIONS = (
 
 
 class GatewayServer(Server[Any]):
-    """Advertises ``listChanged`` to 2025 clients: backends come, go and change their lists at run time."""
+    """Advertises ``listChanged`` to 2025 clients (backends come, go and change their lists at run time), and
+    prompts, resources, completions and logging only while a connected backend serves them."""
+
+    served: Callable[[], set[str]] = staticmethod(lambda: set(_OPTIONAL))
+
+    def get_capabilities(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+        *,
+        protocol_version: str | None = None,
+    ) -> types.ServerCapabilities:
+        capabilities = super().get_capabilities(
+            notification_options, experimental_capabilities, extensions, protocol_version=protocol_version
+        )
+        served = self.served()
+        return capabilities.model_copy(update={kind: None for kind in _OPTIONAL if kind not in served})
 
     def create_initialization_options(
         self,
@@ -50,6 +71,7 @@ class GatewayServer(Server[Any]):
 def build_server(gateway: Gateway) -> GatewayServer:
     """The MCP server for a running gateway (the caller owns the gateway's lifecycle)."""
     router, catalog, naming = gateway.router, gateway.catalog, gateway.config.naming
+    levels = LogLevels()
     size = gateway.config.list_page_size
     answers = ListCache()
 
@@ -130,13 +152,33 @@ def build_server(gateway: Gateway) -> GatewayServer:
         on_completion=complete,
         on_subscriptions_listen=gateway.notifier.listen,
     )
+
+    async def set_level(ctx: Ctx, params: types.SetLevelRequestParams) -> types.EmptyResult:
+        levels.set(ctx.session, params.level)
+        return types.EmptyResult()
+
+    def _caller(ctx: Ctx) -> Caller:
+        if ctx.request_id is None:
+            return Caller(session=_session(ctx))
+        relay = Relay(ctx.session, ctx.request_id, levels.allowed(ctx.session, ctx.meta))
+        return Caller(session=_session(ctx), sink=relay, log_level=relay.log_floor)
+
+    # The 2025 logging capability; registered directly, as the constructor flags it deprecated for 2026 servers.
+    server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, set_level)
+    server.served = lambda: _served(gateway)
     # Replaces the SDK's default OpenTelemetry middleware, a measurable share of every call with no tracer set.
     server.middleware = [edge]
     return server
 
 
-def _caller(ctx: Ctx) -> Caller:
-    return Caller(session=_session(ctx))
+def _served(gateway: Gateway) -> set[str]:
+    """The optional capabilities some connected backend has."""
+    served: set[str] = set()
+    for upstream in gateway.upstreams.values():
+        caps = upstream.capabilities
+        if caps is not None and upstream.state is State.READY:
+            served.update(kind for kind in _OPTIONAL if getattr(caps, kind) is not None)
+    return served
 
 
 def _session(ctx: Ctx) -> str | None:
