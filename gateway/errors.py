@@ -56,6 +56,13 @@ class InvalidCursor(GatewayError):
         super().__init__(f"Invalid cursor: {cursor[:100]!r}")
 
 
+class InvalidRequestState(GatewayError):
+    """A retry carried a ``requestState`` the gateway did not issue to this caller for this request."""
+
+    def __init__(self) -> None:
+        super().__init__("Invalid requestState: it was not issued to this client for this request")
+
+
 class BackendError(GatewayError):
     """A failure that belongs to one backend, named in the message."""
 
@@ -110,7 +117,7 @@ def to_mcp_error(exc: GatewayError) -> MCPError:
     """The one place gateway errors become JSON-RPC errors."""
     if isinstance(exc, UnknownTarget):
         return MCPError(INVALID_PARAMS, str(exc), {exc.kind: exc.name})
-    if isinstance(exc, InvalidCursor):
+    if isinstance(exc, InvalidCursor | InvalidRequestState):
         return MCPError(INVALID_PARAMS, str(exc))
     if isinstance(exc, BackendError):
         data: dict[str, Any] = {"backend": exc.backend}

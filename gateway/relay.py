@@ -111,7 +111,8 @@ class Relay:
         except ValidationError as exc:
             return _error(INVALID_PARAMS, f"invalid {method} request or answer: {exc.error_count()} errors")
         except NoBackChannelError:
-            return _error(METHOD_NOT_FOUND, "the client cannot take requests from the server on this connection")
+            # What a 2026 backend answers in the same spot; a 2026 client takes no requests mid-call.
+            return _error(INVALID_REQUEST, f"Cannot send {method!r}: the client has no back-channel for requests")
         except MCPError as exc:
             return {"error": exc.error.model_dump(by_alias=True, mode="json", exclude_none=True)}
         return {"result": result.model_dump(by_alias=True, mode="json", exclude_none=True)}

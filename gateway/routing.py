@@ -18,8 +18,9 @@ from gateway import calls
 from gateway.caller import ANONYMOUS, Caller
 from gateway.catalog import Catalog, Route
 from gateway.config import NamingConfig
-from gateway.errors import BackendUnavailable, UnknownTarget
+from gateway.errors import BackendMisbehaved, BackendUnavailable, UnknownTarget
 from gateway.naming import expose_uri
+from gateway.resume import MAX_ROUNDS, StateSeal, answers
 from gateway.upstream import State, Upstream
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -34,6 +35,7 @@ class Router:
         self._catalog = catalog
         self._upstreams = upstreams
         self._naming = naming
+        self._seal = StateSeal()
 
     async def call_tool(
         self,
@@ -41,12 +43,35 @@ class Router:
         arguments: dict[str, Any] | None,
         meta: Mapping[str, Any] | None = None,
         caller: Caller = ANONYMOUS,
-    ) -> types.CallToolResult:
-        """``caller``, here and below: who the request is for (its session, where in-call messages go)."""
+        input_responses: dict[str, Any] | None = None,
+        request_state: str | None = None,
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        """``caller``, here and below: who the request is for (its session, where in-call messages go).
+
+        ``input_responses`` and ``request_state`` make a multi-round retry (see ``gateway.resume``).
+        """
         route = self._resolve(name, self._catalog.resolve_tool)
         upstream = self._upstreams[route.backend]
-        result = await calls.call_tool(upstream, route.original, arguments, _forwardable(meta, caller), caller)
-        return self._rewrite(upstream, result)
+        target = f"tools/call\0{route.backend}\0{route.original}"
+        resume: dict[str, Any] = {}
+        if request_state is not None:
+            resume["requestState"] = self._seal.open(request_state, target, caller.identity)
+        if input_responses:
+            resume["inputResponses"] = input_responses
+        meta = _forwardable(meta, caller)
+        for _ in range(MAX_ROUNDS):
+            result = await calls.call_tool(upstream, route.original, arguments, meta, caller, resume)
+            if not isinstance(result, types.InputRequiredResult):
+                return self._rewrite(upstream, result)
+            if caller.modern or caller.sink is None:
+                if result.request_state is not None:
+                    sealed = self._seal.seal(result.request_state, target, caller.identity)
+                    result = result.model_copy(update={"request_state": sealed})
+                return result
+            resume = {"inputResponses": await answers(caller.sink, result)}
+            if result.request_state is not None:
+                resume["requestState"] = result.request_state
+        raise BackendMisbehaved(upstream.name, f"still asking for input after {MAX_ROUNDS} rounds")
 
     async def get_prompt(
         self, name: str, arguments: dict[str, str] | None, caller: Caller = ANONYMOUS

@@ -15,6 +15,7 @@ from mcp.server import NotificationOptions, Server
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.models import InitializationOptions
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from pydantic import BaseModel
 
 from gateway import __version__
 from gateway.caller import Caller
@@ -85,8 +86,14 @@ def build_server(gateway: Gateway) -> GatewayServer:
         tools, cursor = page("tools", ctx, params)
         return types.ListToolsResult(tools=tools, next_cursor=cursor)
 
-    async def call_tool(ctx: Ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
-        return await router.call_tool(params.name, params.arguments, params.meta, _caller(ctx))
+    async def call_tool(
+        ctx: Ctx, params: types.CallToolRequestParams
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        responses = {key: _wire(value) for key, value in (params.input_responses or {}).items()}
+        caller = _caller(ctx)
+        return await router.call_tool(
+            params.name, params.arguments, params.meta, caller, responses or None, params.request_state
+        )
 
     async def list_prompts(ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
         prompts, cursor = page("prompts", ctx, params)
@@ -161,7 +168,15 @@ def build_server(gateway: Gateway) -> GatewayServer:
         if ctx.request_id is None:
             return Caller(session=_session(ctx))
         relay = Relay(ctx.session, ctx.request_id, levels.allowed(ctx.session, ctx.meta))
-        return Caller(session=_session(ctx), sink=relay, log_level=relay.log_floor)
+        declared = ctx.session.client_capabilities
+        return Caller(
+            session=_session(ctx),
+            sink=relay,
+            log_level=relay.log_floor,
+            capabilities=_wire(declared) if declared is not None else None,
+            identity=_session(ctx) or "",
+            modern=ctx.protocol_version in MODERN_PROTOCOL_VERSIONS,
+        )
 
     # The 2025 logging capability; registered directly, as the constructor flags it deprecated for 2026 servers.
     server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, set_level)
@@ -169,6 +184,10 @@ def build_server(gateway: Gateway) -> GatewayServer:
     # Replaces the SDK's default OpenTelemetry middleware, a measurable share of every call with no tracer set.
     server.middleware = [edge]
     return server
+
+
+def _wire(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(by_alias=True, mode="json", exclude_none=True)
 
 
 def _served(gateway: Gateway) -> set[str]:

@@ -25,11 +25,14 @@ import anyio
 from mcp import Client, types
 from mcp.client.session import IncomingMessage
 from mcp.shared.dispatcher import CallOptions
+from mcp_types import CLIENT_CAPABILITIES_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel
 
 from gateway import __version__
+from gateway.backchannel import BackChannel
 from gateway.breaker import CircuitBreaker
+from gateway.caller import ANONYMOUS, Caller
 from gateway.catalog import Snapshot
 from gateway.config import BackendConfig, GatewayConfig
 from gateway.forward import Forwarder
@@ -147,6 +150,7 @@ class Upstream:
                     message_handler=self._on_message,
                     client_info=types.Implementation(name="mcp-gateway", version=__version__),
                     cache=None,
+                    **BackChannel().callbacks(),
                 )
                 await stack.enter_async_context(client)
                 self.capabilities = await _capabilities(client)
@@ -248,23 +252,29 @@ class Upstream:
         params: dict[str, Any],
         result_type: type[ResultT],
         deadline: float,
-        sink: Sink | None = None,
-    ) -> ResultT:
+        caller: Caller = ANONYMOUS,
+    ) -> ResultT | types.InputRequiredResult:
         """One request over ``client``'s connection: raw JSON-RPC where the transport offers it, else the SDK's.
 
-        Raises what the SDK session raises (see ``gateway.forward``), plus ``InvalidAnswer``. ``sink`` receives
-        what the backend sends during the call on the raw path.
+        Raises what the SDK session raises (see ``gateway.forward``), plus ``InvalidAnswer``. The caller's sink
+        receives what the backend sends during the call; a 2026 backend hears the caller's capabilities, and may
+        answer ``input_required`` (see ``gateway.resume``).
         """
         # The raw path rides the shared connection's session; per-client connections keep the SDK's.
         forwarder = self._forwarder if client is self.client else None
         if forwarder is None:
-            return await _sdk_send(client, method, params, result_type, deadline, sink)
+            return await _sdk_send(client, method, params, result_type, deadline, caller.sink)
         message: dict[str, Any] = {"method": method, "params": params}
         options: CallOptions = {}
         # The session's own stamp: the 2026 envelope and headers, or the 2025 protocol-version header.
         client.session._stamp(message, options)
         modern = self.protocol_version in MODERN_PROTOCOL_VERSIONS
-        raw = await forwarder.send(message, options.get("headers", {}), deadline, modern=modern, sink=sink)
+        if modern and caller.capabilities is not None:
+            message["params"]["_meta"][CLIENT_CAPABILITIES_META_KEY] = caller.capabilities
+        headers = options.get("headers", {})
+        raw = await forwarder.send(message, headers, deadline, modern=modern, sink=caller.sink)
+        if raw.get("resultType") == "input_required":
+            return types.InputRequiredResult.model_validate(raw, by_name=False)
         return result_type.model_validate(raw, by_name=False)
 
     def _on_stderr(self, line: str) -> None:

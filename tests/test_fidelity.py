@@ -17,6 +17,10 @@ import pytest
 from mcp import Client, MCPError, types
 from mcp.types import INVALID_REQUEST
 
+from gateway.caller import Caller
+from gateway.config import BackendConfig, GatewayConfig
+from gateway.core import Gateway
+from gateway.errors import InvalidRequestState
 from tests.support.procs import ROOT, Processes, free_port, http_get, listening, wait_until
 
 pytestmark = pytest.mark.anyio
@@ -156,3 +160,46 @@ async def test_a_client_without_the_capability_gets_an_error_like_the_backend_s_
         errors.append(refused.value)
     assert errors[1].code == errors[0].code == INVALID_REQUEST
     assert "did not declare" in errors[1].message
+
+
+async def elicit_name(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+    return types.ElicitResult(action="accept", content={"name": "Ada"})
+
+
+@pytest.mark.parametrize(("backend", "mode"), [("modern", "2026-07-28"), ("modern", "legacy"), ("web", "legacy")])
+async def test_multi_round_requests_pass_through_or_are_bridged(stack: Stack, backend: str, mode: str) -> None:
+    """2026 link, 2026 client: input_required and the retry pass through. 2026 link, 2025 client: the gateway asks
+    the client mid-call and retries for it. 2025 link: the backend asks mid-call and the gateway relays."""
+    greetings = []
+    for url, prefix in endpoints(stack, backend):
+        async with Client(url, mode=mode, elicitation_callback=elicit_name) as client:
+            greetings.append(text(await client.call_tool(f"{prefix}greet_user", {})))
+    assert greetings == ["hello Ada", "hello Ada"]
+
+
+async def test_a_backend_pushing_a_request_to_a_2026_client_gets_a_clear_error(stack: Stack) -> None:
+    async with Client(stack["gateway"], mode="2026-07-28", elicitation_callback=elicit_name) as client:
+        with pytest.raises(MCPError) as refused:
+            await client.call_tool("web/greet_user", {})
+    assert refused.value.code == INVALID_REQUEST and "no back-channel" in refused.value.message
+
+
+async def test_request_state_is_bound_to_the_caller_and_request_it_was_issued_for(stack: Stack) -> None:
+    config = GatewayConfig(backends=(BackendConfig(name="m", url=stack["direct"], protocol="2026-07-28"),))
+    can_elicit = {"elicitation": {"form": {}}}
+    alice, mallory = (
+        Caller(identity="alice", capabilities=can_elicit),
+        Caller(identity="mallory", capabilities=can_elicit),
+    )
+    async with Gateway(config) as gateway:
+        router = gateway.router
+        first = await router.call_tool("m/greet_user", {}, caller=alice)
+        assert isinstance(first, types.InputRequiredResult) and first.request_state and first.input_requests
+        answer = {key: {"action": "accept", "content": {"name": "Ada"}} for key in first.input_requests}
+        state = first.request_state
+        for who, tool, sealed in ((mallory, "m/greet_user", state), (alice, "m/echo", state),
+                                  (alice, "m/greet_user", "0" + state)):  # fmt: skip
+            with pytest.raises(InvalidRequestState):
+                await router.call_tool(tool, {"text": "x"}, caller=who, input_responses=answer, request_state=sealed)
+        done = await router.call_tool("m/greet_user", {}, caller=alice, input_responses=answer, request_state=state)
+    assert text(done) == "hello Ada"  # type: ignore[arg-type]

@@ -10,18 +10,23 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 from mcp import types
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.shared.message import ServerMessageMetadata
 from pydantic import BaseModel, Field
 
 
 class Named(BaseModel):
     name: str
+
+
+def ask_name() -> Elicit[Named]:
+    return Elicit("Your name?", Named)
 
 
 def build(name: str = "toy", journal: Path | None = None) -> MCPServer:
@@ -131,6 +136,10 @@ def build(name: str = "toy", journal: Path | None = None) -> MCPServer:
     async def ask_user(question: str, ctx: Context) -> str:
         answer = await ctx.elicit(question, Named)
         return f"{answer.action}: {answer.data.name if answer.action == 'accept' else ''}"
+
+    @server.tool(description="Greet a user whose name is asked of the client (multi-round on 2026 links).")
+    def greet_user(who: Annotated[Named, Resolve(ask_name)]) -> str:
+        return f"hello {who.name}"
 
     @server.tool(description="The client's roots.")
     async def roots(ctx: Context) -> list[str]:
