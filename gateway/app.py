@@ -1,12 +1,15 @@
 """The HTTP face of the gateway: ``/mcp`` (both protocol eras), ``/healthz`` and ``/readyz``.
 
-``/healthz`` answers 200 while the process serves. ``/readyz`` answers 200 when every backend is connected and
-503 otherwise; either way it carries each backend's state, breaker, tool count and, when it is not ready, the reason.
+Requests to ``/mcp`` pass the security layer (``http_security``) first: Host/Origin, authentication, body size
+and depth, rate-limit admission. ``/healthz`` answers 200 while the process serves. ``/readyz`` answers 200 when
+every backend is connected and 503 otherwise; either way it carries each backend's state, breaker, tool count and,
+when it is not ready, the reason.
 """
 
 from __future__ import annotations
 
 import anyio
+from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -14,6 +17,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.core import Gateway, InFlight
+from gateway.http_security import SecurityLayer
 from gateway.server import build_server
 
 MCP_PATH = "/mcp"
@@ -67,9 +71,12 @@ def build_app(gateway: Gateway, *, host: str = "127.0.0.1") -> GatewayApp:
         streamable_http_path=MCP_PATH,
         host=host,
         json_response=gateway.config.json_response,
+        max_request_body_size=gateway.config.security.limits.max_body_bytes,
+        # Host and Origin are checked by the security layer, against the configured allow-lists.
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         custom_starlette_routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
         ],
     )
-    return GatewayApp(app)
+    return GatewayApp(SecurityLayer(app, gateway, MCP_PATH))

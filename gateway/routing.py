@@ -63,6 +63,12 @@ class Router:
         upstream = self._upstreams[route.backend]
         return await calls.complete(upstream, params.model_copy(update={"ref": forwarded, "meta": None}))
 
+    def route_tool(self, name: str) -> Route:
+        return self._resolve(name, self._catalog.resolve_tool)
+
+    def route_prompt(self, name: str) -> Route:
+        return self._resolve(name, self._catalog.resolve_prompt)
+
     def _resolve(self, name: str, lookup: Callable[[str], Route]) -> Route:
         """Look a name up; a name under the prefix of a backend that is down names that backend instead."""
         try:

@@ -1,21 +1,25 @@
 """The MCP server clients talk to: the SDK's lowlevel ``Server`` with handlers that read the catalogue and route.
 
 One ``Server`` serves both protocol eras (2025-11-25 handshake and 2026-07-28 stateless), over streamable HTTP
-and stdio. Names are rendered per client: ``clientInfo`` decides between canonical and strict names. Gateway
-errors become JSON-RPC errors at this edge, in ``_edge``, through ``errors.to_mcp_error``.
+and stdio. Names are rendered per client: ``clientInfo`` decides between canonical and strict names. Every list
+and call goes through the gateway's ``Guard`` with the caller's principal: over HTTP the one the security layer
+left in the request's ASGI scope (``ctx.request`` is the Starlette request of the POST carrying the message, in
+both eras), elsewhere (stdio, in-process) the server's own principal. Gateway errors become JSON-RPC errors at this
+edge, in ``edge``, through ``errors.to_mcp_error``, with configured secrets redacted.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from mcp import types
+from mcp import MCPError, types
 from mcp.server import NotificationOptions, Server
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.models import InitializationOptions
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from gateway import __version__
+from gateway.auth import SCOPE_ADMITTED, Principal, principal_of
 from gateway.core import Gateway
 from gateway.errors import GatewayError, to_mcp_error
 from gateway.naming import Style, style_for_client
@@ -42,38 +46,55 @@ class GatewayServer(Server[Any]):
         return super().create_initialization_options(options, experimental_capabilities, extensions)
 
 
-def build_server(gateway: Gateway) -> GatewayServer:
-    """The MCP server for a running gateway (the caller owns the gateway's lifecycle)."""
-    router, catalog, naming = gateway.router, gateway.catalog, gateway.config.naming
+def build_server(gateway: Gateway, principal: Principal | None = None) -> GatewayServer:
+    """The MCP server for a running gateway (the caller owns the gateway's lifecycle).
+
+    ``principal`` is who calls when there is no HTTP request (stdio, in-process); by default the configured
+    local principal.
+    """
+    guard, catalog, naming, redactor = gateway.guard, gateway.catalog, gateway.config.naming, gateway.redactor
+    own = principal or guard.local
 
     def style(ctx: Ctx) -> Style:
         return style_for_client(_client_name(ctx), naming)
 
+    def caller(ctx: Ctx) -> Principal:
+        return own if ctx.request is None else principal_of(ctx.request.scope)
+
+    def admitted(ctx: Ctx) -> bool:
+        return ctx.request is not None and ctx.request.scope.get(SCOPE_ADMITTED) is True
+
     async def list_tools(ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=catalog.tools(style(ctx)))
+        return types.ListToolsResult(tools=guard.listing(caller(ctx), "tools", style(ctx)))
 
     async def call_tool(ctx: Ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
-        return await router.call_tool(params.name, params.arguments, params.meta)
+        return await guard.call_tool(
+            caller(ctx), params.name, params.arguments, params.meta, request_id=ctx.request_id, admitted=admitted(ctx)
+        )
 
     async def list_prompts(ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
-        return types.ListPromptsResult(prompts=catalog.prompts(style(ctx)))
+        return types.ListPromptsResult(prompts=guard.listing(caller(ctx), "prompts", style(ctx)))
 
     async def get_prompt(ctx: Ctx, params: types.GetPromptRequestParams) -> types.GetPromptResult:
-        return await router.get_prompt(params.name, params.arguments)
+        return await guard.get_prompt(
+            caller(ctx), params.name, params.arguments, request_id=ctx.request_id, admitted=admitted(ctx)
+        )
 
     async def list_resources(ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
-        return types.ListResourcesResult(resources=catalog.resources())
+        return types.ListResourcesResult(resources=guard.listing(caller(ctx), "resources"))
 
     async def list_templates(
         ctx: Ctx, params: types.PaginatedRequestParams | None
     ) -> types.ListResourceTemplatesResult:
-        return types.ListResourceTemplatesResult(resource_templates=catalog.templates())
+        return types.ListResourceTemplatesResult(resource_templates=guard.listing(caller(ctx), "templates"))
 
     async def read_resource(ctx: Ctx, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
-        return await router.read_resource(str(params.uri))
+        return await guard.read_resource(
+            caller(ctx), str(params.uri), request_id=ctx.request_id, admitted=admitted(ctx)
+        )
 
     async def complete(ctx: Ctx, params: types.CompleteRequestParams) -> types.CompleteResult:
-        return await router.complete(params)
+        return await guard.complete(caller(ctx), params, request_id=ctx.request_id)
 
     async def edge(ctx: Ctx, call_next: CallNext) -> HandlerResult:
         if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
@@ -84,7 +105,13 @@ def build_server(gateway: Gateway) -> GatewayServer:
             with gateway.inflight.track():
                 return await call_next(ctx)
         except GatewayError as exc:
-            raise to_mcp_error(exc) from None
+            raise _redacted(to_mcp_error(exc)) from None
+        except MCPError as exc:
+            raise _redacted(exc) from None
+
+    def _redacted(error: MCPError) -> MCPError:
+        message, data = redactor.text(error.message), redactor.value(error.data)
+        return error if (message, data) == (error.message, error.data) else MCPError(error.code, message, data)
 
     server = GatewayServer(
         "mcp-gateway",
