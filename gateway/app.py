@@ -8,17 +8,20 @@ when it is not ready, the reason.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import anyio
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.core import Gateway, InFlight
 from gateway.http_security import SecurityLayer
-from gateway.server import build_server
+from gateway.server import SESSION_HEADER, build_server
 
 MCP_PATH = "/mcp"
 
@@ -28,26 +31,48 @@ class GatewayApp:
 
     2025 clients hold a GET stream open for notifications. It never ends by itself, so on shutdown it is cut
     at once. Calls (POSTs) are counted until their whole response is written, so a shutdown can wait for them.
+    A DELETE ends a client's session, and with it the backend sessions opened for it.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, on_session_end: Callable[[str], None]) -> None:
         self._app = app
+        self._on_session_end = on_session_end
         self._streams: set[anyio.CancelScope] = set()
         self._calls = InFlight()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != MCP_PATH:
             await self._app(scope, receive, send)
+        elif scope["method"] == "DELETE":
+            answered = _Status(send)
+            with self._calls.track():
+                await self._app(scope, receive, answered)
+            # Only a DELETE the session's owner was allowed to make ends it (not a refused or foreign one).
+            if answered.ok and (session := Headers(scope=scope).get(SESSION_HEADER)):
+                self._on_session_end(session)
         elif scope["method"] != "GET":
             with self._calls.track():
                 await self._app(scope, receive, send)
         else:
-            with anyio.CancelScope() as stream:
-                self._streams.add(stream)
-                try:
-                    await self._app(scope, receive, send)
-                finally:
-                    self._streams.discard(stream)
+            await self._stream(scope, receive, send)
+
+    async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve a GET stream that ``cut_streams`` can end; a cut stream still ends its response properly."""
+        state = {"started": False, "ended": False}
+
+        async def tracked(message: Message) -> None:
+            state["started"] = state["started"] or message["type"] == "http.response.start"
+            state["ended"] = message["type"] == "http.response.body" and not message.get("more_body", False)
+            await send(message)
+
+        with anyio.CancelScope() as stream:
+            self._streams.add(stream)
+            try:
+                await self._app(scope, receive, tracked)
+            finally:
+                self._streams.discard(stream)
+        if stream.cancelled_caught and state["started"] and not state["ended"]:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     def cut_streams(self) -> None:
         for stream in list(self._streams):
@@ -56,6 +81,19 @@ class GatewayApp:
     async def idle(self) -> None:
         """Return once no call is being answered."""
         await self._calls.idle()
+
+
+class _Status:
+    """A ``send`` that remembers whether the response was a success."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.ok = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.ok = message["status"] < 400
+        await self._send(message)
 
 
 def build_app(gateway: Gateway, *, host: str = "127.0.0.1") -> GatewayApp:
@@ -79,4 +117,4 @@ def build_app(gateway: Gateway, *, host: str = "127.0.0.1") -> GatewayApp:
             Route("/readyz", readyz, methods=["GET"]),
         ],
     )
-    return GatewayApp(SecurityLayer(app, gateway, MCP_PATH))
+    return GatewayApp(SecurityLayer(app, gateway, MCP_PATH), gateway.router.end_session)

@@ -35,28 +35,36 @@ class _Lost(Exception):
 
 
 async def call_tool(
-    upstream: Upstream, name: str, arguments: dict[str, Any] | None, meta: dict[str, Any] | None = None
+    upstream: Upstream,
+    name: str,
+    arguments: dict[str, Any] | None,
+    meta: dict[str, Any] | None = None,
+    session: str | None = None,
 ) -> types.CallToolResult:
+    """``session``, here and below: the caller's downstream session, for backends with per-client sessions."""
     params = types.CallToolRequestParams(name=name, arguments=arguments, _meta=meta)  # type: ignore[arg-type]
     timeout = upstream.config.tool_timeouts.get(name, upstream.config.call_timeout)
     request = types.CallToolRequest(params=params)
-    return await _send(
-        upstream, request, types.CallToolResult, timeout, replayable=_replayable(upstream, name), what=name
-    )
+    replayable = _replayable(upstream, name)
+    return await _send(upstream, request, types.CallToolResult, session, timeout, replayable=replayable, what=name)
 
 
-async def read_resource(upstream: Upstream, uri: str) -> types.ReadResourceResult:
+async def read_resource(upstream: Upstream, uri: str, session: str | None = None) -> types.ReadResourceResult:
     request = types.ReadResourceRequest(params=types.ReadResourceRequestParams(uri=uri))
-    return await _send(upstream, request, types.ReadResourceResult)
+    return await _send(upstream, request, types.ReadResourceResult, session)
 
 
-async def get_prompt(upstream: Upstream, name: str, arguments: dict[str, str] | None) -> types.GetPromptResult:
+async def get_prompt(
+    upstream: Upstream, name: str, arguments: dict[str, str] | None, session: str | None = None
+) -> types.GetPromptResult:
     request = types.GetPromptRequest(params=types.GetPromptRequestParams(name=name, arguments=arguments))
-    return await _send(upstream, request, types.GetPromptResult)
+    return await _send(upstream, request, types.GetPromptResult, session)
 
 
-async def complete(upstream: Upstream, params: types.CompleteRequestParams) -> types.CompleteResult:
-    return await _send(upstream, types.CompleteRequest(params=params), types.CompleteResult)
+async def complete(
+    upstream: Upstream, params: types.CompleteRequestParams, session: str | None = None
+) -> types.CompleteResult:
+    return await _send(upstream, types.CompleteRequest(params=params), types.CompleteResult, session)
 
 
 def _replayable(upstream: Upstream, name: str) -> bool:
@@ -70,6 +78,7 @@ async def _send(
     upstream: Upstream,
     request: Any,
     result_type: type[ResultT],
+    session: str | None,
     deadline: float | None = None,
     *,
     replayable: bool = True,
@@ -78,7 +87,7 @@ async def _send(
     """Send once; after a dropped connection, once more over the next connection if that is safe."""
     deadline = deadline or upstream.config.call_timeout
     try:
-        return await _once(upstream, request, result_type, deadline)
+        return await _once(upstream, request, result_type, session, deadline)
     except _Lost:
         if not replayable:
             raise OutcomeUnknown(upstream.name, what) from None
@@ -86,7 +95,7 @@ async def _send(
         pass
     await _reconnected(upstream)
     try:
-        return await _once(upstream, request, result_type, deadline)
+        return await _once(upstream, request, result_type, session, deadline)
     except _Lost:
         if not replayable:
             raise OutcomeUnknown(upstream.name, what) from None
@@ -104,14 +113,33 @@ async def _reconnected(upstream: Upstream) -> None:
     raise BackendUnavailable(upstream.name, upstream.error or "did not reconnect in time")
 
 
-async def _once(upstream: Upstream, request: Any, result_type: type[ResultT], deadline: float) -> ResultT:
-    client = upstream.client
-    if client is None or upstream.state is not State.READY:
+async def _once(
+    upstream: Upstream, request: Any, result_type: type[ResultT], session: str | None, deadline: float
+) -> ResultT:
+    if upstream.client is None or upstream.state is not State.READY:
         raise BackendUnavailable(upstream.name, upstream.error or upstream.state.value)
     try:
         upstream.breaker.admit()
     except CircuitOpen as exc:
         raise BackendUnavailable(upstream.name, str(exc)) from None
+    if upstream.sessions is None:
+        return await _request(upstream, upstream.client, request, result_type, deadline)
+    try:
+        async with upstream.sessions.lease(session) as lease:
+            try:
+                return await _request(upstream, lease.client, request, result_type, deadline)
+            except (_NotDelivered, _Lost):
+                lease.discard()
+                raise
+    except BackendUnavailable:
+        upstream.breaker.abandon()
+        raise
+
+
+async def _request(
+    upstream: Upstream, client: Client, request: Any, result_type: type[ResultT], deadline: float
+) -> ResultT:
+    """One request over one connection, its outcome fed to the breaker."""
     try:
         result = await client.session.send_request(request, result_type, request_read_timeout_seconds=deadline)
     except MCPError as exc:

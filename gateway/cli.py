@@ -1,4 +1,5 @@
-"""``mcp-gateway``: serve over HTTP, serve over stdio, run the demo stack, print the catalogue, or verify an audit log.
+"""``mcp-gateway``: serve over HTTP, serve over stdio, run the demo stack, print the catalogue, ask a running
+gateway for its status, or verify an audit log.
 
 Flags win over ``GATEWAY_*`` environment variables, which win over defaults. A configuration problem prints one
 message naming the file, the field and the problem, and exits with status 2; so does listening beyond loopback
@@ -24,6 +25,7 @@ from gateway.errors import ConfigError, StartupError
 from gateway.naming import Style
 from gateway.redaction import Redactor
 from gateway.running import approve_tools, print_catalog, run_demo, serve_http, serve_stdio
+from gateway.status import print_status
 
 EXIT_START = 1
 EXIT_CONFIG = 2
@@ -40,6 +42,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ValidationError as exc:
         print(f"mcp-gateway: invalid environment\n{describe_errors(exc, 'environment', 'GATEWAY_')}", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
+    if args.command == "status":
+        url = args.url or f"http://{_local(settings.host)}:{settings.port}"
+        sys.exit(print_status(url, args.json, args.timeout))
     logging.basicConfig(
         level=(args.log_level or settings.log_level).upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
@@ -127,6 +132,11 @@ def _run(args: argparse.Namespace, settings: Settings, config: GatewayConfig) ->
     return 0
 
 
+def _local(host: str) -> str:
+    """Where a gateway listening on ``host`` can be asked from this machine."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::") else host
+
+
 def _startup_error(exc: BaseException) -> StartupError | None:
     """The ``StartupError`` behind ``exc``, which task groups may have wrapped."""
     if isinstance(exc, StartupError):
@@ -140,7 +150,7 @@ def _config(args: argparse.Namespace, settings: Settings) -> GatewayConfig:
     path = args.config or settings.config
     if args.command == "demo" and path is None:
         ports = (args.ops_port, args.hr_port, args.finance_port)
-        hosts = "127.0.0.1" if args.host in (None, "0.0.0.0") else args.host
+        hosts = _local(args.host or "127.0.0.1")
         return load_config(None, style=args.name_style or settings.name_style, ports=ports, host=hosts)
     return load_config(path, style=args.name_style or settings.name_style)
 
@@ -190,6 +200,10 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="pin the current definition of the named changed tools (all of them when no name is given)",
     )
+    status = commands.add_parser("status", help="show a running gateway's backends, their state and breakers")
+    status.add_argument("--url", help="the gateway's base URL (default http://GATEWAY_HOST:GATEWAY_PORT)")
+    status.add_argument("--json", action="store_true", help="print the status document as JSON")
+    status.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for an answer (default 5)")
     return parser
 
 

@@ -69,6 +69,9 @@ class BackendConfig(_Model):
     required: bool = False
     breaker_threshold: int = Field(default=5, ge=1, le=1000)
     breaker_cooldown: float = Field(default=30.0, gt=0, le=3600)
+    session: Literal["shared", "per_client"] = "shared"
+    max_sessions: int = Field(default=32, ge=1, le=10_000)
+    session_idle_timeout: float = Field(default=1800.0, gt=0, le=86_400)
     # Send the caller's own bearer token to this backend on each call (streamable HTTP only).
     forward_token: bool = False
     max_result_bytes: int = Field(default=4 * MIB, ge=1024, le=1024 * MIB)

@@ -4,7 +4,8 @@ A call goes: resolve the name to its backend and canonical name -> spend rate-li
 already did, to answer HTTP 429 itself) -> refuse a withheld (changed, pinned) tool -> check the principal's rules
 -> validate tool arguments against the tool's ``inputSchema`` -> forward through the ``Router`` with the caller's
 token at hand -> bound the result's size -> write one audit line, whatever happened. Lists go through ``listing``,
-which shows a principal only what it may use. Anything that serves MCP (the SDK handlers in ``server.py``, the
+which shows a principal only what it may use. ``session`` is the caller's downstream session (see
+``gateway.sessions``), passed through to the router. Anything that serves MCP (the SDK handlers in ``server.py``, the
 stdio front, a direct HTTP path) calls these methods and nothing below them.
 """
 
@@ -143,6 +144,7 @@ class Guard:
         *,
         request_id: RequestId = None,
         admitted: bool = False,
+        session: str | None = None,
     ) -> types.CallToolResult:
         def unchanged_and_valid(target: Target) -> None:
             self.pins.refresh()
@@ -151,7 +153,7 @@ class Guard:
             self._validator.check(target.name, self._catalog.input_schema(name), arguments)
 
         call = _Call(principal, "tool", name, arguments, request_id, admitted)
-        forward = partial(self._router.call_tool, name, arguments, meta)
+        forward = partial(self._router.call_tool, name, arguments, meta, session)
         return await self._run(call, partial(self._router.route_tool, name), forward, unchanged_and_valid)
 
     async def get_prompt(
@@ -162,19 +164,33 @@ class Guard:
         *,
         request_id: RequestId = None,
         admitted: bool = False,
+        session: str | None = None,
     ) -> types.GetPromptResult:
         call = _Call(principal, "prompt", name, arguments, request_id, admitted)
-        forward = partial(self._router.get_prompt, name, arguments)
+        forward = partial(self._router.get_prompt, name, arguments, session)
         return await self._run(call, partial(self._router.route_prompt, name), forward)
 
     async def read_resource(
-        self, principal: Principal, uri: str, *, request_id: RequestId = None, admitted: bool = False
+        self,
+        principal: Principal,
+        uri: str,
+        *,
+        request_id: RequestId = None,
+        admitted: bool = False,
+        session: str | None = None,
     ) -> types.ReadResourceResult:
         call = _Call(principal, "resource", uri, {"uri": uri}, request_id, admitted)
-        return await self._run(call, partial(self._catalog.resolve_uri, uri), partial(self._router.read_resource, uri))
+        return await self._run(
+            call, partial(self._catalog.resolve_uri, uri), partial(self._router.read_resource, uri, session)
+        )
 
     async def complete(
-        self, principal: Principal, params: types.CompleteRequestParams, *, request_id: RequestId = None
+        self,
+        principal: Principal,
+        params: types.CompleteRequestParams,
+        *,
+        request_id: RequestId = None,
+        session: str | None = None,
     ) -> types.CompleteResult:
         """Completions reveal argument values, so they need the right to use the prompt or resource they name."""
         ref = params.ref
@@ -185,7 +201,7 @@ class Guard:
         else:
             call = _Call(principal, "resource", ref.uri, arguments, request_id, audit_kind="completion")
             resolve = partial(self._catalog.resolve_uri, ref.uri)
-        return await self._run(call, resolve, partial(self._router.complete, params))
+        return await self._run(call, resolve, partial(self._router.complete, params, session))
 
     # -- the one path --------------------------------------------------------------------------------------
 

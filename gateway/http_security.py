@@ -98,12 +98,11 @@ class SecurityLayer:
             return body  # not JSON: the SDK answers with its parse error
         if too_deep(message, self._limits.max_json_depth):
             return _refusal(400, INVALID_REQUEST, f"JSON nested deeper than {self._limits.max_json_depth} levels")
-        if isinstance(message, dict) and message.get("method") in CALLS and "id" in message:
+        method = message.get("method") if isinstance(message, dict) else None
+        if isinstance(method, str) and method in CALLS and "id" in message:
             request_id = message["id"] if isinstance(message["id"], str | int) else None
             try:
-                charged = await self._guard.admit(
-                    scope[SCOPE_PRINCIPAL], message["method"], message.get("params"), request_id
-                )
+                charged = await self._guard.admit(scope[SCOPE_PRINCIPAL], method, message.get("params"), request_id)
             except RateLimited as exc:
                 retry = {"Retry-After": str(math.ceil(exc.retry_after))}
                 return _refusal(

@@ -33,24 +33,31 @@ class Router:
         self._naming = naming
 
     async def call_tool(
-        self, name: str, arguments: dict[str, Any] | None, meta: Mapping[str, Any] | None = None
+        self,
+        name: str,
+        arguments: dict[str, Any] | None,
+        meta: Mapping[str, Any] | None = None,
+        session: str | None = None,
     ) -> types.CallToolResult:
+        """``session``, here and below: the caller's downstream session (see ``gateway.sessions``)."""
         route = self._resolve(name, self._catalog.resolve_tool)
         upstream = self._upstreams[route.backend]
-        result = await calls.call_tool(upstream, route.original, arguments, _forwardable(meta))
+        result = await calls.call_tool(upstream, route.original, arguments, _forwardable(meta), session)
         return self._rewrite(upstream, result)
 
-    async def get_prompt(self, name: str, arguments: dict[str, str] | None) -> types.GetPromptResult:
+    async def get_prompt(
+        self, name: str, arguments: dict[str, str] | None, session: str | None = None
+    ) -> types.GetPromptResult:
         route = self._resolve(name, self._catalog.resolve_prompt)
         upstream = self._upstreams[route.backend]
-        return self._rewrite(upstream, await calls.get_prompt(upstream, route.original, arguments))
+        return self._rewrite(upstream, await calls.get_prompt(upstream, route.original, arguments, session))
 
-    async def read_resource(self, uri: str) -> types.ReadResourceResult:
+    async def read_resource(self, uri: str, session: str | None = None) -> types.ReadResourceResult:
         route = self._catalog.resolve_uri(uri)
         upstream = self._upstreams[route.backend]
-        return self._rewrite(upstream, await calls.read_resource(upstream, route.original))
+        return self._rewrite(upstream, await calls.read_resource(upstream, route.original, session))
 
-    async def complete(self, params: types.CompleteRequestParams) -> types.CompleteResult:
+    async def complete(self, params: types.CompleteRequestParams, session: str | None = None) -> types.CompleteResult:
         ref = params.ref
         if isinstance(ref, types.PromptReference):
             route = self._resolve(ref.name, self._catalog.resolve_prompt)
@@ -61,7 +68,13 @@ class Router:
             route = self._catalog.resolve_uri(ref.uri)
             forwarded = ref.model_copy(update={"uri": route.original})
         upstream = self._upstreams[route.backend]
-        return await calls.complete(upstream, params.model_copy(update={"ref": forwarded, "meta": None}))
+        return await calls.complete(upstream, params.model_copy(update={"ref": forwarded, "meta": None}), session)
+
+    def end_session(self, session: str) -> None:
+        """A downstream session ended: close the backend sessions it had."""
+        for upstream in self._upstreams.values():
+            if upstream.sessions is not None:
+                upstream.sessions.end(session)
 
     def route_tool(self, name: str) -> Route:
         return self._resolve(name, self._catalog.resolve_tool)

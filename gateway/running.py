@@ -21,6 +21,7 @@ import anyio
 import uvicorn
 import yaml
 from mcp.server.stdio import stdio_server
+from sse_starlette.sse import AppStatus
 
 from gateway.app import MCP_PATH, GatewayApp, build_app
 from gateway.config import GatewayConfig
@@ -53,10 +54,15 @@ class _Server(uvicorn.Server):
     On a signal it cuts the long-lived notification streams first, so only calls in flight hold the shutdown.
     It returns normally afterwards: uvicorn would re-raise the signal, and with the default SIGTERM handler that
     kills the process before the backends are closed (and the exit status is never 0).
+
+    sse-starlette (the SDK's SSE responses) ends every open SSE response half a second after uvicorn sees a
+    signal, which would cut a 2025 call answered over SSE before its result; that drain is switched off, so the
+    streams that carry calls end when their result is written.
     """
 
     def __init__(self, config: uvicorn.Config, app: GatewayApp, gateway: Gateway, *lines: str | None) -> None:
         super().__init__(config)
+        AppStatus.enable_automatic_graceful_drain = False
         self._app = app
         self._gateway = gateway
         self._lines = [line for line in lines if line]

@@ -25,6 +25,8 @@ from gateway.errors import GatewayError, to_mcp_error
 from gateway.naming import Style, style_for_client
 
 Ctx = ServerRequestContext[Any, Any]
+SESSION_HEADER = "mcp-session-id"
+STDIO_SESSION = "stdio"
 INSTRUCTIONS = (
     "A gateway in front of several MCP servers. Every tool, prompt and resource carries the prefix of the "
     "server that owns it (for example ops/, hr/, fin/, or ops__ where '/' is not allowed)."
@@ -61,24 +63,22 @@ def build_server(gateway: Gateway, principal: Principal | None = None) -> Gatewa
     def caller(ctx: Ctx) -> Principal:
         return own if ctx.request is None else principal_of(ctx.request.scope)
 
-    def admitted(ctx: Ctx) -> bool:
-        return ctx.request is not None and ctx.request.scope.get(SCOPE_ADMITTED) is True
+    def call(ctx: Ctx) -> dict[str, Any]:
+        """What the guard needs to know of a call besides its principal and parameters."""
+        admitted = ctx.request is not None and ctx.request.scope.get(SCOPE_ADMITTED) is True
+        return {"request_id": ctx.request_id, "admitted": admitted, "session": _session(ctx)}
 
     async def list_tools(ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
         return types.ListToolsResult(tools=guard.listing(caller(ctx), "tools", style(ctx)))
 
     async def call_tool(ctx: Ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
-        return await guard.call_tool(
-            caller(ctx), params.name, params.arguments, params.meta, request_id=ctx.request_id, admitted=admitted(ctx)
-        )
+        return await guard.call_tool(caller(ctx), params.name, params.arguments, params.meta, **call(ctx))
 
     async def list_prompts(ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
         return types.ListPromptsResult(prompts=guard.listing(caller(ctx), "prompts", style(ctx)))
 
     async def get_prompt(ctx: Ctx, params: types.GetPromptRequestParams) -> types.GetPromptResult:
-        return await guard.get_prompt(
-            caller(ctx), params.name, params.arguments, request_id=ctx.request_id, admitted=admitted(ctx)
-        )
+        return await guard.get_prompt(caller(ctx), params.name, params.arguments, **call(ctx))
 
     async def list_resources(ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
         return types.ListResourcesResult(resources=guard.listing(caller(ctx), "resources"))
@@ -89,12 +89,10 @@ def build_server(gateway: Gateway, principal: Principal | None = None) -> Gatewa
         return types.ListResourceTemplatesResult(resource_templates=guard.listing(caller(ctx), "templates"))
 
     async def read_resource(ctx: Ctx, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
-        return await guard.read_resource(
-            caller(ctx), str(params.uri), request_id=ctx.request_id, admitted=admitted(ctx)
-        )
+        return await guard.read_resource(caller(ctx), str(params.uri), **call(ctx))
 
     async def complete(ctx: Ctx, params: types.CompleteRequestParams) -> types.CompleteResult:
-        return await guard.complete(caller(ctx), params, request_id=ctx.request_id)
+        return await guard.complete(caller(ctx), params, request_id=ctx.request_id, session=_session(ctx))
 
     async def edge(ctx: Ctx, call_next: CallNext) -> HandlerResult:
         if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
@@ -131,6 +129,15 @@ def build_server(gateway: Gateway, principal: Principal | None = None) -> Gatewa
     # Replaces the SDK's default OpenTelemetry middleware, a measurable share of every call with no tracer set.
     server.middleware = [edge]
     return server
+
+
+def _session(ctx: Ctx) -> str | None:
+    """The caller's downstream session: its ``Mcp-Session-Id`` over HTTP (none for a stateless 2026 client), or
+    the one stdio client."""
+    if ctx.request is None:
+        return STDIO_SESSION
+    session: str | None = ctx.request.headers.get(SESSION_HEADER)
+    return session
 
 
 def _client_name(ctx: Ctx) -> str | None:

@@ -1,6 +1,8 @@
 """One backend behind one narrow interface: connect, list, call, state. Transport-agnostic.
 
-An ``Upstream`` holds a single long-lived client connection to its backend, shared by every downstream client.
+An ``Upstream`` holds a single long-lived client connection to its backend, shared by every downstream client
+(a ``session: per_client`` backend also gets one connection per downstream session for requests: see
+``gateway.sessions``).
 Its supervisor task (``run``) owns that connection: it connects, walks every page of the backend's lists,
 re-lists when the backend says a list changed, probes the connection every ``health_interval``, and reconnects
 with exponential backoff and jitter when the connection ends (stream closed, process exited, session expired,
@@ -28,6 +30,7 @@ from gateway import __version__
 from gateway.breaker import CircuitBreaker
 from gateway.catalog import Snapshot
 from gateway.config import BackendConfig, GatewayConfig
+from gateway.sessions import ClientSessions
 from gateway.transports import Connector, TransportHooks, open_transport
 
 logger = logging.getLogger(__name__)
@@ -77,11 +80,19 @@ class Upstream:
         self._suspect = False
         self._lost: str | None = None
         self._busy = anyio.CancelScope()
+        per_client = config.session == "per_client"
+        self.sessions = ClientSessions(config, connect, self._on_stderr) if per_client else None
 
     # -- supervision -----------------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Keep the backend connected until cancelled."""
+        """Keep the backend connected (and host its per-client sessions, if it has them) until cancelled."""
+        async with anyio.create_task_group() as tg:
+            if self.sessions is not None:
+                await tg.start(self.sessions.run)
+            await self._supervise()
+
+    async def _supervise(self) -> None:
         delay = self.settings.reconnect_min
         while True:
             started = time.monotonic()
@@ -253,6 +264,8 @@ class Upstream:
         entry: dict[str, Any] = {"state": self.state.value, "breaker": self.breaker.state.value}
         if self.protocol_version:
             entry["protocol"] = self.protocol_version
+        if self.sessions is not None:
+            entry["sessions"] = self.sessions.count
         if self.state is not State.READY and self.error:
             entry["error"] = self.error
             if self.stderr_tail:

@@ -1,4 +1,4 @@
-"""``mcp-gateway`` as a user runs it: help, the catalogue print, and the demo stack from start to Ctrl-C."""
+"""``mcp-gateway`` as a user runs it: help, the catalogue print, status, and the demo stack from start to Ctrl-C."""
 
 from __future__ import annotations
 
@@ -28,6 +28,39 @@ def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
 def test_every_command_has_help(command: str) -> None:
     done = run(command, "--help")
     assert done.returncode == 0 and "--config" in done.stdout
+
+
+def test_status_shows_every_backend_ready_with_its_breaker(stack: Stack) -> None:
+    done = run("status", "--url", f"http://127.0.0.1:{stack.gateway_port}")
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0 and lines[0] == "gateway: ready"
+    assert lines[1].split() == ["BACKEND", "STATE", "BREAKER", "TOOLS", "PROTOCOL", "REASON"]
+    rows = {line.split()[0]: line.split()[1:4] for line in lines[2:]}
+    assert set(rows) == {"ops", "hr", "finance"}
+    assert all(state == "ready" and breaker == "closed" and int(tools) > 0 for state, breaker, tools in rows.values())
+
+
+def test_status_of_a_degraded_gateway_exits_1_with_the_reason(processes: Processes, tmp_path: Path) -> None:
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        f"backends:\n  - name: gone\n    url: http://127.0.0.1:{free_port()}/mcp\n    connect_timeout: 2\n"
+    )
+    port = free_port()
+    processes.start(*CLI, "serve", "--config", str(config), "--port", str(port))
+    wait_until(lambda: listening(port), what="the gateway")
+    done = run("status", "--url", f"http://127.0.0.1:{port}", "--json")
+    report = json.loads(done.stdout)
+    assert done.returncode == 1 and report["status"] == "degraded"
+    assert report["backends"][0]["state"] == "down" and report["backends"][0]["breaker"] == "closed"
+    table = run("status", "--url", f"http://127.0.0.1:{port}")
+    row = table.stdout.splitlines()[2]
+    assert row.split()[:3] == ["gone", "down", "closed"] and "All connection attempts failed" in row
+
+
+def test_status_says_when_no_gateway_answers() -> None:
+    done = run("status", "--url", f"http://127.0.0.1:{free_port()}", "--timeout", "2")
+    assert done.returncode == 3
+    assert "cannot read the status" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_tools_prints_the_aggregated_catalogue(stack: Stack) -> None:

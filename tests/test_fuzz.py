@@ -8,6 +8,7 @@ session, and requests that belong to neither.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -72,7 +73,7 @@ def messages(draw: st.DrawFn) -> dict[str, Any]:
         message["jsonrpc"] = draw(st.sampled_from(["2.0", "2.0", "2.0", "1.0", 2]))
     if draw(st.integers(0, 4)):
         message["id"] = draw(ids)
-    message["method"] = draw(st.sampled_from(METHODS) | st.text(max_size=15) | st.integers())
+    message["method"] = draw(st.sampled_from(METHODS) | st.text(max_size=15) | st.integers() | json_values)
     if draw(st.booleans()):
         message["params"] = draw(params)
     return message
@@ -140,7 +141,9 @@ def replies(response: httpx2.Response) -> list[Any]:
     if not response.content:
         return []
     if response.headers.get("content-type", "").startswith("text/event-stream"):
-        return [json.loads(line[5:]) for line in response.text.splitlines() if line.startswith("data:")]
+        # SSE lines end in CR, LF or CRLF only; str.splitlines would also split inside a JSON string (U+0085).
+        lines = re.split(r"\r\n|\r|\n", response.text)
+        return [json.loads(line[5:]) for line in lines if line.startswith("data:")]
     return [response.json()]
 
 

@@ -307,24 +307,37 @@ async def test_an_idempotent_call_survives_a_restart_mid_call_and_another_gets_o
     assert replayed["result"].content[0].text == "read done"
 
 
-def test_sigterm_stops_the_gateway_with_status_0_and_leaves_no_process(processes: Processes, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+def test_sigterm_lets_the_call_in_flight_finish_then_exits_0_leaving_no_process(
+    processes: Processes, tmp_path: Path, mode: str
+) -> None:
+    journal = tmp_path / "journal"
     config = tmp_path / "gateway.yaml"
-    args = ["-m", "tests.support.toy_server", "--stdio", "--name", "local"]
+    args = ["-m", "tests.support.toy_server", "--stdio", "--name", "local", "--journal", str(journal)]
     config.write_text(json.dumps({"backends": [{"name": "local", "transport": "stdio", "command": sys.executable,
-                                                "args": args, "cwd": str(ROOT)}]}))  # fmt: skip
+                                                "args": args, "cwd": str(ROOT), "connect_timeout": 30}]}))  # fmt: skip
     port = free_port()
     gateway = processes.start("-m", "gateway", "serve", "--config", str(config), "--port", str(port))
-    wait_until(lambda: listening(port) and http_get(f"http://127.0.0.1:{port}/readyz")[0] == 200)
+    wait_until(lambda: listening(port) and http_get(f"http://127.0.0.1:{port}/readyz")[0] == 200, timeout=40)
     backends = children(gateway.pid)
     assert backends
+    outcome: dict[str, Any] = {}
 
-    async def session_then_terminate() -> None:
-        async with Client(f"http://127.0.0.1:{port}/mcp", mode="legacy") as client:
-            await client.call_tool("local/echo", {"text": "x"})
-            os.kill(gateway.pid, signal.SIGTERM)
+    async def call_across_the_signal() -> None:
+        async with Client(f"http://127.0.0.1:{port}/mcp", mode=mode) as client:
+            await client.list_tools()  # the client checks results against output schemas it has listed
+
+            async def terminate_once_the_backend_runs_it() -> None:
+                await until(lambda: journal.exists() and journal.read_text() == "in-flight\n")
+                os.kill(gateway.pid, signal.SIGTERM)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(terminate_once_the_backend_runs_it)
+                outcome["result"] = await client.call_tool("local/record", {"tag": "in-flight", "seconds": 1})
             await anyio.to_thread.run_sync(lambda: gateway.wait(timeout=30))
 
-    anyio.run(session_then_terminate)
+    anyio.run(call_across_the_signal)
+    assert outcome["result"].content[0].text == "recorded"
     assert gateway.returncode == 0
     assert not any(alive(pid) for pid in backends)
 

@@ -92,6 +92,21 @@ def build(name: str = "toy", journal: Path | None = None) -> MCPServer:
         await ctx.request_context.session.send_tool_list_changed()
         return "added"
 
+    memory: dict[str, str] = {}
+
+    def session_of(ctx: Context) -> str:
+        """A stdio process is one session; over HTTP, the client's Mcp-Session-Id (absent for 2026 clients)."""
+        return (ctx.headers or {}).get("mcp-session-id", "process")
+
+    @server.tool(description="Remember a value for this session (a stateful tool).")
+    def remember(value: str, ctx: Context) -> str:
+        memory[session_of(ctx)] = value
+        return "remembered"
+
+    @server.tool(description="The value this session remembered, and this process's id.")
+    def recall(ctx: Context) -> str:
+        return f"{memory.get(session_of(ctx), '')}@{os.getpid()}"
+
     @server.resource("toy://notes/{note_id}", description="A note by id.")
     def note(note_id: str) -> str:
         return f"note {note_id}"
