@@ -119,7 +119,8 @@ def _run(args: argparse.Namespace, settings: Settings, config: GatewayConfig) ->
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
     if args.command == "serve":
-        anyio.run(serve_http, config, host, port)
+        # uvloop: the fastest event loop uvicorn supports; anyio creates the loop, so it is chosen here.
+        anyio.run(serve_http, config, host, port, backend_options={"use_uvloop": True})
     elif args.command == "stdio":
         anyio.run(serve_stdio, config)
     elif args.command == "demo":

@@ -42,7 +42,12 @@ async def serve_http(config: GatewayConfig, host: str, port: int, banner: str | 
     async with Gateway(config) as gateway:
         app = build_app(gateway, host=host)
         settings = uvicorn.Config(
-            app, host=host, port=port, timeout_graceful_shutdown=config.shutdown_grace, log_level="warning"
+            app,
+            host=host,
+            port=port,
+            http="httptools",
+            timeout_graceful_shutdown=config.shutdown_grace,
+            log_level="warning",
         )
         lines = (f"mcp-gateway listening on http://{host}:{port}{MCP_PATH}", banner)
         await _Server(settings, app, gateway, *lines).serve()
