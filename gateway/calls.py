@@ -18,8 +18,8 @@ from pydantic import BaseModel, ValidationError
 
 from gateway.breaker import CircuitOpen
 from gateway.caller import ANONYMOUS, Caller
-from gateway.errors import BackendMisbehaved, BackendTimeout, BackendUnavailable, OutcomeUnknown
-from gateway.forward import InvalidAnswer
+from gateway.errors import BackendMisbehaved, BackendTimeout, BackendUnavailable, OutcomeUnknown, ResultTooLarge
+from gateway.forward import InvalidAnswer, TooLarge
 from gateway.upstream import State, Upstream
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
@@ -42,8 +42,10 @@ async def call_tool(
     arguments: dict[str, Any] | None,
     meta: dict[str, Any] | None = None,
     caller: Caller = ANONYMOUS,
-) -> types.CallToolResult:
-    params = _params(name=name, arguments=arguments, _meta=meta)
+    resume: dict[str, Any] | None = None,
+) -> types.CallToolResult | types.InputRequiredResult:
+    """``resume``: a multi-round retry's ``inputResponses`` and ``requestState``, as the backend expects them."""
+    params = _params(name=name, arguments=arguments, _meta=meta, **(resume or {}))
     timeout = upstream.config.tool_timeouts.get(name, upstream.config.call_timeout)
     replayable = _replayable(upstream, name)
     return await _send(
@@ -52,21 +54,28 @@ async def call_tool(
 
 
 async def read_resource(upstream: Upstream, uri: str, caller: Caller = ANONYMOUS) -> types.ReadResourceResult:
-    return await _send(upstream, "resources/read", {"uri": uri}, types.ReadResourceResult, caller)
+    return _settled(upstream, await _send(upstream, "resources/read", {"uri": uri}, types.ReadResourceResult, caller))
 
 
 async def get_prompt(
     upstream: Upstream, name: str, arguments: dict[str, str] | None, caller: Caller = ANONYMOUS
 ) -> types.GetPromptResult:
     params = _params(name=name, arguments=arguments)
-    return await _send(upstream, "prompts/get", params, types.GetPromptResult, caller)
+    return _settled(upstream, await _send(upstream, "prompts/get", params, types.GetPromptResult, caller))
 
 
 async def complete(
     upstream: Upstream, params: types.CompleteRequestParams, caller: Caller = ANONYMOUS
 ) -> types.CompleteResult:
     wire = params.model_dump(by_alias=True, mode="json", exclude_none=True)
-    return await _send(upstream, "completion/complete", wire, types.CompleteResult, caller)
+    return _settled(upstream, await _send(upstream, "completion/complete", wire, types.CompleteResult, caller))
+
+
+def _settled(upstream: Upstream, result: ResultT | types.InputRequiredResult) -> ResultT:
+    """Only tool calls take part in multi-round requests through the gateway so far."""
+    if isinstance(result, types.InputRequiredResult):
+        raise BackendMisbehaved(upstream.name, "input_required is passed through for tools/call only")
+    return result
 
 
 def _params(**values: Any) -> dict[str, Any]:
@@ -90,7 +99,7 @@ async def _send(
     *,
     replayable: bool = True,
     what: str = "",
-) -> ResultT:
+) -> ResultT | types.InputRequiredResult:
     """Send once; after a dropped connection, once more over the next connection if that is safe."""
     deadline = deadline or upstream.config.call_timeout
     try:
@@ -127,7 +136,7 @@ async def _once(
     result_type: type[ResultT],
     deadline: float,
     caller: Caller,
-) -> ResultT:
+) -> ResultT | types.InputRequiredResult:
     client = upstream.client
     if client is None or upstream.state is not State.READY:
         raise BackendUnavailable(upstream.name, upstream.error or upstream.state.value)
@@ -138,7 +147,7 @@ async def _once(
     if upstream.sessions is None:
         return await _request(upstream, client, method, params, result_type, deadline, caller)
     try:
-        async with upstream.sessions.lease(caller.session) as lease:
+        async with upstream.sessions.lease(caller.session, caller.sink) as lease:
             try:
                 return await _request(upstream, lease.client, method, params, result_type, deadline, caller)
             except (_NotDelivered, _Lost):
@@ -157,10 +166,10 @@ async def _request(
     result_type: type[ResultT],
     deadline: float,
     caller: Caller,
-) -> ResultT:
+) -> ResultT | types.InputRequiredResult:
     """One request over one connection, its outcome fed to the breaker."""
     try:
-        result = await upstream.send(client, method, params, result_type, deadline, caller.sink)
+        result = await upstream.send(client, method, params, result_type, deadline, caller)
     except MCPError as exc:
         _classify(upstream, client, exc, deadline)
         upstream.breaker.success()
@@ -172,6 +181,9 @@ async def _request(
     except ValidationError as exc:
         upstream.breaker.success()
         raise BackendMisbehaved(upstream.name, f"{exc.error_count()} validation errors") from None
+    except TooLarge as exc:
+        upstream.breaker.success()
+        raise ResultTooLarge(upstream.name, exc.limit + 1, exc.limit) from None
     except InvalidAnswer as exc:
         upstream.breaker.success()
         raise BackendMisbehaved(upstream.name, str(exc)) from None

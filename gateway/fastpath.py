@@ -6,13 +6,16 @@ of the gateway's CPU once the upstream leg went raw. This layer sits where the S
 (inside Starlette and any middleware in front of it) and serves a request itself only when it is sure the SDK
 would accept it: the same transport-security, Accept, routing-header, envelope and ``Mcp-Param-*`` checks run
 first, through the SDK's own functions, and any request that fails one (or is anything but a 2026 ``tools/call``
-or a list page the SDK has already shaped) goes to the SDK unchanged, its body replayed.
+that asks for no progress, no log messages and continues no multi-round request, or a list page the SDK has
+already shaped for a catalogue nobody's rules filter) goes to the SDK unchanged, its body replayed.
 
-What it keeps from the SDK path: ``Router.call_tool`` with the caller built as the SDK path builds it
-(``server.caller_for``), gateway errors through ``errors.to_mcp_error`` with the SDK's HTTP status per code, the
-in-flight count for graceful shutdown, the ``resultType`` and ``serverInfo`` stamp of 2026 results, and the
-response mode: plain JSON in JSON mode; in SSE mode JSON when the answer comes within the SDK's deferral window,
-else an SSE stream with keep-alive pings, and the call cancelled if the client goes away.
+What it keeps from the SDK path: ``Guard.call_tool`` (authorization, rate limits, validation, pinning, audit,
+then ``Router.call_tool``) with the caller built as the SDK path builds it (``server.stateless_caller``: the
+principal the security layer left in the ASGI scope), gateway errors through ``errors.to_mcp_error`` and the
+redactor with the SDK's HTTP status per code, the in-flight count for graceful shutdown, the ``resultType`` and
+``serverInfo`` stamp of 2026 results, and the response mode: plain JSON in JSON mode; in SSE mode JSON when the
+answer comes within the SDK's deferral window, else an SSE stream with keep-alive pings, and the call cancelled
+if the client goes away.
 """
 
 from __future__ import annotations
@@ -39,15 +42,20 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.auth import SCOPE_ADMITTED
 from gateway.core import Gateway
 from gateway.errors import GatewayError, to_mcp_error
 from gateway.naming import style_for_client
 from gateway.pages import ListCache, list_key
-from gateway.server import LISTS, caller_for
+from gateway.server import LISTS, redacted, stateless_caller
 
 logger = logging.getLogger(__name__)
 # The SDK's modern transport waits this long for a handler before it commits to an SSE stream with pings.
 SSE_DEFERRAL = 15.0
+# A call that asks for progress or log messages, or continues a multi-round request, is left to the SDK path,
+# which relays them on the request's stream.
+_RELAYED_META = ("progressToken", types.LOG_LEVEL_META_KEY)
+_MULTI_ROUND = ("inputResponses", "requestState")
 _JSON = [(b"content-type", b"application/json")]
 _SSE = [
     (b"content-type", b"text/event-stream"),
@@ -112,11 +120,11 @@ class FastPath:
             return None
         if method in LISTS:
             return self._cached_list(route, method, params, request_id)
-        if method != "tools/call" or self._param_headers_rejected(request, params):
+        if method != "tools/call" or _relayed(params) or self._param_headers_rejected(request, params):
             return None
 
         async def call() -> tuple[int, bytes]:
-            return await self._call_tool(request, params, request_id)
+            return await self._call_tool(request, route, params, request_id)
 
         return lambda scope, receive, send: self._respond(call, scope, receive, send)
 
@@ -131,6 +139,8 @@ class FastPath:
         self, route: InboundModernRoute, method: str, params: Mapping[str, Any], request_id: Any
     ) -> Respond | None:
         """A list page the SDK has already shaped for this generation, as bytes; ``None`` on a miss."""
+        if self._gateway.guard.filters:
+            return None
         client = route.client_info.get("name") if isinstance(route.client_info, Mapping) else None
         style = style_for_client(client if isinstance(client, str) else None, self._gateway.config.naming)
         key = list_key(method, style, route.protocol_version, params.get("cursor"))
@@ -140,17 +150,26 @@ class FastPath:
         body = _envelope(request_id, entry.encoded)
         return lambda scope, receive, send: _send_json(200, body, send)
 
-    async def _call_tool(self, request: Request, params: Mapping[str, Any], request_id: Any) -> tuple[int, bytes]:
-        router = self._gateway.router
+    async def _call_tool(
+        self, request: Request, route: InboundModernRoute, params: Mapping[str, Any], request_id: Any
+    ) -> tuple[int, bytes]:
+        gateway = self._gateway
+        caller = stateless_caller(request, route.client_capabilities)
+        admitted = request.scope.get(SCOPE_ADMITTED) is True
         try:
-            with self._gateway.inflight.track():
-                result = await router.call_tool(
-                    params["name"], params.get("arguments"), params.get("_meta"), caller_for(request)
+            with gateway.inflight.track():
+                result = await gateway.guard.call_tool(
+                    caller,
+                    params["name"],
+                    params.get("arguments"),
+                    params.get("_meta"),
+                    request_id=request_id,
+                    admitted=admitted,
                 )
         except GatewayError as exc:
-            return _error(request_id, to_mcp_error(exc))
+            return _error(request_id, redacted(gateway.redactor, to_mcp_error(exc)))
         except MCPError as exc:
-            return _error(request_id, exc)
+            return _error(request_id, redacted(gateway.redactor, exc))
         except Exception:
             logger.exception("tools/call %r failed", params.get("name"))
             return _error(request_id, MCPError(types.INTERNAL_ERROR, "Internal server error"))
@@ -194,6 +213,12 @@ class FastPath:
                 event = b"event: message\r\ndata: " + outcome[0][1] + b"\r\n\r\n"
                 await send({"type": "http.response.body", "body": event, "more_body": False})
             tg.cancel_scope.cancel()
+
+
+def _relayed(params: Mapping[str, Any]) -> bool:
+    meta = params.get("_meta")
+    asks = isinstance(meta, Mapping) and any(key in meta for key in _RELAYED_META)
+    return asks or any(key in params for key in _MULTI_ROUND)
 
 
 def _modern(scope: Scope) -> bool:

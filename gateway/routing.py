@@ -11,18 +11,21 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from mcp import types
+from mcp.types import LOG_LEVEL_META_KEY
 from pydantic import BaseModel
 
 from gateway import calls
 from gateway.caller import ANONYMOUS, Caller
 from gateway.catalog import Catalog, Route
 from gateway.config import NamingConfig
-from gateway.errors import BackendUnavailable, UnknownTarget
+from gateway.errors import BackendMisbehaved, BackendUnavailable, UnknownTarget
 from gateway.naming import expose_uri
+from gateway.resume import MAX_ROUNDS, StateSeal, answers
 from gateway.upstream import State, Upstream
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 _RESERVED_META = "io.modelcontextprotocol/"
+_WIRE = {"progress_token": "progressToken"}  # the SDK's parsed ``_meta`` uses the field name
 
 
 class Router:
@@ -32,6 +35,7 @@ class Router:
         self._catalog = catalog
         self._upstreams = upstreams
         self._naming = naming
+        self._seal = StateSeal()
 
     async def call_tool(
         self,
@@ -39,12 +43,35 @@ class Router:
         arguments: dict[str, Any] | None,
         meta: Mapping[str, Any] | None = None,
         caller: Caller = ANONYMOUS,
-    ) -> types.CallToolResult:
-        """``caller``, here and below: who the request is for (its session, where in-call messages go)."""
+        input_responses: dict[str, Any] | None = None,
+        request_state: str | None = None,
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        """``caller``, here and below: who the request is for (its session, where in-call messages go).
+
+        ``input_responses`` and ``request_state`` make a multi-round retry (see ``gateway.resume``).
+        """
         route = self._resolve(name, self._catalog.resolve_tool)
         upstream = self._upstreams[route.backend]
-        result = await calls.call_tool(upstream, route.original, arguments, _forwardable(meta), caller)
-        return self._rewrite(upstream, result)
+        target = f"tools/call\0{route.backend}\0{route.original}"
+        resume: dict[str, Any] = {}
+        if request_state is not None:
+            resume["requestState"] = self._seal.open(request_state, target, caller.identity)
+        if input_responses:
+            resume["inputResponses"] = input_responses
+        meta = _forwardable(meta, caller)
+        for _ in range(MAX_ROUNDS):
+            result = await calls.call_tool(upstream, route.original, arguments, meta, caller, resume)
+            if not isinstance(result, types.InputRequiredResult):
+                return self._rewrite(upstream, result)
+            if caller.modern or caller.sink is None:
+                if result.request_state is not None:
+                    sealed = self._seal.seal(result.request_state, target, caller.identity)
+                    result = result.model_copy(update={"request_state": sealed})
+                return result
+            resume = {"inputResponses": await answers(caller.sink, result)}
+            if result.request_state is not None:
+                resume["requestState"] = result.request_state
+        raise BackendMisbehaved(upstream.name, f"still asking for input after {MAX_ROUNDS} rounds")
 
     async def get_prompt(
         self, name: str, arguments: dict[str, str] | None, caller: Caller = ANONYMOUS
@@ -76,6 +103,12 @@ class Router:
         for upstream in self._upstreams.values():
             if upstream.sessions is not None:
                 upstream.sessions.end(session)
+
+    def route_tool(self, name: str) -> Route:
+        return self._resolve(name, self._catalog.resolve_tool)
+
+    def route_prompt(self, name: str) -> Route:
+        return self._resolve(name, self._catalog.resolve_prompt)
 
     def _resolve(self, name: str, lookup: Callable[[str], Route]) -> Route:
         """Look a name up; a name under the prefix of a backend that is down names that backend instead."""
@@ -118,9 +151,10 @@ def _content(prefix: str, block: Any) -> Any:
     return block
 
 
-def _forwardable(meta: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The caller's own ``_meta`` entries; protocol keys and its progress token belong to its connection, not ours."""
-    if not meta:
-        return None
-    kept = {k: v for k, v in meta.items() if k != "progressToken" and not k.startswith(_RESERVED_META)}
+def _forwardable(meta: Mapping[str, Any] | None, caller: Caller) -> dict[str, Any] | None:
+    """The caller's own ``_meta`` entries and its progress token; protocol keys belong to its connection, not ours,
+    except the log level it wants, which the backend is asked for."""
+    kept = {_WIRE.get(k, k): v for k, v in (meta or {}).items() if not k.startswith(_RESERVED_META)}
+    if caller.log_level is not None:
+        kept[LOG_LEVEL_META_KEY] = caller.log_level
     return kept or None

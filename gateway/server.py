@@ -1,31 +1,41 @@
 """The MCP server clients talk to: the SDK's lowlevel ``Server`` with handlers that read the catalogue and route.
 
 One ``Server`` serves both protocol eras (2025-11-25 handshake and 2026-07-28 stateless), over streamable HTTP
-and stdio. Names are rendered per client: ``clientInfo`` decides between canonical and strict names. Gateway
-errors become JSON-RPC errors at this edge, in ``_edge``, through ``errors.to_mcp_error``.
+and stdio. Names are rendered per client: ``clientInfo`` decides between canonical and strict names. Every list
+and call goes through the gateway's ``Guard`` with the caller's principal: over HTTP the one the security layer
+left in the request's ASGI scope (``ctx.request`` is the Starlette request of the POST carrying the message, in
+both eras), elsewhere (stdio, in-process) the server's own principal. Gateway errors become JSON-RPC errors at this
+edge, in ``edge``, through ``errors.to_mcp_error``, with configured secrets redacted.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from mcp import types
+from mcp import MCPError, types
 from mcp.server import NotificationOptions, Server
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.models import InitializationOptions
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from pydantic import BaseModel
 from starlette.requests import Request
 
 from gateway import __version__
+from gateway.auth import SCOPE_ADMITTED, Principal, principal_of
 from gateway.caller import Caller
 from gateway.core import Gateway
 from gateway.errors import GatewayError, to_mcp_error
 from gateway.naming import Style, style_for_client
 from gateway.pages import ListCache, list_key
+from gateway.redaction import Redactor
+from gateway.relay import LogLevels, NoBackChannel, Relay
+from gateway.upstream import State
 
 Ctx = ServerRequestContext[Any, Any]
 SESSION_HEADER = "mcp-session-id"
 STDIO_SESSION = "stdio"
+_OPTIONAL = ("prompts", "resources", "completions", "logging")
 LISTS = frozenset({"tools/list", "prompts/list", "resources/list", "resources/templates/list"})
 INSTRUCTIONS = (
     "A gateway in front of several MCP servers. Every tool, prompt and resource carries the prefix of the "
@@ -34,7 +44,24 @@ INSTRUCTIONS = (
 
 
 class GatewayServer(Server[Any]):
-    """Advertises ``listChanged`` to 2025 clients: backends come, go and change their lists at run time."""
+    """Advertises ``listChanged`` to 2025 clients (backends come, go and change their lists at run time), and
+    prompts, resources, completions and logging only while a connected backend serves them."""
+
+    served: Callable[[], set[str]] = staticmethod(lambda: set(_OPTIONAL))
+
+    def get_capabilities(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+        *,
+        protocol_version: str | None = None,
+    ) -> types.ServerCapabilities:
+        capabilities = super().get_capabilities(
+            notification_options, experimental_capabilities, extensions, protocol_version=protocol_version
+        )
+        served = self.served()
+        return capabilities.model_copy(update={kind: None for kind in _OPTIONAL if kind not in served})
 
     def create_initialization_options(
         self,
@@ -48,55 +75,98 @@ class GatewayServer(Server[Any]):
         return super().create_initialization_options(options, experimental_capabilities, extensions)
 
 
-def build_server(gateway: Gateway, lists: ListCache | None = None) -> GatewayServer:
+def build_server(gateway: Gateway, principal: Principal | None = None, lists: ListCache | None = None) -> GatewayServer:
     """The MCP server for a running gateway (the caller owns the gateway's lifecycle).
 
-    ``lists`` keeps the list answers; pass one to share it with the stateless fast path.
+    ``principal`` is who calls when there is no HTTP request (stdio, in-process); by default the configured
+    local principal. ``lists`` keeps the list answers; pass one to share it with the stateless fast path.
     """
-    router, catalog, naming = gateway.router, gateway.catalog, gateway.config.naming
+    guard, catalog, naming, redactor = gateway.guard, gateway.catalog, gateway.config.naming, gateway.redactor
+    own = principal or guard.local
+    levels = LogLevels()
     size = gateway.config.list_page_size
     answers = lists if lists is not None else ListCache()
 
     def style(ctx: Ctx) -> Style:
         return style_for_client(_client_name(ctx), naming)
 
-    def page(kind: str, ctx: Ctx, params: types.PaginatedRequestParams | None) -> tuple[list[Any], str | None]:
+    def who(ctx: Ctx) -> Principal:
+        return own if ctx.request is None else principal_of(ctx.request.scope)
+
+    def caller(ctx: Ctx) -> Caller:
+        """The client behind a request, as the layers below need it (see ``gateway.caller``)."""
+        principal, session = who(ctx), _session(ctx)
+        if ctx.request_id is None:
+            return Caller(session=session, principal=principal)
+        relay = Relay(ctx.session, ctx.request_id, levels.allowed(ctx.session, ctx.meta))
+        declared = ctx.session.client_capabilities
+        return Caller(
+            session=session,
+            sink=relay,
+            log_level=relay.log_floor,
+            capabilities=_wire(declared) if declared is not None else None,
+            identity=f"{principal.name}\0{session or ''}",
+            modern=ctx.protocol_version in MODERN_PROTOCOL_VERSIONS,
+            principal=principal,
+        )
+
+    def call(ctx: Ctx) -> dict[str, Any]:
+        """What the guard needs to know of a call besides its parameters."""
+        admitted = ctx.request is not None and ctx.request.scope.get(SCOPE_ADMITTED) is True
+        return {"request_id": ctx.request_id, "admitted": admitted}
+
+    def listing(kind: str, ctx: Ctx, params: types.PaginatedRequestParams | None) -> tuple[list[Any], str | None]:
+        """One page of a list; a principal whose rules hide some items gets what it may use in one page."""
+        if guard.filters:
+            return guard.listing(who(ctx), kind, style(ctx)), None
         return catalog.page(kind, style(ctx), params.cursor if params else None, size)
 
     async def list_tools(ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
-        tools, cursor = page("tools", ctx, params)
+        tools, cursor = listing("tools", ctx, params)
         return types.ListToolsResult(tools=tools, next_cursor=cursor)
 
-    async def call_tool(ctx: Ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
-        return await router.call_tool(params.name, params.arguments, params.meta, _caller(ctx))
+    async def call_tool(
+        ctx: Ctx, params: types.CallToolRequestParams
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        responses = {key: _wire(value) for key, value in (params.input_responses or {}).items()}
+        return await guard.call_tool(
+            caller(ctx),
+            params.name,
+            params.arguments,
+            params.meta,
+            input_responses=responses or None,
+            request_state=params.request_state,
+            **call(ctx),
+        )
 
     async def list_prompts(ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
-        prompts, cursor = page("prompts", ctx, params)
+        prompts, cursor = listing("prompts", ctx, params)
         return types.ListPromptsResult(prompts=prompts, next_cursor=cursor)
 
     async def get_prompt(ctx: Ctx, params: types.GetPromptRequestParams) -> types.GetPromptResult:
-        return await router.get_prompt(params.name, params.arguments, _caller(ctx))
+        return await guard.get_prompt(caller(ctx), params.name, params.arguments, **call(ctx))
 
     async def list_resources(ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
-        resources, cursor = page("resources", ctx, params)
+        resources, cursor = listing("resources", ctx, params)
         return types.ListResourcesResult(resources=resources, next_cursor=cursor)
 
     async def list_templates(
         ctx: Ctx, params: types.PaginatedRequestParams | None
     ) -> types.ListResourceTemplatesResult:
-        templates, cursor = page("templates", ctx, params)
+        templates, cursor = listing("templates", ctx, params)
         return types.ListResourceTemplatesResult(resource_templates=templates, next_cursor=cursor)
 
     async def read_resource(ctx: Ctx, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
-        return await router.read_resource(str(params.uri), _caller(ctx))
+        return await guard.read_resource(caller(ctx), str(params.uri), **call(ctx))
 
     async def complete(ctx: Ctx, params: types.CompleteRequestParams) -> types.CompleteResult:
-        return await router.complete(params, _caller(ctx))
+        return await guard.complete(caller(ctx), params, request_id=ctx.request_id)
 
     async def cached_list(ctx: Ctx, call_next: CallNext) -> HandlerResult:
-        """A list answer as the SDK last shaped it for this page, style and version, while the catalogue holds."""
+        """A list answer as the SDK last shaped it for this page, style and version, while the catalogue holds
+        (only while every principal sees the whole catalogue)."""
         cursor = (ctx.params or {}).get("cursor")
-        if cursor is not None and not isinstance(cursor, str):
+        if guard.filters or (cursor is not None and not isinstance(cursor, str)):
             return await call_next(ctx)
         key = list_key(ctx.method, style(ctx), ctx.protocol_version, cursor)
         generation = catalog.generation
@@ -119,7 +189,9 @@ def build_server(gateway: Gateway, lists: ListCache | None = None) -> GatewaySer
                     return await cached_list(ctx, call_next)
                 return await call_next(ctx)
         except GatewayError as exc:
-            raise to_mcp_error(exc) from None
+            raise redacted(redactor, to_mcp_error(exc)) from None
+        except MCPError as exc:
+            raise redacted(redactor, exc) from None
 
     server = GatewayServer(
         "mcp-gateway",
@@ -136,24 +208,64 @@ def build_server(gateway: Gateway, lists: ListCache | None = None) -> GatewaySer
         on_completion=complete,
         on_subscriptions_listen=gateway.notifier.listen,
     )
+
+    async def set_level(ctx: Ctx, params: types.SetLevelRequestParams) -> types.EmptyResult:
+        levels.set(ctx.session, params.level)
+        return types.EmptyResult()
+
+    # The 2025 logging capability; registered directly, as the constructor flags it deprecated for 2026 servers.
+    server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, set_level)
+    server.served = lambda: _served(gateway)
     # Replaces the SDK's default OpenTelemetry middleware, a measurable share of every call with no tracer set.
     server.middleware = [edge]
     return server
 
 
-def _caller(ctx: Ctx) -> Caller:
-    return caller_for(ctx.request)
+def _wire(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(by_alias=True, mode="json", exclude_none=True)
 
 
-def caller_for(request: Request | None) -> Caller:
-    """Who a request is from, the same on the SDK path and the stateless fast path (``gateway.fastpath``).
+def _served(gateway: Gateway) -> set[str]:
+    """The optional capabilities some connected backend has."""
+    served: set[str] = set()
+    for upstream in gateway.upstreams.values():
+        caps = upstream.capabilities
+        if caps is not None and upstream.state is State.READY:
+            served.update(kind for kind in _OPTIONAL if getattr(caps, kind) is not None)
+    return served
 
-    The downstream session is the ``Mcp-Session-Id`` over HTTP (none for a stateless 2026 client), or the one
-    stdio client when there is no HTTP request.
-    """
-    if request is None:
-        return Caller(session=STDIO_SESSION)
-    return Caller(session=request.headers.get(SESSION_HEADER))
+
+def redacted(redactor: Redactor, error: MCPError) -> MCPError:
+    """An error as a client may see it: configured secrets cut from its message and data."""
+    message, data = redactor.text(error.message), redactor.value(error.data)
+    return error if (message, data) == (error.message, error.data) else MCPError(error.code, message, data)
+
+
+def stateless_caller(request: Request, capabilities: Any) -> Caller:
+    """The caller of a 2026 request served by the stateless fast path (``gateway.fastpath``), as ``caller`` in
+    ``build_server`` builds it for the same request on the SDK path: its principal from the ASGI scope, no log
+    messages and no progress asked for (the fast path leaves such requests to the SDK), and no back-channel."""
+    principal = principal_of(request.scope)
+    session: str | None = request.headers.get(SESSION_HEADER)
+    declared = types.ClientCapabilities.model_validate(capabilities) if isinstance(capabilities, dict) else None
+    wire = _wire(declared) if declared is not None else None
+    return Caller(
+        session=session,
+        sink=NoBackChannel(wire),
+        capabilities=wire,
+        identity=f"{principal.name}\0{session or ''}",
+        modern=True,
+        principal=principal,
+    )
+
+
+def _session(ctx: Ctx) -> str | None:
+    """The caller's downstream session: its ``Mcp-Session-Id`` over HTTP (none for a stateless 2026 client), or
+    the one stdio client."""
+    if ctx.request is None:
+        return STDIO_SESSION
+    session: str | None = ctx.request.headers.get(SESSION_HEADER)
+    return session
 
 
 def _client_name(ctx: Ctx) -> str | None:

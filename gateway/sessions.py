@@ -24,11 +24,14 @@ from anyio.abc import TaskGroup, TaskStatus
 from mcp import Client, types
 
 from gateway import __version__
+from gateway.backchannel import BackChannel
 from gateway.config import BackendConfig
 from gateway.errors import BackendUnavailable
+from gateway.sink import Sink
 from gateway.transports import Connector, TransportHooks
 
 logger = logging.getLogger(__name__)
+NO_CALL = "no call of this client is in flight on this backend session to answer the request"
 
 
 @dataclass(eq=False)
@@ -37,6 +40,7 @@ class _Session:
     client: Client | None = None
     error: str | None = None
     busy: int = 0
+    channel: BackChannel = field(default_factory=lambda: BackChannel(NO_CALL))
     last_used: float = field(default_factory=anyio.current_time)
     opened: anyio.Event = field(default_factory=anyio.Event)
     close: anyio.Event = field(default_factory=anyio.Event)
@@ -73,8 +77,11 @@ class ClientSessions:
                 self._expire()
 
     @asynccontextmanager
-    async def lease(self, key: str | None) -> AsyncIterator[Lease]:
-        """The client for ``key``'s session, opened on first use; ``None`` gets a connection for this use only."""
+    async def lease(self, key: str | None, sink: Sink | None = None) -> AsyncIterator[Lease]:
+        """The client for ``key``'s session, opened on first use; ``None`` gets a connection for this use only.
+
+        While the lease lasts, the backend's requests on that connection go to ``sink``.
+        """
         session = self._get(key) if key is not None else self._open(None)
         session.busy += 1
         try:
@@ -83,7 +90,8 @@ class ClientSessions:
             if session.client is None:
                 self._drop(session)
                 raise BackendUnavailable(self.config.name, session.error or "no session within the connect timeout")
-            yield Lease(session.client, lambda: self._drop(session))
+            with session.channel.attached(sink):
+                yield Lease(session.client, lambda: self._drop(session))
         finally:
             session.busy -= 1
             session.last_used = anyio.current_time()
@@ -138,6 +146,7 @@ class ClientSessions:
                         read_timeout_seconds=self.config.call_timeout,
                         client_info=types.Implementation(name="mcp-gateway", version=__version__),
                         cache=None,
+                        **session.channel.callbacks(),
                     )
                     await stack.enter_async_context(client)
                     scope.deadline = math.inf

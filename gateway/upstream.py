@@ -25,11 +25,14 @@ import anyio
 from mcp import Client, types
 from mcp.client.session import IncomingMessage
 from mcp.shared.dispatcher import CallOptions
+from mcp_types import CLIENT_CAPABILITIES_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel
 
 from gateway import __version__
+from gateway.backchannel import BackChannel
 from gateway.breaker import CircuitBreaker
+from gateway.caller import ANONYMOUS, Caller
 from gateway.catalog import Snapshot
 from gateway.config import BackendConfig, GatewayConfig
 from gateway.forward import Forwarder
@@ -147,8 +150,10 @@ class Upstream:
                     message_handler=self._on_message,
                     client_info=types.Implementation(name="mcp-gateway", version=__version__),
                     cache=None,
+                    **BackChannel().callbacks(),
                 )
                 await stack.enter_async_context(client)
+                self.capabilities = await _capabilities(client)
                 snapshot = await self._list_all(client)
                 scope.deadline = math.inf
                 await self._serve(client, snapshot, time.monotonic() - started)
@@ -158,7 +163,6 @@ class Upstream:
     async def _serve(self, client: Client, snapshot: Snapshot, elapsed: float) -> None:
         self.client = client
         self.protocol_version = client.protocol_version
-        self.capabilities = client.server_capabilities
         self.tools = {t.name: t for t in snapshot.tools}
         self.state, self.error = State.READY, None
         self.breaker.reset()
@@ -248,24 +252,29 @@ class Upstream:
         params: dict[str, Any],
         result_type: type[ResultT],
         deadline: float,
-        sink: Sink | None = None,
-    ) -> ResultT:
+        caller: Caller = ANONYMOUS,
+    ) -> ResultT | types.InputRequiredResult:
         """One request over ``client``'s connection: raw JSON-RPC where the transport offers it, else the SDK's.
 
-        Raises what the SDK session raises (see ``gateway.forward``), plus ``InvalidAnswer``. ``sink`` receives
-        what the backend sends during the call on the raw path.
+        Raises what the SDK session raises (see ``gateway.forward``), plus ``InvalidAnswer``. The caller's sink
+        receives what the backend sends during the call; a 2026 backend hears the caller's capabilities, and may
+        answer ``input_required`` (see ``gateway.resume``).
         """
         # The raw path rides the shared connection's session; per-client connections keep the SDK's.
         forwarder = self._forwarder if client is self.client else None
         if forwarder is None:
-            request = _REQUESTS[method].model_validate({"method": method, "params": params}, by_name=False)
-            return await client.session.send_request(request, result_type, request_read_timeout_seconds=deadline)
+            return await _sdk_send(client, method, params, result_type, deadline, caller.sink)
         message: dict[str, Any] = {"method": method, "params": params}
         options: CallOptions = {}
         # The session's own stamp: the 2026 envelope and headers, or the 2025 protocol-version header.
         client.session._stamp(message, options)
         modern = self.protocol_version in MODERN_PROTOCOL_VERSIONS
-        raw = await forwarder.send(message, options.get("headers", {}), deadline, modern=modern, sink=sink)
+        if modern and caller.capabilities is not None:
+            message["params"]["_meta"][CLIENT_CAPABILITIES_META_KEY] = caller.capabilities
+        headers = options.get("headers", {})
+        raw = await forwarder.send(message, headers, deadline, modern=modern, sink=caller.sink)
+        if raw.get("resultType") == "input_required":
+            return types.InputRequiredResult.model_validate(raw, by_name=False)
         return result_type.model_validate(raw, by_name=False)
 
     def _on_stderr(self, line: str) -> None:
@@ -297,7 +306,7 @@ class Upstream:
 
     async def _list_all(self, client: Client) -> Snapshot:
         """Walk every page of every list the backend advertises."""
-        caps = client.server_capabilities
+        caps = self.capabilities or types.ServerCapabilities()
         tools = await _pages(client.list_tools, "tools") if caps.tools else []
         prompts = await _pages(client.list_prompts, "prompts") if caps.prompts else []
         resources = await _pages(client.list_resources, "resources") if caps.resources else []
@@ -316,6 +325,37 @@ class Upstream:
             if self.stderr_tail:
                 entry["stderr"] = list(self.stderr_tail)[-5:]
         return entry
+
+
+async def _capabilities(client: Client) -> types.ServerCapabilities:
+    """What the backend serves. A link pinned to 2026-07-28 skips discovery, so the SDK knows nothing: ask."""
+    known = client.server_capabilities
+    if client.protocol_version not in MODERN_PROTOCOL_VERSIONS or known.model_dump(exclude_none=True):
+        return known
+    found = await client.session.send_request(types.DiscoverRequest(), types.DiscoverResult)
+    return found.capabilities
+
+
+async def _sdk_send(
+    client: Client, method: str, params: dict[str, Any], result_type: type[ResultT], deadline: float, sink: Sink | None
+) -> ResultT:
+    """The SDK's path. The caller's progress token means nothing on a connection other clients share: the SDK
+    puts its own on the request, and the progress it reports goes to ``sink`` (in the caller's name)."""
+    meta = params.get("_meta") or {}
+    wants_progress = "progressToken" in meta
+    if wants_progress:
+        params = {**params, "_meta": {k: v for k, v in meta.items() if k != "progressToken"}}
+    request = _REQUESTS[method].model_validate({"method": method, "params": params}, by_name=False)
+
+    async def progress(progress: float, total: float | None, message: str | None) -> None:
+        assert sink is not None
+        update = {"progressToken": 0, "progress": progress, "total": total, "message": message}
+        await sink.notify({"method": "notifications/progress", "params": update})
+
+    on_progress = progress if wants_progress and sink is not None else None
+    return await client.session.send_request(
+        request, result_type, request_read_timeout_seconds=deadline, progress_callback=on_progress
+    )
 
 
 async def _pages(fetch: Callable[..., Awaitable[Any]], attr: str) -> list[Any]:

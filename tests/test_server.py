@@ -8,6 +8,7 @@ from typing import Any
 import anyio
 import pytest
 from mcp import Client, MCPError, types
+from mcp.server import Server
 
 from gateway.errors import BACKEND_UNAVAILABLE
 from tests.support.inproc import client, running_gateway
@@ -194,3 +195,29 @@ async def test_the_gateway_advertises_list_changed_to_legacy_clients() -> None:
         caps = c.server_capabilities
     assert caps.tools and caps.tools.list_changed
     assert caps.prompts and caps.prompts.list_changed
+
+
+def tools_only() -> Server[Any]:
+    """A backend that serves tools and nothing else (``MCPServer`` advertises prompts and resources regardless)."""
+
+    async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=[types.Tool(name="noop", input_schema={"type": "object"})])
+
+    async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+        return types.CallToolResult(content=[])
+
+    return Server("plain", on_list_tools=list_tools, on_call_tool=call_tool)
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_capabilities_are_advertised_only_while_a_connected_backend_serves_them(mode: str) -> None:
+    async with running_gateway({"plain": tools_only()}) as gw, client(gw, mode=mode) as c:
+        plain = c.server_capabilities
+    async with running_gateway({"plain": tools_only(), "toy": build("toy")}) as gw, client(gw, mode=mode) as c:
+        full = c.server_capabilities
+    async with running_gateway({"plain": tools_only(), "toy": None}) as gw, client(gw, mode=mode) as c:
+        toy_down = c.server_capabilities
+    assert plain.tools is not None
+    assert (plain.prompts, plain.resources, plain.completions) == (None, None, None)
+    assert full.prompts is not None and full.resources is not None and full.completions is not None
+    assert (toy_down.prompts, toy_down.resources, toy_down.completions) == (None, None, None)

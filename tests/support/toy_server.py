@@ -10,13 +10,23 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 from mcp import types
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
-from pydantic import Field
+from mcp.server.mcpserver.resolve import Elicit, Resolve
+from mcp.shared.message import ServerMessageMetadata
+from pydantic import BaseModel, Field
+
+
+class Named(BaseModel):
+    name: str
+
+
+def ask_name() -> Elicit[Named]:
+    return Elicit("Your name?", Named)
 
 
 def build(name: str = "toy", journal: Path | None = None) -> MCPServer:
@@ -107,6 +117,40 @@ def build(name: str = "toy", journal: Path | None = None) -> MCPServer:
     def recall(ctx: Context) -> str:
         return f"{memory.get(session_of(ctx), '')}@{os.getpid()}"
 
+    @server.tool(description="Report progress in steps, logging at debug and warning along the way.")
+    async def steps(count: int, ctx: Context) -> str:
+        for step in range(1, count + 1):
+            await ctx.report_progress(step, count, f"step {step}")
+        await ctx.log("debug", "a detail")
+        await ctx.log("warning", {"steps": count})
+        return f"{count} steps"
+
+    @server.tool(description="Ask the client's model (sampling) and return its answer.")
+    async def ask_model(prompt: str, ctx: Context) -> str:
+        message = types.SamplingMessage(role="user", content=types.TextContent(type="text", text=prompt))
+        session = ctx.request_context.session
+        answer = await session.create_message([message], max_tokens=10, related_request_id=ctx.request_id)
+        return f"{answer.model}: {answer.content.text if isinstance(answer.content, types.TextContent) else ''}"
+
+    @server.tool(description="Ask the user (elicitation) for a name.")
+    async def ask_user(question: str, ctx: Context) -> str:
+        answer = await ctx.elicit(question, Named)
+        return f"{answer.action}: {answer.data.name if answer.action == 'accept' else ''}"
+
+    @server.tool(description="Greet a user whose name is asked of the client (multi-round on 2026 links).")
+    def greet_user(who: Annotated[Named, Resolve(ask_name)]) -> str:
+        return f"hello {who.name}"
+
+    @server.tool(description="The client's roots.")
+    async def roots(ctx: Context) -> list[str]:
+        session = ctx.request_context.session
+        found = await session.send_request(
+            types.ListRootsRequest(),
+            types.ListRootsResult,
+            metadata=ServerMessageMetadata(related_request_id=ctx.request_id),
+        )
+        return [str(root.uri) for root in found.roots]
+
     @server.resource("toy://notes/{note_id}", description="A note by id.")
     def note(note_id: str) -> str:
         return f"note {note_id}"
@@ -135,8 +179,11 @@ def main() -> None:
     parser.add_argument("--stdio", action="store_const", const="stdio", dest="transport")
     parser.add_argument("--journal", type=Path)
     parser.add_argument("--json-response", action="store_true", help="plain JSON answers instead of SSE streams")
+    parser.add_argument("--echo-env", metavar="NAME", help="print NAME=value of this variable to stderr at start")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    if args.echo_env:
+        print(f"{args.echo_env}={os.environ.get(args.echo_env)}", file=sys.stderr, flush=True)
     server = build(args.name, args.journal)
     if args.transport == "stdio":
         server.run("stdio")

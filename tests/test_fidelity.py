@@ -1,0 +1,214 @@
+"""What a backend sends during a call reaches the client that made it, as if there were no gateway: progress,
+log messages at the client's level, and the backend's own requests (sampling, elicitation, roots).
+
+Each interaction is made twice, directly with the toy backend and through the gateway, and the two compared.
+Backend links: ``web`` (streamable HTTP, 2025 session, raw forwarding), ``modern`` (streamable HTTP, 2026) and
+``local`` (stdio, the SDK's client, shared) and ``own`` (stdio, a session per client).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from mcp import Client, MCPError, types
+from mcp.types import INVALID_REQUEST
+
+from gateway.caller import Caller
+from gateway.config import BackendConfig, GatewayConfig
+from gateway.core import Gateway
+from gateway.errors import InvalidRequestState
+from tests.support.procs import ROOT, Processes, free_port, http_get, listening, wait_until
+
+pytestmark = pytest.mark.anyio
+Stack = dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("fidelity")
+    procs = Processes()
+    try:
+        toy = free_port()
+        procs.start("-m", "tests.support.toy_server", "--port", str(toy))
+        wait_until(lambda: listening(toy))
+        direct = f"http://127.0.0.1:{toy}/mcp"
+        stdio = {"transport": "stdio", "command": sys.executable, "cwd": str(ROOT), "connect_timeout": 30,
+                 "args": ["-m", "tests.support.toy_server", "--stdio"]}  # fmt: skip
+        backends = [
+            {"name": "web", "url": direct, "protocol": "legacy"},
+            {"name": "modern", "url": direct, "protocol": "2026-07-28"},
+            {"name": "local", "protocol": "legacy", **stdio},
+            {"name": "own", "protocol": "legacy", "session": "per_client", **stdio},
+        ]
+        (root / "gateway.json").write_text(json.dumps({"backends": backends}))
+        port = free_port()
+        procs.start("-m", "gateway", "serve", "--config", str(root / "gateway.json"), "--port", str(port))
+        wait_until(lambda: listening(port) and http_get(f"http://127.0.0.1:{port}/readyz")[0] == 200, timeout=60)
+        yield {"direct": direct, "gateway": f"http://127.0.0.1:{port}/mcp"}
+    finally:
+        procs.stop_all()
+
+
+def endpoints(stack: Stack, backend: str) -> list[tuple[str, str]]:
+    """(URL, tool prefix) directly, then through the gateway."""
+    return [(stack["direct"], ""), (stack["gateway"], f"{backend}/")]
+
+
+def text(result: types.CallToolResult) -> str:
+    assert not result.is_error, result
+    return str(result.content[0].text)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("backend", ["web", "modern", "local"])
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+async def test_progress_reaches_the_caller_with_its_own_token(stack: Stack, backend: str, mode: str) -> None:
+    seen: list[list[tuple[float, float | None, str | None]]] = []
+    for url, prefix in endpoints(stack, backend):
+        updates: list[tuple[float, float | None, str | None]] = []
+
+        async def progress(value: float, total: float | None, message: str | None) -> None:
+            updates.append((value, total, message))  # noqa: B023 - consumed before the next iteration
+
+        async with Client(url, mode=mode) as client:
+            assert text(await client.call_tool(f"{prefix}steps", {"count": 3}, progress_callback=progress)) == "3 steps"
+        seen.append(updates)
+    assert seen[0] == [(1, 3, "step 1"), (2, 3, "step 2"), (3, 3, "step 3")]
+    assert seen[1] == seen[0]
+
+
+async def logged(url: str, tool: str, mode: str, set_level: str | None = None) -> list[tuple[str, Any]]:
+    entries: list[tuple[str, Any]] = []
+
+    async def log(params: types.LoggingMessageNotificationParams) -> None:
+        entries.append((params.level, params.data))
+
+    async with Client(url, mode=mode, logging_callback=log, log_level="warning") as client:
+        if set_level:
+            await client.set_logging_level(set_level)  # type: ignore[arg-type]
+        await client.call_tool(tool, {"count": 1})
+    return entries
+
+
+@pytest.mark.parametrize("backend", ["web", "modern"])
+async def test_a_2026_client_hears_the_log_level_its_request_asked_for(stack: Stack, backend: str) -> None:
+    direct = await logged(stack["direct"], "steps", "2026-07-28")
+    assert direct == [("warning", {"steps": 1})]
+    assert await logged(stack["gateway"], f"{backend}/steps", "2026-07-28") == direct
+
+
+@pytest.mark.parametrize("backend", ["web", "modern"])
+async def test_a_2025_client_hears_every_level_until_it_sets_one(stack: Stack, backend: str) -> None:
+    direct = await logged(stack["direct"], "steps", "legacy")
+    assert direct == [("debug", "a detail"), ("warning", {"steps": 1})]
+    assert await logged(stack["gateway"], f"{backend}/steps", "legacy") == direct
+    assert await logged(stack["gateway"], f"{backend}/steps", "legacy", "warning") == [("warning", {"steps": 1})]
+
+
+async def sampling(context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+    asked = params.messages[0].content.text  # type: ignore[union-attr]
+    return types.CreateMessageResult(role="assistant", model="m1", content=types.TextContent(type="text", text=asked))
+
+
+async def elicitation(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+    return types.ElicitResult(action="accept", content={"name": "Ada"})
+
+
+async def roots(context: Any) -> types.ListRootsResult:
+    return types.ListRootsResult(roots=[types.Root(uri="file:///srv/work", name="work")])
+
+
+@pytest.mark.parametrize("backend", ["web"])
+async def test_backend_requests_reach_the_calling_client_and_its_answer_goes_back(stack: Stack, backend: str) -> None:
+    answers: list[tuple[str, str, str]] = []
+    for url, prefix in endpoints(stack, backend):
+        callbacks: dict[str, Any] = {"sampling_callback": sampling, "elicitation_callback": elicitation}
+        async with Client(url, mode="legacy", list_roots_callback=roots, **callbacks) as client:
+            asked = text(await client.call_tool(f"{prefix}ask_model", {"prompt": "hello"}))
+            elicited = text(await client.call_tool(f"{prefix}ask_user", {"question": "Who?"}))
+            found = await client.call_tool(f"{prefix}roots", {})
+            answers.append((asked, elicited, json.dumps(found.structured_content)))
+    assert answers[0] == ("m1: hello", "accept: Ada", json.dumps({"result": ["file:///srv/work"]}))
+    assert answers[1] == answers[0]
+
+
+async def test_a_backend_request_never_reaches_another_client(stack: Stack) -> None:
+    asked_b: list[str] = []
+
+    async def b_sampling(context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+        asked_b.append("b")
+        return await sampling(context, params)
+
+    gateway = stack["gateway"]
+    async with (
+        Client(gateway, mode="legacy", sampling_callback=sampling) as a,
+        Client(gateway, mode="legacy", sampling_callback=b_sampling) as b,
+    ):
+        assert text(await a.call_tool("web/ask_model", {"prompt": "for a"})) == "m1: for a"
+        assert text(await b.call_tool("web/echo", {"text": "b is here"})) == "b is here"
+    assert asked_b == []
+
+
+async def test_a_client_without_the_capability_gets_an_error_like_the_backend_s_not_a_hang(stack: Stack) -> None:
+    errors = []
+    for url, prefix in endpoints(stack, "web"):
+        async with Client(url, mode="legacy") as client:
+            with pytest.raises(MCPError) as refused:
+                await client.call_tool(f"{prefix}ask_model", {"prompt": "anyone?"})
+        errors.append(refused.value)
+    assert errors[1].code == errors[0].code == INVALID_REQUEST
+    assert "did not declare" in errors[1].message
+
+
+async def elicit_name(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+    return types.ElicitResult(action="accept", content={"name": "Ada"})
+
+
+@pytest.mark.parametrize(("backend", "mode"), [("modern", "2026-07-28"), ("modern", "legacy"), ("web", "legacy")])
+async def test_multi_round_requests_pass_through_or_are_bridged(stack: Stack, backend: str, mode: str) -> None:
+    """2026 link, 2026 client: input_required and the retry pass through. 2026 link, 2025 client: the gateway asks
+    the client mid-call and retries for it. 2025 link: the backend asks mid-call and the gateway relays."""
+    greetings = []
+    for url, prefix in endpoints(stack, backend):
+        async with Client(url, mode=mode, elicitation_callback=elicit_name) as client:
+            greetings.append(text(await client.call_tool(f"{prefix}greet_user", {})))
+    assert greetings == ["hello Ada", "hello Ada"]
+
+
+async def test_a_backend_pushing_a_request_to_a_2026_client_gets_a_clear_error(stack: Stack) -> None:
+    async with Client(stack["gateway"], mode="2026-07-28", elicitation_callback=elicit_name) as client:
+        with pytest.raises(MCPError) as refused:
+            await client.call_tool("web/greet_user", {})
+    assert refused.value.code == INVALID_REQUEST and "no back-channel" in refused.value.message
+
+
+async def test_request_state_is_bound_to_the_caller_and_request_it_was_issued_for(stack: Stack) -> None:
+    config = GatewayConfig(backends=(BackendConfig(name="m", url=stack["direct"], protocol="2026-07-28"),))
+    can_elicit = {"elicitation": {"form": {}}}
+    alice, mallory = (
+        Caller(identity="alice", capabilities=can_elicit),
+        Caller(identity="mallory", capabilities=can_elicit),
+    )
+    async with Gateway(config) as gateway:
+        router = gateway.router
+        first = await router.call_tool("m/greet_user", {}, caller=alice)
+        assert isinstance(first, types.InputRequiredResult) and first.request_state and first.input_requests
+        answer = {key: {"action": "accept", "content": {"name": "Ada"}} for key in first.input_requests}
+        state = first.request_state
+        for who, tool, sealed in ((mallory, "m/greet_user", state), (alice, "m/echo", state),
+                                  (alice, "m/greet_user", "0" + state)):  # fmt: skip
+            with pytest.raises(InvalidRequestState):
+                await router.call_tool(tool, {"text": "x"}, caller=who, input_responses=answer, request_state=sealed)
+        done = await router.call_tool("m/greet_user", {}, caller=alice, input_responses=answer, request_state=state)
+    assert text(done) == "hello Ada"  # type: ignore[arg-type]
+
+
+async def test_over_stdio_backend_requests_need_a_session_per_client(stack: Stack) -> None:
+    async with Client(stack["gateway"], mode="legacy", sampling_callback=sampling) as client:
+        assert text(await client.call_tool("own/ask_model", {"prompt": "mine"})) == "m1: mine"
+        with pytest.raises(MCPError) as refused:
+            await client.call_tool("local/ask_model", {"prompt": "whose?"})
+    assert refused.value.code == INVALID_REQUEST and "session: per_client" in refused.value.message
