@@ -188,8 +188,8 @@ class Forwarder:
     async def _abandon(self, request_id: str, headers: Mapping[str, str], modern: bool, reason: str) -> None:
         """The connection of the call is already closed (a 2026 abort); a 2025 session is also told."""
         if not modern:
-            cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled"}
-            cancel["params"] = {"requestId": request_id, "reason": reason}  # type: ignore[assignment]
+            params = {"requestId": request_id, "reason": reason}
+            cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": params}
             await self._courtesy(cancel, {**self._session_headers(), **_versioned(headers)})
 
     async def _courtesy(self, message: dict[str, Any], head: Mapping[str, str]) -> None:
