@@ -22,7 +22,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check gateway backends tests bench
 	$(BIN)/mypy
 
+# The reference servers and client the interoperability tests run (pinned in tests/support/interop.py), installed
+# once into tests/.cache/interop; later runs need no registry.
 test: lint
+	$(BIN)/python -m tests.support.interop
 	$(BIN)/pytest
 
 # The benchmark suite (about 15 minutes on 2 cores; writes bench/results/<date>.md and .png). BENCH_ARGS=--quick
