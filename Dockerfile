@@ -29,4 +29,4 @@ WORKDIR /data
 USER app:app
 
 EXPOSE 8000 8001 8002 8003
-CMD ["mcp-gateway", "serve", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["mcp-gateway", "serve", "--host", "0.0.0.0", "--port", "8000", "--allow-unauthenticated"]

@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean bench
+.PHONY: demo test lint install clean bench redis-server
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,9 +24,14 @@ lint: $(STAMP)
 
 # The reference servers and client the interoperability tests run (pinned in tests/support/interop.py), installed
 # once into tests/.cache/interop; later runs need no registry.
-test: lint
+test: lint redis-server
 	$(BIN)/python -m tests.support.interop
 	$(BIN)/pytest
+
+# The rate-limit tests run a real Redis (a shared budget across replicas): Debian's package, installed when missing.
+redis-server:
+	@command -v redis-server >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null; }
 
 # The benchmark suite (about 15 minutes on 2 cores; writes bench/results/<date>.md and .png). BENCH_ARGS=--quick
 # for a shorter run; peers are installed into bench/.cache on first use.

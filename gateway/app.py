@@ -1,7 +1,9 @@
 """The HTTP face of the gateway: ``/mcp`` (both protocol eras), ``/healthz`` and ``/readyz``.
 
-``/healthz`` answers 200 while the process serves. ``/readyz`` answers 200 when every backend is connected and
-503 otherwise; either way it carries each backend's state, breaker, tool count and, when it is not ready, the reason.
+Requests to ``/mcp`` pass the security layer (``http_security``) first: Host/Origin, authentication, body size
+and depth, rate-limit admission. ``/healthz`` answers 200 while the process serves. ``/readyz`` answers 200 when
+every backend is connected and 503 otherwise; either way it carries each backend's state, breaker, tool count and,
+when it is not ready, the reason.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import anyio
+from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.requests import Request
@@ -17,6 +20,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.core import Gateway, InFlight
+from gateway.http_security import SecurityLayer
 from gateway.server import SESSION_HEADER, build_server
 
 MCP_PATH = "/mcp"
@@ -39,11 +43,16 @@ class GatewayApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != MCP_PATH:
             await self._app(scope, receive, send)
+        elif scope["method"] == "DELETE":
+            answered = _Status(send)
+            with self._calls.track():
+                await self._app(scope, receive, answered)
+            # Only a DELETE the session's owner was allowed to make ends it (not a refused or foreign one).
+            if answered.ok and (session := Headers(scope=scope).get(SESSION_HEADER)):
+                self._on_session_end(session)
         elif scope["method"] != "GET":
             with self._calls.track():
                 await self._app(scope, receive, send)
-            if scope["method"] == "DELETE" and (session := Headers(scope=scope).get(SESSION_HEADER)):
-                self._on_session_end(session)
         else:
             await self._stream(scope, receive, send)
 
@@ -74,6 +83,19 @@ class GatewayApp:
         await self._calls.idle()
 
 
+class _Status:
+    """A ``send`` that remembers whether the response was a success."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.ok = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.ok = message["status"] < 400
+        await self._send(message)
+
+
 def build_app(gateway: Gateway, *, host: str = "127.0.0.1") -> GatewayApp:
     """The HTTP app for a running gateway (the caller owns the gateway's lifecycle)."""
 
@@ -87,9 +109,12 @@ def build_app(gateway: Gateway, *, host: str = "127.0.0.1") -> GatewayApp:
         streamable_http_path=MCP_PATH,
         host=host,
         json_response=gateway.config.json_response,
+        max_request_body_size=gateway.config.security.limits.max_body_bytes,
+        # Host and Origin are checked by the security layer, against the configured allow-lists.
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         custom_starlette_routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
         ],
     )
-    return GatewayApp(app, gateway.router.end_session)
+    return GatewayApp(SecurityLayer(app, gateway, MCP_PATH), gateway.router.end_session)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.auth import Principal
 from gateway.sink import Sink
 
 
@@ -18,7 +19,7 @@ class Caller:
     ``log_level`` is the lowest log level it wants from this request (``None``: none), asked of the backend.
     ``capabilities`` are the ones it declared (wire form), told to 2026 backends in its place. ``identity`` is
     who it is for request-state binding (see ``gateway.resume``). ``modern``: it speaks 2026-07-28 and takes
-    ``input_required`` answers itself.
+    ``input_required`` answers itself. ``principal``: who it authenticated as (see ``gateway.auth``).
     """
 
     session: str | None = None
@@ -27,6 +28,7 @@ class Caller:
     capabilities: dict[str, Any] | None = None
     identity: str = ""
     modern: bool = True
+    principal: Principal | None = None
 
 
 ANONYMOUS = Caller()

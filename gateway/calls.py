@@ -18,8 +18,8 @@ from pydantic import BaseModel, ValidationError
 
 from gateway.breaker import CircuitOpen
 from gateway.caller import ANONYMOUS, Caller
-from gateway.errors import BackendMisbehaved, BackendTimeout, BackendUnavailable, OutcomeUnknown
-from gateway.forward import InvalidAnswer
+from gateway.errors import BackendMisbehaved, BackendTimeout, BackendUnavailable, OutcomeUnknown, ResultTooLarge
+from gateway.forward import InvalidAnswer, TooLarge
 from gateway.upstream import State, Upstream
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
@@ -181,6 +181,9 @@ async def _request(
     except ValidationError as exc:
         upstream.breaker.success()
         raise BackendMisbehaved(upstream.name, f"{exc.error_count()} validation errors") from None
+    except TooLarge as exc:
+        upstream.breaker.success()
+        raise ResultTooLarge(upstream.name, exc.limit + 1, exc.limit) from None
     except InvalidAnswer as exc:
         upstream.breaker.success()
         raise BackendMisbehaved(upstream.name, str(exc)) from None

@@ -1,13 +1,16 @@
-"""``mcp-gateway``: serve over HTTP, serve over stdio, run the demo stack, print the catalogue, or ask a running
-gateway for its status.
+"""``mcp-gateway``: serve over HTTP, serve over stdio, run the demo stack, print the catalogue, ask a running
+gateway for its status, or verify an audit log.
 
 Flags win over ``GATEWAY_*`` environment variables, which win over defaults. A configuration problem prints one
-message naming the file, the field and the problem, and exits with status 2.
+message naming the file, the field and the problem, and exits with status 2; so does listening beyond loopback
+without authentication, unless ``--allow-unauthenticated`` says that is intended. Configured secrets are redacted
+from everything the process logs or prints.
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import sys
 from collections.abc import Sequence
@@ -16,20 +19,24 @@ from pathlib import Path
 import anyio
 from pydantic import ValidationError
 
-from gateway import __version__
+from gateway import __version__, audit
 from gateway.config import GatewayConfig, Settings, describe_errors, load_config
 from gateway.errors import ConfigError, StartupError
 from gateway.naming import Style
-from gateway.running import print_catalog, run_demo, serve_http, serve_stdio
+from gateway.redaction import Redactor
+from gateway.running import approve_tools, print_catalog, run_demo, serve_http, serve_stdio
 from gateway.status import print_status
 
 EXIT_START = 1
 EXIT_CONFIG = 2
+logger = logging.getLogger("gateway.cli")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "audit":
+        raise SystemExit(_verify(args.file))
     try:
         settings = Settings()
     except ValidationError as exc:
@@ -52,26 +59,75 @@ def main(argv: Sequence[str] | None = None) -> None:
     json_response = args.json_response if args.json_response is not None else settings.json_response
     if json_response is not None:
         config = config.model_copy(update={"json_response": json_response})
+    redactor = Redactor(config.secret_values())
+    _check_exposure(args, settings, config)
     try:
-        sys.exit(_run(args, settings, config))
+        with redactor.logging():
+            sys.exit(_run(args, settings, config))
     except Exception as exc:
         found = _startup_error(exc)
         if found is None:
             raise
-        print(f"mcp-gateway: {found}", file=sys.stderr)
+        print(f"mcp-gateway: {redactor.text(str(found))}", file=sys.stderr)
         raise SystemExit(EXIT_START) from None
+
+
+def _check_exposure(args: argparse.Namespace, settings: Settings, config: GatewayConfig) -> None:
+    """Beyond loopback the gateway needs an authentication method, or an explicit, loudly logged opt-out."""
+    host = args.host or settings.host
+    if args.command not in ("serve", "demo") or config.security.auth.enabled or _loopback(host):
+        return
+    if not (args.allow_unauthenticated or settings.allow_unauthenticated):
+        print(
+            f"mcp-gateway: refusing to listen on {host} without authentication: configure security.auth "
+            "(api_keys or jwt), listen on 127.0.0.1, or pass --allow-unauthenticated",
+            file=sys.stderr,
+        )
+        raise SystemExit(EXIT_CONFIG)
+    logger.warning(
+        "AUTHENTICATION IS OFF on %s (--allow-unauthenticated): anyone who can reach this port can call every "
+        "tool the policy allows",
+        host,
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _verify(path: Path) -> int:
+    """``mcp-gateway audit verify FILE``: 0 when the chain is intact, 1 naming the first broken line."""
+    try:
+        with path.open("rb") as handle:
+            count, problem = audit.verify(handle)
+    except OSError as exc:
+        print(f"mcp-gateway: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if problem is not None:
+        print(f"{path}: TAMPERED: {problem} ({count} lines verified before it)", file=sys.stderr)
+        return 1
+    print(f"{path}: intact, {count} lines")
+    return 0
 
 
 def _run(args: argparse.Namespace, settings: Settings, config: GatewayConfig) -> int:
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
     if args.command == "serve":
-        anyio.run(serve_http, config, host, port)
+        # uvloop: the fastest event loop uvicorn supports; anyio creates the loop, so it is chosen here.
+        anyio.run(serve_http, config, host, port, backend_options={"use_uvloop": True})
     elif args.command == "stdio":
         anyio.run(serve_stdio, config)
     elif args.command == "demo":
         ports = (args.ops_port, args.hr_port, args.finance_port)
         run_demo(host, port, ports, Path(args.data_dir), config, args.config or settings.config)
+    elif args.approve is not None:
+        return anyio.run(approve_tools, config, args.approve)
     else:
         return anyio.run(print_catalog, config, Style(args.style), args.json)
     return 0
@@ -108,6 +164,9 @@ def _parser() -> argparse.ArgumentParser:
     stdio = commands.add_parser("stdio", help="serve the gateway on stdin/stdout (for Claude Desktop and IDEs)")
     demo = commands.add_parser("demo", help="start the three sample backends and the gateway on localhost")
     tools = commands.add_parser("tools", help="connect to every backend and print the aggregated catalogue")
+    audit_ = commands.add_parser("audit", help="check an audit log: 'audit verify FILE'")
+    audit_.add_argument("action", choices=["verify"], help="verify the hash chain of every line")
+    audit_.add_argument("file", type=Path, help="the audit log (JSON lines)")
     for sub in (serve, stdio, demo, tools):
         sub.add_argument("--config", type=Path, help="YAML config, or an mcpServers JSON file (env GATEWAY_CONFIG)")
         sub.add_argument("--name-style", choices=["auto", "canonical", "strict"], help="force one naming style")
@@ -121,14 +180,27 @@ def _parser() -> argparse.ArgumentParser:
             default=None,
             help="answer 2025-era requests with JSON rather than SSE (env GATEWAY_JSON_RESPONSE)",
         )
+        sub.add_argument(
+            "--allow-unauthenticated",
+            action="store_true",
+            help="listen beyond loopback with no authentication configured (env GATEWAY_ALLOW_UNAUTHENTICATED)",
+        )
     for sub in (stdio, tools):
-        sub.set_defaults(host=None, port=None, json_response=None)
+        sub.set_defaults(host=None, port=None, json_response=None, allow_unauthenticated=False)
+    for sub in (serve, stdio, demo):
+        sub.set_defaults(approve=None)
     demo.add_argument("--ops-port", type=int, default=8001, help="port of the ops backend (default 8001)")
     demo.add_argument("--hr-port", type=int, default=8002, help="port of the hr backend (default 8002)")
     demo.add_argument("--finance-port", type=int, default=8003, help="port of the finance backend (default 8003)")
     demo.add_argument("--data-dir", default=".data", help="where the backends keep their SQLite files")
     tools.add_argument("--style", choices=[s.value for s in Style], default="canonical", help="names to show")
     tools.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    tools.add_argument(
+        "--approve",
+        nargs="*",
+        metavar="NAME",
+        help="pin the current definition of the named changed tools (all of them when no name is given)",
+    )
     status = commands.add_parser("status", help="show a running gateway's backends, their state and breakers")
     status.add_argument("--url", help="the gateway's base URL (default http://GATEWAY_HOST:GATEWAY_PORT)")
     status.add_argument("--json", action="store_true", help="print the status document as JSON")

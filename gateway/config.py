@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.errors import ConfigError
@@ -26,6 +26,16 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 # A prefix also becomes part of a URI scheme (``ops+inventory://``), so it keeps to scheme characters.
 PREFIX_PATTERN = r"^([A-Za-z][A-Za-z0-9-]{0,31})?$"
 DEFAULT_STRICT_CLIENTS = ("claude", "anthropic", "openai", "chatgpt", "codex")
+MIB = 1024 * 1024
+MIN_SECRET = 8
+LOOPBACK_HOSTS = ("127.0.0.1", "127.0.0.1:*", "localhost", "localhost:*", "[::1]", "[::1]:*")
+LOOPBACK_ORIGINS = (
+    "http://127.0.0.1",
+    "http://127.0.0.1:*",
+    "http://localhost",
+    "http://localhost:*",
+    "http://[::1]:*",
+)
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -62,6 +72,10 @@ class BackendConfig(_Model):
     session: Literal["shared", "per_client"] = "shared"
     max_sessions: int = Field(default=32, ge=1, le=10_000)
     session_idle_timeout: float = Field(default=1800.0, gt=0, le=86_400)
+    # Send the caller's own bearer token to this backend on each call (streamable HTTP only).
+    forward_token: bool = False
+    max_result_bytes: int = Field(default=4 * MIB, ge=1024, le=1024 * MIB)
+    oversized_result: Literal["refuse", "truncate"] = "refuse"
 
     @field_validator("tool_timeouts")
     @classmethod
@@ -90,6 +104,8 @@ class BackendConfig(_Model):
                 raise ValueError(f"'url' must start with http:// or https://, got {self.url!r}")
             if self.command:
                 raise ValueError(f"a {self.transport.value} backend takes 'url', not 'command'")
+        if self.forward_token and self.transport is not Transport.STREAMABLE_HTTP:
+            raise ValueError("'forward_token' needs a streamable_http backend: only it sends one request per call")
         return self
 
     @property
@@ -107,6 +123,143 @@ class NamingConfig(_Model):
     strict_clients: tuple[str, ...] = DEFAULT_STRICT_CLIENTS
 
 
+class ApiKeyConfig(_Model):
+    """A static bearer token for one principal: ``key`` (hashed at load, never kept) or its hex ``sha256``."""
+
+    principal: str = Field(pattern=NAME_PATTERN)
+    key: SecretStr | None = None
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    roles: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _one_form(self) -> ApiKeyConfig:
+        if (self.key is None) == (self.sha256 is None):
+            raise ValueError("give exactly one of 'key' and 'sha256'")
+        if self.key is not None and len(self.key.get_secret_value()) < 16:
+            raise ValueError("an API key needs at least 16 characters")
+        return self
+
+
+class JwtConfig(_Model):
+    """JWT bearer tokens from an OAuth authorization server, checked as a resource server does."""
+
+    issuer: str = Field(pattern=r"^https?://")
+    audience: str
+    algorithms: tuple[Literal["RS256", "ES256", "HS256"], ...] = ("RS256",)
+    jwks_url: str | None = Field(default=None, pattern=r"^https?://")
+    public_key_file: Path | None = None
+    secret: SecretStr | None = None
+    principal_claim: str = "sub"
+    roles_claim: str = "roles"
+    scopes_claim: str = "scope"
+    leeway: float = Field(default=30.0, ge=0, le=600)
+
+    @model_validator(mode="after")
+    def _one_key(self) -> JwtConfig:
+        sources = [s for s in (self.jwks_url, self.public_key_file, self.secret) if s is not None]
+        if len(sources) != 1:
+            raise ValueError("give exactly one of 'jwks_url', 'public_key_file' and 'secret'")
+        symmetric = self.secret is not None
+        if symmetric != (set(self.algorithms) == {"HS256"}):
+            raise ValueError(
+                "'secret' goes with algorithms [HS256]; RS256 and ES256 take 'jwks_url' or 'public_key_file'"
+            )
+        if self.secret is not None and len(self.secret.get_secret_value().encode()) < 32:
+            raise ValueError("an HS256 secret needs at least 32 bytes")
+        return self
+
+
+class LocalPrincipal(_Model):
+    """Who a stdio client is: the user who started the gateway."""
+
+    name: str = Field(default="local", pattern=NAME_PATTERN)
+    roles: tuple[str, ...] = ()
+
+
+class AuthConfig(_Model):
+    api_keys: tuple[ApiKeyConfig, ...] = ()
+    jwt: JwtConfig | None = None
+    # The public URL of /mcp, named in the protected-resource metadata; derived from each request when unset.
+    resource_url: str | None = Field(default=None, pattern=r"^https?://")
+    local: LocalPrincipal = LocalPrincipal()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.api_keys) or self.jwt is not None
+
+
+class RuleConfig(_Model):
+    """Allow and deny patterns on canonical names, for the principals, roles or scopes named ("*": everyone)."""
+
+    principals: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+    scopes: tuple[str, ...] = ()
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _has_subject(self) -> RuleConfig:
+        if not (self.principals or self.roles or self.scopes):
+            raise ValueError("a rule names at least one of 'principals', 'roles' and 'scopes'")
+        return self
+
+
+class PolicyConfig(_Model):
+    # auto: allow everything while authentication is off (loopback), deny what no rule allows once it is on.
+    default: Literal["auto", "allow", "deny"] = "auto"
+    rules: tuple[RuleConfig, ...] = ()
+
+
+class RateConfig(_Model):
+    """A token bucket: ``burst`` calls at once, refilled at ``rate`` calls per second."""
+
+    rate: float = Field(ge=0.001, le=1_000_000)
+    burst: int = Field(ge=1, le=1_000_000)
+
+
+class LimitsConfig(_Model):
+    per_principal: RateConfig | None = None
+    # Canonical tool name -> a bucket per principal for that tool, on top of the principal's own.
+    per_tool: dict[str, RateConfig] = Field(default_factory=dict)
+    # "memory", or a redis:// URL so replicas share one budget.
+    store: SecretStr = SecretStr("memory")
+    max_body_bytes: int = Field(default=4 * MIB, ge=1024, le=1024 * MIB)
+    max_json_depth: int = Field(default=64, ge=4, le=1000)
+
+    @field_validator("store")
+    @classmethod
+    def _store(cls, store: SecretStr) -> SecretStr:
+        if not re.match(r"^(memory|rediss?://.+)$", store.get_secret_value()):
+            raise ValueError("expected 'memory' or a redis:// URL")
+        return store
+
+
+class HttpConfig(_Model):
+    """Host and Origin allow-lists against DNS rebinding ("host:*" any port; "*" anything)."""
+
+    allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
+    allowed_origins: tuple[str, ...] = LOOPBACK_ORIGINS
+
+
+class AuditConfig(_Model):
+    file: Path | None = None
+    include_arguments: bool = False
+    redact_keys: tuple[str, ...] = ("password", "secret", "token", "api_key", "apikey", "authorization")
+
+
+class PinningConfig(_Model):
+    file: Path | None = None
+
+
+class SecurityConfig(_Model):
+    auth: AuthConfig = AuthConfig()
+    policy: PolicyConfig = PolicyConfig()
+    limits: LimitsConfig = LimitsConfig()
+    http: HttpConfig = HttpConfig()
+    audit: AuditConfig = AuditConfig()
+    pinning: PinningConfig = PinningConfig()
+
+
 class GatewayConfig(_Model):
     """Everything the gateway core needs, validated."""
 
@@ -121,6 +274,7 @@ class GatewayConfig(_Model):
     json_response: bool = False
     # Items per page of the gateway's own tools/prompts/resources lists; clients follow nextCursor for the rest.
     list_page_size: int = Field(default=1000, ge=1, le=100_000)
+    security: SecurityConfig = SecurityConfig()
 
     @field_validator("backends")
     @classmethod
@@ -133,6 +287,20 @@ class GatewayConfig(_Model):
                 raise ValueError(f"backend {label} must be unique; repeated: {', '.join(dupes)}")
         return backends
 
+    def secret_values(self) -> list[str]:
+        """Every configured value that must never be shown: keys, the JWT secret, the store URL, and each
+        backend's header and environment values (those shorter than ``MIN_SECRET`` cannot be told from words)."""
+        auth, found = self.security.auth, []
+        found += [k.key.get_secret_value() for k in auth.api_keys if k.key is not None]
+        if auth.jwt is not None and auth.jwt.secret is not None:
+            found.append(auth.jwt.secret.get_secret_value())
+        if self.security.limits.store.get_secret_value() != "memory":
+            found.append(self.security.limits.store.get_secret_value())
+        for backend in self.backends:
+            for value in [*backend.headers.values(), *backend.env.values()]:
+                found += [value, *value.split(" ", 1)[1:]]  # "Bearer t0k": the token on its own too
+        return sorted({v for v in found if len(v) >= MIN_SECRET}, key=len, reverse=True)
+
 
 class Settings(BaseSettings):
     """The ``GATEWAY_*`` environment, read once by the CLI."""
@@ -144,6 +312,7 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     name_style: Literal["auto", "canonical", "strict"] | None = None
     json_response: bool | None = None
+    allow_unauthenticated: bool = False
     log_level: str = "info"
 
 

@@ -20,7 +20,9 @@ import anyio.lowlevel
 from gateway.catalog import Catalog, Snapshot
 from gateway.config import GatewayConfig
 from gateway.errors import StartupError
+from gateway.guard import Guard
 from gateway.notify import Notifier
+from gateway.redaction import Redactor
 from gateway.routing import Router
 from gateway.transports import Connector, open_transport
 from gateway.upstream import State, Upstream
@@ -62,6 +64,8 @@ class Gateway:
         self.inflight = InFlight()
         self.upstreams = {b.name: Upstream(b, config, self._on_change, connect) for b in config.backends}
         self.router = Router(self.catalog, self.upstreams, config.naming)
+        self.guard = Guard(config, self.catalog, self.router)
+        self.redactor = Redactor(config.secret_values())
         self._running: AbstractAsyncContextManager[None]
         self._pending: dict[str, Snapshot | None] = {}
         self._merged: anyio.Event | None = None
@@ -78,15 +82,19 @@ class Gateway:
 
     @asynccontextmanager
     async def _run(self) -> AsyncIterator[None]:
-        async with anyio.create_task_group() as tg:
-            for upstream in self.upstreams.values():
-                tg.start_soon(upstream.run, name=f"backend:{upstream.name}")
-            await self._first_attempts()
-            try:
-                yield
-            finally:
-                self.notifier.close()
-                tg.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as tg:
+                for upstream in self.upstreams.values():
+                    tg.start_soon(upstream.run, name=f"backend:{upstream.name}")
+                await self._first_attempts()
+                try:
+                    yield
+                finally:
+                    self.notifier.close()
+                    tg.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.guard.limiter.aclose()
 
     async def _first_attempts(self) -> None:
         """Wait (bounded) until every backend connected or failed once; a required one that failed stops the start."""
@@ -113,7 +121,7 @@ class Gateway:
         return all(u.state is State.READY for u in self.upstreams.values())
 
     def status(self) -> dict[str, Any]:
-        """What ``/readyz`` and the CLI report: each backend's state, tool count and last error."""
+        """What ``/readyz`` and the CLI report: each backend's state, tool count and last error (secrets redacted)."""
         backends = []
         for upstream in self.upstreams.values():
             cfg = upstream.config
@@ -127,11 +135,12 @@ class Gateway:
             if upstream.state is not State.READY:
                 entry["tools"] = 0
             backends.append(entry)
-        return {
+        status = {
             "status": "ready" if self.ready else "degraded",
             "backends": backends,
             "conflicts": self.catalog.conflicts,
         }
+        return dict(self.redactor.value(status))
 
     async def _on_change(self, upstream: Upstream, snapshot: Snapshot | None) -> None:
         """Batch changes that arrive together into one catalogue merge; returns once this change is merged.
@@ -139,6 +148,8 @@ class Gateway:
         The first change of a batch yields one event-loop turn, so every backend whose listing arrived meanwhile
         joins the batch; while a merge runs, later arrivals queue up and form the next batch.
         """
+        if snapshot is not None:
+            self.guard.pins.observe(upstream.config.exposed_prefix, snapshot.tools)
         self._pending[upstream.name] = snapshot
         if self._merged is not None:
             await self._merged.wait()

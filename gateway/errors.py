@@ -5,6 +5,12 @@
     ├── StartupError           a required backend could not be reached at start (the CLI exits 1)
     ├── UnknownTarget          no tool, prompt or resource by that name        -> -32602
     ├── InvalidCursor          a list cursor the gateway did not hand out      -> -32602
+    ├── InvalidArguments       arguments that fail the tool's inputSchema (data.path names where) -> -32602
+    ├── Unauthorized           no valid credentials (HTTP 401 before any JSON-RPC handling)   -> -32030
+    ├── Forbidden              the principal's rules do not allow this name                    -> -32031
+    ├── RateLimited            the principal's (or the tool's) budget is spent; data.retryAfter -> -32032
+    ├── ResultTooLarge         a backend's result exceeds its max_result_bytes                  -> -32033
+    ├── ToolWithheld           a pinned tool changed and awaits an operator's approval          -> -32034
     └── BackendError           something about one backend
         ├── BackendUnavailable the backend is not connected, or its circuit is open  -> -32050
         ├── OutcomeUnknown     the connection dropped mid-call; the call may or may not have run  -> -32051
@@ -22,6 +28,11 @@ from typing import Any
 from mcp import MCPError
 from mcp.types import INTERNAL_ERROR, INVALID_PARAMS, REQUEST_TIMEOUT
 
+UNAUTHORIZED = -32030
+FORBIDDEN = -32031
+RATE_LIMITED = -32032
+RESULT_TOO_LARGE = -32033
+TOOL_WITHHELD = -32034
 BACKEND_UNAVAILABLE = -32050
 OUTCOME_UNKNOWN = -32051
 
@@ -61,6 +72,52 @@ class InvalidRequestState(GatewayError):
 
     def __init__(self) -> None:
         super().__init__("Invalid requestState: it was not issued to this client for this request")
+
+
+class InvalidArguments(GatewayError):
+    """A tool's arguments do not validate against its ``inputSchema``; refused before the backend sees them."""
+
+    def __init__(self, tool: str, path: str, problem: str) -> None:
+        self.tool = tool
+        self.path = path
+        super().__init__(f"Invalid arguments for {tool!r} at {path}: {problem}")
+
+
+class Unauthorized(GatewayError):
+    """The request carries no credentials, or credentials the gateway does not accept."""
+
+
+class Forbidden(GatewayError):
+    """The principal may not use this tool, prompt or resource."""
+
+    def __init__(self, principal: str, kind: str, name: str) -> None:
+        self.kind = kind
+        self.name = name
+        super().__init__(f"{principal!r} may not use {kind} {name!r}")
+
+
+class RateLimited(GatewayError):
+    """A budget is spent; ``retry_after`` says in how many seconds the next call fits."""
+
+    def __init__(self, scope: str, retry_after: float) -> None:
+        self.retry_after = retry_after
+        super().__init__(f"Rate limit reached for {scope}; retry in {retry_after:.3g} s")
+
+
+class ResultTooLarge(GatewayError):
+    """A backend's result is larger than the gateway forwards."""
+
+    def __init__(self, backend: str, size: int, limit: int) -> None:
+        self.backend = backend
+        super().__init__(f"Backend {backend!r} returned {size} bytes; the limit is {limit}")
+
+
+class ToolWithheld(GatewayError):
+    """A pinned tool's definition changed; it stays hidden until an operator approves the new one."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"Tool {name!r} changed since it was pinned and awaits approval (mcp-gateway tools --approve)")
 
 
 class BackendError(GatewayError):
@@ -119,6 +176,18 @@ def to_mcp_error(exc: GatewayError) -> MCPError:
         return MCPError(INVALID_PARAMS, str(exc), {exc.kind: exc.name})
     if isinstance(exc, InvalidCursor | InvalidRequestState):
         return MCPError(INVALID_PARAMS, str(exc))
+    if isinstance(exc, InvalidArguments):
+        return MCPError(INVALID_PARAMS, str(exc), {"tool": exc.tool, "path": exc.path})
+    if isinstance(exc, Forbidden):
+        return MCPError(FORBIDDEN, str(exc), {exc.kind: exc.name})
+    if isinstance(exc, RateLimited):
+        return MCPError(RATE_LIMITED, str(exc), {"retryAfter": exc.retry_after})
+    if isinstance(exc, ResultTooLarge):
+        return MCPError(RESULT_TOO_LARGE, str(exc), {"backend": exc.backend})
+    if isinstance(exc, ToolWithheld):
+        return MCPError(TOOL_WITHHELD, str(exc), {"tool": exc.name})
+    if isinstance(exc, Unauthorized):
+        return MCPError(UNAUTHORIZED, str(exc))
     if isinstance(exc, BackendError):
         data: dict[str, Any] = {"backend": exc.backend}
         return MCPError(_CODES.get(type(exc), BACKEND_UNAVAILABLE), str(exc), data)

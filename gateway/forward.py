@@ -45,6 +45,14 @@ class InvalidAnswer(Exception):
     """The backend answered with something that is not a JSON-RPC response to the request."""
 
 
+class TooLarge(Exception):
+    """The backend's answer passed the size the gateway reads (the connection is dropped, not drained)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"the answer passed {limit} bytes")
+
+
 @dataclass
 class Link:
     """What the SDK client negotiated that the raw path must repeat: the session id of a 2025 connection."""
@@ -61,8 +69,11 @@ class Link:
 class Forwarder:
     """Requests to one backend URL for the lifetime of one SDK connection to it."""
 
-    def __init__(self, url: str, headers: Mapping[str, str], connect_timeout: float, link: Link) -> None:
+    def __init__(
+        self, url: str, headers: Mapping[str, str], connect_timeout: float, link: Link, max_bytes: int
+    ) -> None:
         self._pool = Pool(Origin.parse(url), connect_timeout)
+        self._max_bytes = max_bytes
         self._base = {
             **{name.lower(): value for name, value in headers.items()},
             "content-type": "application/json",
@@ -125,7 +136,7 @@ class Forwarder:
             raise _status_error(response, await response.body(), bool(self._link.session_id))
         kind = response.content_type
         if kind.startswith("application/json"):
-            return _result(_decode(await response.body()), request_id)
+            return _result(_decode(await self._body(response)), request_id)
         if kind.startswith("text/event-stream"):
             return await self._events(response, request_id, head, sink)
         await response.body()
@@ -136,7 +147,11 @@ class Forwarder:
     ) -> dict[str, Any]:
         """Read the call's SSE stream: hand over what comes before the answer, then return the answer."""
         events = EventParser()
+        read = 0
         while chunk := await response.chunk():
+            read += len(chunk)
+            if read > self._max_bytes:
+                raise TooLarge(self._max_bytes)
             for data in events.feed(chunk):
                 message = _decode(data)
                 if isinstance(message, dict) and "method" not in message and message.get("id") == request_id:
@@ -145,6 +160,16 @@ class Forwarder:
                     return result
                 await self._incoming(message, head, sink)
         raise ConnectionDropped("the event stream ended without an answer")
+
+    async def _body(self, response: Response) -> bytes:
+        """The whole body, refused past the limit before it is all in memory."""
+        parts, read = [], 0
+        while chunk := await response.chunk():
+            read += len(chunk)
+            if read > self._max_bytes:
+                raise TooLarge(self._max_bytes)
+            parts.append(chunk)
+        return b"".join(parts)
 
     async def _incoming(self, message: Any, head: Mapping[str, str], sink: Sink | None) -> None:
         if not isinstance(message, dict) or not isinstance(message.get("method"), str):

@@ -104,6 +104,12 @@ class Router:
             if upstream.sessions is not None:
                 upstream.sessions.end(session)
 
+    def route_tool(self, name: str) -> Route:
+        return self._resolve(name, self._catalog.resolve_tool)
+
+    def route_prompt(self, name: str) -> Route:
+        return self._resolve(name, self._catalog.resolve_prompt)
+
     def _resolve(self, name: str, lookup: Callable[[str], Route]) -> Route:
         """Look a name up; a name under the prefix of a backend that is down names that backend instead."""
         try:

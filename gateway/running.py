@@ -42,7 +42,12 @@ async def serve_http(config: GatewayConfig, host: str, port: int, banner: str | 
     async with Gateway(config) as gateway:
         app = build_app(gateway, host=host)
         settings = uvicorn.Config(
-            app, host=host, port=port, timeout_graceful_shutdown=config.shutdown_grace, log_level="warning"
+            app,
+            host=host,
+            port=port,
+            http="httptools",
+            timeout_graceful_shutdown=config.shutdown_grace,
+            log_level="warning",
         )
         lines = (f"mcp-gateway listening on http://{host}:{port}{MCP_PATH}", banner)
         await _Server(settings, app, gateway, *lines).serve()
@@ -123,11 +128,31 @@ async def print_catalog(config: GatewayConfig, style: Style, as_json: bool) -> i
             summary = (tool.description or "").strip().splitlines()[0] if tool.description else ""
             rows.append({"name": shown, "backend": route.backend, "tool": route.original, "description": summary})
         status = gateway.status()
+        if gateway.guard.pins.enabled:
+            status["withheld"] = gateway.guard.pins.changed()
     if as_json:
         print(json.dumps({"tools": rows, **status}, indent=2))
     else:
         _print_table(rows, status)
     return 0 if status["status"] == "ready" else 1
+
+
+async def approve_tools(config: GatewayConfig, names: list[str]) -> int:
+    """Connect, then pin the current definition of the named changed tools (every changed tool without names)."""
+    if config.security.pinning.file is None:
+        print("mcp-gateway: tool pinning is off; set security.pinning.file", file=sys.stderr)
+        return 2
+    async with Gateway(config) as gateway:
+        pins = gateway.guard.pins
+        unknown = sorted(set(names) - set(pins.changed()))
+        approved = pins.approve(names or None)
+    for name in approved:
+        print(f"approved {name}")
+    for name in unknown:
+        print(f"not changed or not listed: {name}", file=sys.stderr)
+    if not approved and not unknown:
+        print("no changed tools to approve")
+    return 1 if unknown else 0
 
 
 def _print_table(rows: list[dict[str, str]], status: dict[str, Any]) -> None:
@@ -141,6 +166,8 @@ def _print_table(rows: list[dict[str, str]], status: dict[str, Any]) -> None:
             print(f"backend {backend['name']} is {backend['state']}: {backend.get('error', '')}", file=sys.stderr)
     for conflict in status["conflicts"]:
         print(f"conflict: {conflict}", file=sys.stderr)
+    for name in status.get("withheld", []):
+        print(f"withheld: {name} changed since it was pinned (mcp-gateway tools --approve {name})", file=sys.stderr)
 
 
 def run_demo(

@@ -1,8 +1,11 @@
 """The MCP server clients talk to: the SDK's lowlevel ``Server`` with handlers that read the catalogue and route.
 
 One ``Server`` serves both protocol eras (2025-11-25 handshake and 2026-07-28 stateless), over streamable HTTP
-and stdio. Names are rendered per client: ``clientInfo`` decides between canonical and strict names. Gateway
-errors become JSON-RPC errors at this edge, in ``_edge``, through ``errors.to_mcp_error``.
+and stdio. Names are rendered per client: ``clientInfo`` decides between canonical and strict names. Every list
+and call goes through the gateway's ``Guard`` with the caller's principal: over HTTP the one the security layer
+left in the request's ASGI scope (``ctx.request`` is the Starlette request of the POST carrying the message, in
+both eras), elsewhere (stdio, in-process) the server's own principal. Gateway errors become JSON-RPC errors at this
+edge, in ``edge``, through ``errors.to_mcp_error``, with configured secrets redacted.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from mcp import types
+from mcp import MCPError, types
 from mcp.server import NotificationOptions, Server
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.models import InitializationOptions
@@ -18,6 +21,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel
 
 from gateway import __version__
+from gateway.auth import SCOPE_ADMITTED, Principal, principal_of
 from gateway.caller import Caller
 from gateway.core import Gateway
 from gateway.errors import GatewayError, to_mcp_error
@@ -69,9 +73,14 @@ class GatewayServer(Server[Any]):
         return super().create_initialization_options(options, experimental_capabilities, extensions)
 
 
-def build_server(gateway: Gateway) -> GatewayServer:
-    """The MCP server for a running gateway (the caller owns the gateway's lifecycle)."""
-    router, catalog, naming = gateway.router, gateway.catalog, gateway.config.naming
+def build_server(gateway: Gateway, principal: Principal | None = None) -> GatewayServer:
+    """The MCP server for a running gateway (the caller owns the gateway's lifecycle).
+
+    ``principal`` is who calls when there is no HTTP request (stdio, in-process); by default the configured
+    local principal.
+    """
+    guard, catalog, naming, redactor = gateway.guard, gateway.catalog, gateway.config.naming, gateway.redactor
+    own = principal or guard.local
     levels = LogLevels()
     size = gateway.config.list_page_size
     answers = ListCache()
@@ -79,49 +88,83 @@ def build_server(gateway: Gateway) -> GatewayServer:
     def style(ctx: Ctx) -> Style:
         return style_for_client(_client_name(ctx), naming)
 
-    def page(kind: str, ctx: Ctx, params: types.PaginatedRequestParams | None) -> tuple[list[Any], str | None]:
+    def who(ctx: Ctx) -> Principal:
+        return own if ctx.request is None else principal_of(ctx.request.scope)
+
+    def caller(ctx: Ctx) -> Caller:
+        """The client behind a request, as the layers below need it (see ``gateway.caller``)."""
+        principal, session = who(ctx), _session(ctx)
+        if ctx.request_id is None:
+            return Caller(session=session, principal=principal)
+        relay = Relay(ctx.session, ctx.request_id, levels.allowed(ctx.session, ctx.meta))
+        declared = ctx.session.client_capabilities
+        return Caller(
+            session=session,
+            sink=relay,
+            log_level=relay.log_floor,
+            capabilities=_wire(declared) if declared is not None else None,
+            identity=f"{principal.name}\0{session or ''}",
+            modern=ctx.protocol_version in MODERN_PROTOCOL_VERSIONS,
+            principal=principal,
+        )
+
+    def call(ctx: Ctx) -> dict[str, Any]:
+        """What the guard needs to know of a call besides its parameters."""
+        admitted = ctx.request is not None and ctx.request.scope.get(SCOPE_ADMITTED) is True
+        return {"request_id": ctx.request_id, "admitted": admitted}
+
+    def listing(kind: str, ctx: Ctx, params: types.PaginatedRequestParams | None) -> tuple[list[Any], str | None]:
+        """One page of a list; a principal whose rules hide some items gets what it may use in one page."""
+        if guard.filters:
+            return guard.listing(who(ctx), kind, style(ctx)), None
         return catalog.page(kind, style(ctx), params.cursor if params else None, size)
 
     async def list_tools(ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
-        tools, cursor = page("tools", ctx, params)
+        tools, cursor = listing("tools", ctx, params)
         return types.ListToolsResult(tools=tools, next_cursor=cursor)
 
     async def call_tool(
         ctx: Ctx, params: types.CallToolRequestParams
     ) -> types.CallToolResult | types.InputRequiredResult:
         responses = {key: _wire(value) for key, value in (params.input_responses or {}).items()}
-        caller = _caller(ctx)
-        return await router.call_tool(
-            params.name, params.arguments, params.meta, caller, responses or None, params.request_state
+        return await guard.call_tool(
+            caller(ctx),
+            params.name,
+            params.arguments,
+            params.meta,
+            input_responses=responses or None,
+            request_state=params.request_state,
+            **call(ctx),
         )
 
     async def list_prompts(ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
-        prompts, cursor = page("prompts", ctx, params)
+        prompts, cursor = listing("prompts", ctx, params)
         return types.ListPromptsResult(prompts=prompts, next_cursor=cursor)
 
     async def get_prompt(ctx: Ctx, params: types.GetPromptRequestParams) -> types.GetPromptResult:
-        return await router.get_prompt(params.name, params.arguments, _caller(ctx))
+        return await guard.get_prompt(caller(ctx), params.name, params.arguments, **call(ctx))
 
     async def list_resources(ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
-        resources, cursor = page("resources", ctx, params)
+        resources, cursor = listing("resources", ctx, params)
         return types.ListResourcesResult(resources=resources, next_cursor=cursor)
 
     async def list_templates(
         ctx: Ctx, params: types.PaginatedRequestParams | None
     ) -> types.ListResourceTemplatesResult:
-        templates, cursor = page("templates", ctx, params)
+        templates, cursor = listing("templates", ctx, params)
         return types.ListResourceTemplatesResult(resource_templates=templates, next_cursor=cursor)
 
     async def read_resource(ctx: Ctx, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
-        return await router.read_resource(str(params.uri), _caller(ctx))
+        return await guard.read_resource(caller(ctx), str(params.uri), **call(ctx))
 
     async def complete(ctx: Ctx, params: types.CompleteRequestParams) -> types.CompleteResult:
-        return await router.complete(params, _caller(ctx))
+        return await guard.complete(caller(ctx), params, request_id=ctx.request_id)
 
     async def cached_list(ctx: Ctx, call_next: CallNext) -> HandlerResult:
-        """A list answer as the SDK last shaped it for this page, style and version, while the catalogue holds."""
+        """A list answer as the SDK last shaped it for this page, style and version, while the catalogue holds
+        (only while every principal sees the whole catalogue)."""
         cursor = (ctx.params or {}).get("cursor")
-        if cursor is not None and not isinstance(cursor, str):
+        if guard.filters or (cursor is not None and not isinstance(cursor, str)):
             return await call_next(ctx)
         key = (ctx.method, style(ctx), ctx.protocol_version, cursor)
         generation = catalog.generation
@@ -142,7 +185,13 @@ def build_server(gateway: Gateway) -> GatewayServer:
                     return await cached_list(ctx, call_next)
                 return await call_next(ctx)
         except GatewayError as exc:
-            raise to_mcp_error(exc) from None
+            raise _redacted(to_mcp_error(exc)) from None
+        except MCPError as exc:
+            raise _redacted(exc) from None
+
+    def _redacted(error: MCPError) -> MCPError:
+        message, data = redactor.text(error.message), redactor.value(error.data)
+        return error if (message, data) == (error.message, error.data) else MCPError(error.code, message, data)
 
     server = GatewayServer(
         "mcp-gateway",
@@ -163,20 +212,6 @@ def build_server(gateway: Gateway) -> GatewayServer:
     async def set_level(ctx: Ctx, params: types.SetLevelRequestParams) -> types.EmptyResult:
         levels.set(ctx.session, params.level)
         return types.EmptyResult()
-
-    def _caller(ctx: Ctx) -> Caller:
-        if ctx.request_id is None:
-            return Caller(session=_session(ctx))
-        relay = Relay(ctx.session, ctx.request_id, levels.allowed(ctx.session, ctx.meta))
-        declared = ctx.session.client_capabilities
-        return Caller(
-            session=_session(ctx),
-            sink=relay,
-            log_level=relay.log_floor,
-            capabilities=_wire(declared) if declared is not None else None,
-            identity=_session(ctx) or "",
-            modern=ctx.protocol_version in MODERN_PROTOCOL_VERSIONS,
-        )
 
     # The 2025 logging capability; registered directly, as the constructor flags it deprecated for 2026 servers.
     server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, set_level)

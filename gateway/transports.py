@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -30,6 +31,25 @@ from gateway.forward import Forwarder, Link
 
 # Server-sent event streams stay open between messages; their read timeout is not a call deadline.
 STREAM_READ_TIMEOUT = 300.0
+# The bearer token of the caller a request is being sent for; backends with ``forward_token`` receive it.
+_caller_token: ContextVar[str | None] = ContextVar("caller_token", default=None)
+
+
+@contextmanager
+def caller_token(token: str | None) -> Iterator[None]:
+    """Requests sent inside the block carry ``token`` to backends configured to receive it."""
+    reset = _caller_token.set(token)
+    try:
+        yield
+    finally:
+        _caller_token.reset(reset)
+
+
+async def _forward_token(request: httpx2.Request) -> None:
+    """The SDK sends each request from the caller's context, so the caller's token is visible here."""
+    token = _caller_token.get()
+    if token is not None:
+        request.headers["Authorization"] = f"Bearer {token}"
 
 
 def _unused(forwarder: Forwarder) -> None:
@@ -59,13 +79,17 @@ async def open_transport(config: BackendConfig, stack: AsyncExitStack, hooks: Tr
             timeout=httpx2.Timeout(config.connect_timeout, read=read_timeout),
             # Loading the CA bundle costs ~80 ms per client; a plain-HTTP backend never uses it.
             verify=config.url.startswith("https://"),
-            event_hooks={"request": [link.observe]},
+            event_hooks={"request": [link.observe, *([_forward_token] if config.forward_token else [])]},
         )
         await stack.enter_async_context(http)
-        transport: Transport = streamable_http_client(config.url, http_client=http)
-        forwarder = Forwarder(config.url, config.headers, config.connect_timeout, link)
-        stack.callback(forwarder.close)
-        hooks.on_forwarder(forwarder)
+        # One event holds one message: twice the result limit bounds memory and leaves room for JSON escaping.
+        events = 2 * config.max_result_bytes
+        transport: Transport = streamable_http_client(config.url, http_client=http, max_sse_event_size=events)
+        # The raw path sends no caller's token: a backend that takes one stays on the SDK client.
+        if not config.forward_token:
+            forwarder = Forwarder(config.url, config.headers, config.connect_timeout, link, events)
+            stack.callback(forwarder.close)
+            hooks.on_forwarder(forwarder)
     elif config.transport is Kind.SSE:
         assert config.url is not None
         transport = sse_client(

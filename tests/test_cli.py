@@ -151,3 +151,22 @@ def test_demo_backends_end_even_when_the_demo_is_killed(processes: Processes, tm
     os.kill(demo.pid, signal.SIGKILL)
     demo.wait(timeout=10)
     wait_until(lambda: not any(alive(pid) for pid in backends), what="the orphaned backends to end")
+
+
+def test_serving_beyond_loopback_without_authentication_is_refused_with_status_2() -> None:
+    done = run("serve", "--host", "0.0.0.0", "--port", str(free_port()))
+    assert done.returncode == 2
+    assert "without authentication" in done.stderr and "--allow-unauthenticated" in done.stderr
+
+
+def test_allow_unauthenticated_serves_beyond_loopback_and_says_so(processes: Processes, tmp_path: Path) -> None:
+    config = tmp_path / "gateway.yaml"
+    config.write_text("backends: []\n")
+    port = free_port()
+    log = tmp_path / "gateway.log"
+    with log.open("wb") as sink:
+        args = ("serve", "--config", str(config), "--host", "0.0.0.0", "--port", str(port), "--allow-unauthenticated")
+        proc = processes.start(*CLI, *args, stderr=sink)
+    wait_until(lambda: listening(port), what="the gateway to listen")
+    assert processes.stop(proc) == 0
+    assert "AUTHENTICATION IS OFF on 0.0.0.0" in log.read_text()

@@ -3,7 +3,7 @@ log messages at the client's level, and the backend's own requests (sampling, el
 
 Each interaction is made twice, directly with the toy backend and through the gateway, and the two compared.
 Backend links: ``web`` (streamable HTTP, 2025 session, raw forwarding), ``modern`` (streamable HTTP, 2026) and
-``local`` (stdio, the SDK's client).
+``local`` (stdio, the SDK's client, shared) and ``own`` (stdio, a session per client).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import pytest
 from mcp import Client, MCPError, types
 from mcp.types import INVALID_REQUEST
 
+from gateway.auth import Principal
 from gateway.caller import Caller
 from gateway.config import BackendConfig, GatewayConfig
 from gateway.core import Gateway
@@ -42,6 +43,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             {"name": "web", "url": direct, "protocol": "legacy"},
             {"name": "modern", "url": direct, "protocol": "2026-07-28"},
             {"name": "local", "protocol": "legacy", **stdio},
+            {"name": "own", "protocol": "legacy", "session": "per_client", **stdio},
         ]
         (root / "gateway.json").write_text(json.dumps({"backends": backends}))
         port = free_port()
@@ -203,3 +205,20 @@ async def test_request_state_is_bound_to_the_caller_and_request_it_was_issued_fo
                 await router.call_tool(tool, {"text": "x"}, caller=who, input_responses=answer, request_state=sealed)
         done = await router.call_tool("m/greet_user", {}, caller=alice, input_responses=answer, request_state=state)
     assert text(done) == "hello Ada"  # type: ignore[arg-type]
+
+
+async def test_over_stdio_backend_requests_need_a_session_per_client(stack: Stack) -> None:
+    async with Client(stack["gateway"], mode="legacy", sampling_callback=sampling) as client:
+        assert text(await client.call_tool("own/ask_model", {"prompt": "mine"})) == "m1: mine"
+        with pytest.raises(MCPError) as refused:
+            await client.call_tool("local/ask_model", {"prompt": "whose?"})
+    assert refused.value.code == INVALID_REQUEST and "session: per_client" in refused.value.message
+
+
+@pytest.mark.parametrize("forward", [True, False])
+async def test_the_callers_token_reaches_only_backends_configured_to_receive_it(stack: Stack, forward: bool) -> None:
+    backend = BackendConfig(name="m", url=stack["direct"], protocol="legacy", forward_token=forward)
+    async with Gateway(GatewayConfig(backends=(backend,))) as gateway:
+        alice = Caller(principal=Principal("alice", method="api_key", token="alice-token-123"))
+        seen = await gateway.guard.call_tool(alice, "m/whoami", {})
+    assert text(seen) == ("Bearer alice-token-123" if forward else "")  # type: ignore[arg-type]

@@ -46,7 +46,7 @@ class Scripted:
     writers: set[asyncio.StreamWriter] = field(default_factory=set)
 
     def forwarder(self, session: str | None = None) -> Forwarder:
-        fwd = Forwarder(f"http://127.0.0.1:{self.port}/mcp", {"Authorization": "Bearer t"}, 5.0, Link(session))
+        fwd = Forwarder(f"http://127.0.0.1:{self.port}/mcp", {"Authorization": "Bearer t"}, 5.0, Link(session), 1 << 20)
         self.forwarders.append(fwd)
         return fwd
 
@@ -233,7 +233,7 @@ async def test_a_connection_that_drops_after_the_request_is_reported_as_closed()
 async def test_nobody_listening_means_the_request_was_not_delivered() -> None:
     async with scripted(json_answer) as server:
         port = server.port
-    fwd = Forwarder(f"http://127.0.0.1:{port}/mcp", {}, 5.0, Link())
+    fwd = Forwarder(f"http://127.0.0.1:{port}/mcp", {}, 5.0, Link(), 1 << 20)
     with pytest.raises(anyio.BrokenResourceError):
         await fwd.send(dict(CALL), {}, 5.0, modern=True)
     fwd.close()

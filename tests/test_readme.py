@@ -70,7 +70,7 @@ def test_the_claude_desktop_entries_are_valid_mcp_servers_files(json_block: str,
 
 def test_every_command_in_the_cli_table_parses() -> None:
     commands = re.findall(r"^\| `mcp-gateway ([^`]*)` \|", section("Command line"), flags=re.M)
-    assert {command.split()[0] for command in commands} == {"serve", "stdio", "demo", "tools", "status"}
+    assert {command.split()[0] for command in commands} == {"serve", "stdio", "demo", "tools", "status", "audit"}
     for command in commands:
         words = re.sub(r"[\[\]]", "", command).replace("URL", "http://127.0.0.1:8000")
         words = words.replace("H", "127.0.0.1").replace("P", "8000").split()
@@ -83,3 +83,10 @@ def test_the_compose_command_names_the_compose_file() -> None:
     assert "docker-compose.multi.yml" in command
     assert (ROOT / "docker-compose.multi.yml").exists()
     assert yaml.safe_load((ROOT / "docker-compose.multi.yml").read_text())["services"]
+
+
+def test_the_security_example_is_a_valid_config(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(blocks(section("Security"), "yaml")[0])
+    config = load_config(path, environ={"ALICE_KEY": "a-key-of-sixteen-chars"})
+    assert config.security.auth.enabled and config.security.policy.rules

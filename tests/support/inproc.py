@@ -6,12 +6,22 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+import anyio
+import httpx2
+import uvicorn
 from mcp import Client, types
+from mcp.client.streamable_http import streamable_http_client
 from mcp.server import MCPServer
+from starlette.types import ASGIApp, Message
 
+from gateway.app import MCP_PATH, build_app
+from gateway.auth import Principal
 from gateway.config import BackendConfig, GatewayConfig
 from gateway.core import Gateway
 from gateway.server import build_server
+from tests.support.procs import free_port
+
+LOCAL = "http://127.0.0.1:8000"
 
 
 class Unreachable(OSError):
@@ -42,7 +52,65 @@ async def running_gateway(
         yield gateway
 
 
-def client(gateway: Gateway, *, name: str = "test-client", mode: str = "auto", **kwargs: Any) -> Client:
-    """An SDK client connected in-process to the gateway's MCP server."""
+def client(
+    gateway: Gateway,
+    *,
+    name: str = "test-client",
+    mode: str = "auto",
+    principal: Principal | None = None,
+    **kwargs: Any,
+) -> Client:
+    """An SDK client connected in-process to the gateway's MCP server, calling as ``principal``."""
     info = types.Implementation(name=name, version="1.0")
-    return Client(build_server(gateway), mode=mode, client_info=info, **kwargs)  # type: ignore[arg-type]
+    return Client(build_server(gateway, principal), mode=mode, client_info=info, **kwargs)  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def lifespan(app: ASGIApp) -> AsyncIterator[None]:
+    """Run an ASGI app's lifespan (startup before the block, shutdown after), as a server would."""
+    to_app, app_inbox = anyio.create_memory_object_stream[Message](4)
+    app_outbox, from_app = anyio.create_memory_object_stream[Message](4)
+    async with to_app, app_inbox, app_outbox, from_app, anyio.create_task_group() as tg:
+        tg.start_soon(app, {"type": "lifespan", "asgi": {"version": "3.0"}}, app_inbox.receive, app_outbox.send)
+        await to_app.send({"type": "lifespan.startup"})
+        assert (await from_app.receive())["type"] == "lifespan.startup.complete"
+        try:
+            yield
+        finally:
+            await to_app.send({"type": "lifespan.shutdown"})
+            await from_app.receive()
+
+
+@asynccontextmanager
+async def http(gateway: Gateway, **headers: str) -> AsyncIterator[httpx2.AsyncClient]:
+    """Plain HTTP to the gateway's ASGI app, in process (no socket); ``url`` is ``/mcp``."""
+    app = build_app(gateway)
+    transport = httpx2.ASGITransport(app=app)
+    async with lifespan(app), httpx2.AsyncClient(transport=transport, base_url=LOCAL, headers=headers) as session:
+        yield session
+
+
+@asynccontextmanager
+async def serving(gateway: Gateway) -> AsyncIterator[str]:
+    """The gateway's HTTP app on a real loopback socket; yields the ``/mcp`` URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(build_app(gateway), host="127.0.0.1", port=port, log_level="warning"))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(server.serve)
+        with anyio.fail_after(10):
+            while not server.started:
+                await anyio.sleep(0.01)
+        try:
+            yield f"http://127.0.0.1:{port}{MCP_PATH}"
+        finally:
+            server.should_exit = True
+
+
+@asynccontextmanager
+async def http_client(url: str, *, mode: str = "auto", token: str | None = None) -> AsyncIterator[Client]:
+    """An SDK client over streamable HTTP, sending ``token`` as its bearer token."""
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    async with httpx2.AsyncClient(headers=headers) as session:
+        transport = streamable_http_client(url, http_client=session)
+        async with Client(transport, mode=mode) as connected:  # type: ignore[arg-type]
+            yield connected

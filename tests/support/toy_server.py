@@ -141,6 +141,10 @@ def build(name: str = "toy", journal: Path | None = None) -> MCPServer:
     def greet_user(who: Annotated[Named, Resolve(ask_name)]) -> str:
         return f"hello {who.name}"
 
+    @server.tool(description="The Authorization header this request came with, if any.")
+    def whoami(ctx: Context) -> str:
+        return (ctx.headers or {}).get("authorization", "")
+
     @server.tool(description="The client's roots.")
     async def roots(ctx: Context) -> list[str]:
         session = ctx.request_context.session
@@ -179,8 +183,11 @@ def main() -> None:
     parser.add_argument("--stdio", action="store_const", const="stdio", dest="transport")
     parser.add_argument("--journal", type=Path)
     parser.add_argument("--json-response", action="store_true", help="plain JSON answers instead of SSE streams")
+    parser.add_argument("--echo-env", metavar="NAME", help="print NAME=value of this variable to stderr at start")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    if args.echo_env:
+        print(f"{args.echo_env}={os.environ.get(args.echo_env)}", file=sys.stderr, flush=True)
     server = build(args.name, args.journal)
     if args.transport == "stdio":
         server.run("stdio")

@@ -1,0 +1,203 @@
+"""The HTTP security layer in front of ``/mcp``: everything decided before a JSON-RPC message is handled.
+
+In order: the Host and Origin headers against their allow-lists (421 and 403: DNS-rebinding protection);
+authentication (401 with the ``WWW-Authenticate`` header of the MCP authorization spec); the body's size (413)
+and JSON nesting depth (400), read once and replayed to the app; and, for a call, the rate-limit budget (429 with
+``Retry-After``). Every refusal carries a JSON-RPC error body. What passes carries its principal in the ASGI scope
+(``auth.SCOPE_PRINCIPAL``) and, when credentials are configured, the SDK's ``user`` too, so the SDK binds each
+2025 session to the credential that opened it. With JWTs configured it also serves the RFC 9728 protected-resource
+metadata at ``/.well-known/oauth-protected-resource[/mcp]``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.routes import build_resource_metadata_url
+from mcp.shared.auth import ProtectedResourceMetadata
+from mcp.types import INVALID_REQUEST
+from pydantic import AnyHttpUrl
+from starlette.authentication import AuthCredentials
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.auth import SCOPE_ADMITTED, SCOPE_PRINCIPAL, access_token
+from gateway.core import Gateway
+from gateway.errors import UNAUTHORIZED, RateLimited, Unauthorized, to_mcp_error
+from gateway.guard import CALLS
+from gateway.limits import too_deep
+
+METADATA = "/.well-known/oauth-protected-resource"
+
+
+class SecurityLayer:
+    """ASGI middleware guarding one MCP path; other paths (``/healthz``, ``/readyz``) pass untouched."""
+
+    def __init__(self, app: ASGIApp, gateway: Gateway, path: str) -> None:
+        security = gateway.config.security
+        self._app = app
+        self._path = path
+        self._guard = gateway.guard
+        self._hosts = _Allowed(security.http.allowed_hosts)
+        self._origins = _Allowed(security.http.allowed_origins)
+        self._limits = security.limits
+        self._auth = security.auth
+        self._metadata_paths = {METADATA, METADATA + path} if security.auth.jwt else set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+        elif scope["path"] in self._metadata_paths and scope["method"] in ("GET", "HEAD"):
+            await self._metadata(scope)(scope, receive, send)
+        elif scope["path"] != self._path:
+            await self._app(scope, receive, send)
+        else:
+            await self._guarded(scope, receive, send)
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = Headers(scope=scope)
+        if not self._hosts.admits(headers.get("host")):
+            return await _refusal(421, INVALID_REQUEST, "Host not allowed")(scope, receive, send)
+        origin = headers.get("origin")
+        if origin is not None and not self._origins.admits(origin):
+            return await _refusal(403, INVALID_REQUEST, "Origin not allowed")(scope, receive, send)
+        try:
+            principal = await self._guard.authenticator.authenticate(headers.get("authorization"))
+        except Unauthorized as exc:
+            return await self._unauthorized(scope, exc, headers)(scope, receive, send)
+        scope = {**scope, SCOPE_PRINCIPAL: principal}
+        if self._auth.enabled:
+            scope["user"] = AuthenticatedUser(access_token(principal))
+            scope["auth"] = AuthCredentials(sorted(principal.scopes))
+        if scope["method"] == "POST":
+            read = await self._read(scope, receive, headers)
+            if isinstance(read, Response):
+                return await read(scope, receive, send)
+            receive = _replay(read, receive)
+        await self._app(scope, receive, send)
+
+    async def _read(self, scope: Scope, receive: Receive, headers: Headers) -> bytes | Response:
+        """The body, or the refusal: too large, too deep, or a call over its budget."""
+        limit = self._limits.max_body_bytes
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            return _refusal(413, INVALID_REQUEST, f"Request body larger than {limit} bytes")
+        body = await _body(receive, limit)
+        if body is None:
+            return _refusal(413, INVALID_REQUEST, f"Request body larger than {limit} bytes")
+        try:
+            message = json.loads(body)
+        except RecursionError:
+            return _refusal(400, INVALID_REQUEST, "JSON nested too deeply")
+        except ValueError:
+            return body  # not JSON: the SDK answers with its parse error
+        if too_deep(message, self._limits.max_json_depth):
+            return _refusal(400, INVALID_REQUEST, f"JSON nested deeper than {self._limits.max_json_depth} levels")
+        method = message.get("method") if isinstance(message, dict) else None
+        if isinstance(method, str) and method in CALLS and "id" in message:
+            request_id = message["id"] if isinstance(message["id"], str | int) else None
+            try:
+                charged = await self._guard.admit(scope[SCOPE_PRINCIPAL], method, message.get("params"), request_id)
+            except RateLimited as exc:
+                retry = {"Retry-After": str(math.ceil(exc.retry_after))}
+                return _refusal(
+                    429, to_mcp_error(exc).code, str(exc), request_id, retry, {"retryAfter": exc.retry_after}
+                )
+            scope[SCOPE_ADMITTED] = charged
+        return body
+
+    def _unauthorized(self, scope: Scope, exc: Unauthorized, headers: Headers) -> Response:
+        """401 with ``WWW-Authenticate: Bearer``, naming the metadata document when there is one (RFC 9728)."""
+        parts = ['realm="mcp-gateway"']
+        if headers.get("authorization"):
+            parts.append('error="invalid_token"')
+        if self._metadata_paths:
+            parts.append(f'resource_metadata="{build_resource_metadata_url(self._resource(scope))}"')
+        return _refusal(401, UNAUTHORIZED, str(exc), headers={"WWW-Authenticate": "Bearer " + ", ".join(parts)})
+
+    def _metadata(self, scope: Scope) -> Response:
+        jwt = self._auth.jwt
+        assert jwt is not None
+        # Validated from strings: the model keeps a path-less issuer without a trailing slash (exact comparison).
+        document = ProtectedResourceMetadata.model_validate(
+            {
+                "resource": str(self._resource(scope)),
+                "authorization_servers": [jwt.issuer],
+                "resource_name": "mcp-gateway",
+            }
+        )
+        return JSONResponse(document.model_dump(mode="json", exclude_none=True))
+
+    def _resource(self, scope: Scope) -> AnyHttpUrl:
+        """The public URL of the MCP path: configured, or as this request addressed it."""
+        if self._auth.resource_url:
+            return AnyHttpUrl(self._auth.resource_url)
+        host = Headers(scope=scope).get("host") or "localhost"
+        return AnyHttpUrl(f"{scope.get('scheme', 'http')}://{host}{self._path}")
+
+
+class _Allowed:
+    """An allow-list of Host or Origin values: exact, ``value:*`` for any port, or ``*`` for anything."""
+
+    def __init__(self, patterns: Sequence[str]) -> None:
+        self._any = "*" in patterns
+        self._exact = {p for p in patterns if not p.endswith(":*")}
+        self._any_port = tuple(p[:-1] for p in patterns if p.endswith(":*"))
+
+    def admits(self, value: str | None) -> bool:
+        if self._any:
+            return True
+        if not value:
+            return False
+        return value in self._exact or any(
+            value.startswith(prefix) and value[len(prefix) :].isdigit() for prefix in self._any_port
+        )
+
+
+def _refusal(
+    status: int,
+    code: int,
+    message: str,
+    request_id: str | int | None = None,
+    headers: dict[str, str] | None = None,
+    data: Any = None,
+) -> Response:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    return JSONResponse({"jsonrpc": "2.0", "id": request_id, "error": error}, status_code=status, headers=headers)
+
+
+async def _body(receive: Receive, limit: int) -> bytes | None:
+    """The whole request body, or ``None`` once it passes ``limit`` bytes (the rest is never read)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands the app the body already read, then waits on the real one (for disconnects)."""
+    pending = [body]
+
+    async def replayed() -> Message:
+        if pending:
+            return {"type": "http.request", "body": pending.pop(), "more_body": False}
+        return await receive()
+
+    return replayed

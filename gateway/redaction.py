@@ -1,0 +1,64 @@
+"""Configured secrets never leave the process: they are cut from log records, errors and status documents.
+
+The secrets are the configured values themselves (``GatewayConfig.secret_values``). Log records are redacted
+where they are made, through the logging record factory, so every handler (uvicorn's, a test's capture, stderr)
+gets the redacted text, tracebacks included.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+MASK = "[redacted]"
+
+
+class Redactor:
+    """Replaces every occurrence of a configured secret with ``[redacted]``."""
+
+    def __init__(self, secrets: Sequence[str]) -> None:
+        ordered = sorted(set(secrets), key=len, reverse=True)
+        self._pattern = re.compile("|".join(re.escape(s) for s in ordered)) if ordered else None
+
+    def text(self, value: str) -> str:
+        return value if self._pattern is None else self._pattern.sub(MASK, value)
+
+    def value(self, value: Any) -> Any:
+        """The same JSON-like structure with every string redacted."""
+        if self._pattern is None:
+            return value
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {k: self.value(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.value(v) for v in value]
+        return value
+
+    @contextmanager
+    def logging(self) -> Iterator[None]:
+        """Redact every log record made inside the block (the CLI keeps it for the life of the process)."""
+        previous = logging.getLogRecordFactory()
+
+        def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = previous(*args, **kwargs)
+            try:
+                record.msg, record.args = self.text(record.getMessage()), None
+            except (TypeError, ValueError):  # a bad format string: logging reports it when the record is emitted
+                return record
+            if record.exc_info and record.exc_info[0] is not None:
+                record.exc_text = self.text(logging.Formatter().formatException(record.exc_info))
+                record.exc_info = None
+            return record
+
+        if self._pattern is None:
+            yield
+            return
+        logging.setLogRecordFactory(factory)
+        try:
+            yield
+        finally:
+            logging.setLogRecordFactory(previous)
