@@ -22,7 +22,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check gateway backends tests bench
 	$(BIN)/mypy
 
+# The reference servers and client the interoperability tests run (pinned in tests/support/interop.py), installed
+# once into tests/.cache/interop; later runs need no registry.
 test: lint redis-server
+	$(BIN)/python -m tests.support.interop
 	$(BIN)/pytest
 
 # The rate-limit tests run a real Redis (a shared budget across replicas): Debian's package, installed when missing.

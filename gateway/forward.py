@@ -222,9 +222,11 @@ class EventParser:
             block = bytes(self._buffer[:end])
             del self._buffer[: end + size]
             self._scanned = 0
-            data = [line[5:].removeprefix(b" ") for line in block.splitlines() if line.startswith(b"data:")]
+            data = b"\n".join(line[5:].removeprefix(b" ") for line in block.splitlines() if line.startswith(b"data:"))
+            # An event with empty data is never dispatched (the SSE rules), such as the priming event
+            # (an id and an empty data line) a 2025-11-25 server may open a stream with.
             if data:
-                out.append(b"\n".join(data))
+                out.append(data)
         self._scanned = max(0, len(self._buffer) - 3)
         return out
 

@@ -17,6 +17,7 @@ import pytest
 from mcp import Client, MCPError, types
 from mcp.types import INVALID_REQUEST
 
+from gateway.auth import Principal
 from gateway.caller import Caller
 from gateway.config import BackendConfig, GatewayConfig
 from gateway.core import Gateway
@@ -212,3 +213,12 @@ async def test_over_stdio_backend_requests_need_a_session_per_client(stack: Stac
         with pytest.raises(MCPError) as refused:
             await client.call_tool("local/ask_model", {"prompt": "whose?"})
     assert refused.value.code == INVALID_REQUEST and "session: per_client" in refused.value.message
+
+
+@pytest.mark.parametrize("forward", [True, False])
+async def test_the_callers_token_reaches_only_backends_configured_to_receive_it(stack: Stack, forward: bool) -> None:
+    backend = BackendConfig(name="m", url=stack["direct"], protocol="legacy", forward_token=forward)
+    async with Gateway(GatewayConfig(backends=(backend,))) as gateway:
+        alice = Caller(principal=Principal("alice", method="api_key", token="alice-token-123"))
+        seen = await gateway.guard.call_tool(alice, "m/whoami", {})
+    assert text(seen) == ("Bearer alice-token-123" if forward else "")  # type: ignore[arg-type]

@@ -289,3 +289,20 @@ def test_the_event_parser_joins_split_events_and_multi_line_data() -> None:
     assert parser.feed(b"event: message\r\nda") == []
     assert parser.feed(b'ta: {"a":\r\n') == []
     assert parser.feed(b"data: 1}\r\n\r\n: ping\r\n\r\ndata: 2\n\n") == [b'{"a":\n1}', b"2"]
+
+
+async def test_a_priming_event_with_empty_data_before_the_answer_is_skipped() -> None:
+    """A 2025-11-25 server may open each stream with an event id and empty data (the TypeScript SDK's servers do
+    when they keep events for resumption); that event carries no message."""
+
+    async def primed(request: Received) -> bytes | None:
+        if "id" not in request.body:
+            return http(202, b"")
+        stream = sse(answer_to(request, {"content": [{"type": "text", "text": "after"}]}))
+        head, _, rest = stream.partition(b"\r\n\r\n")
+        prime = b"id: 1f\ndata: \n\n"
+        return head + b"\r\n\r\n" + b"%x\r\n%s\r\n" % (len(prime), prime) + rest
+
+    async with scripted(primed) as server:
+        answer = await forwarder(server).send(dict(CALL), {}, 5.0, modern=False)
+    assert answer["content"] == [{"type": "text", "text": "after"}]

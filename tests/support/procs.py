@@ -58,8 +58,13 @@ class Processes:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self, *args: str, env: dict[str, str] | None = None, **kwargs: Any) -> subprocess.Popen[bytes]:
+        """This Python with ``args``."""
+        return self.start_program(sys.executable, *args, env=env, **kwargs)
+
+    def start_program(self, *argv: str, env: dict[str, str] | None = None, **kwargs: Any) -> subprocess.Popen[bytes]:
+        """Any program (a Node server, another venv's Python), reaped like the rest."""
         full_env = {**os.environ, **(env or {})}
-        proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=full_env, start_new_session=True, **kwargs)
+        proc = subprocess.Popen(list(argv), cwd=ROOT, env=full_env, start_new_session=True, **kwargs)
         self.procs.append(proc)
         return proc
 

@@ -141,6 +141,10 @@ def build(name: str = "toy", journal: Path | None = None) -> MCPServer:
     def greet_user(who: Annotated[Named, Resolve(ask_name)]) -> str:
         return f"hello {who.name}"
 
+    @server.tool(description="The Authorization header this request came with, if any.")
+    def whoami(ctx: Context) -> str:
+        return (ctx.headers or {}).get("authorization", "")
+
     @server.tool(description="The client's roots.")
     async def roots(ctx: Context) -> list[str]:
         session = ctx.request_context.session

@@ -1,0 +1,165 @@
+"""Reference MCP software nobody on the team wrote, pinned in one place and installed from the registries.
+
+Each PyPI server gets its own venv (their ``mcp`` pin must not meet ours) and each npm package its own prefix, all
+under ``tests/.cache/interop``. Installing is idempotent (a marker names what was installed) and bounded in time,
+so a warm cache needs no registry and a test never needs the network. ``python -m tests.support.interop`` installs
+everything up front (the Makefile's test target does this); the tests' fixture calls the same function.
+
+The ``*_backend`` helpers give the gateway's config for each server (the same command lines the tests use to talk
+to the servers directly).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import venv
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.support.procs import ROOT
+
+CACHE = ROOT / "tests" / ".cache" / "interop"
+LOOPBACK = Path(__file__).resolve().parent / "loopback.cjs"
+INSTALL_TIMEOUT = 240.0  # seconds for one package; they install in parallel, so this bounds the whole install
+
+MCP_SERVER_TIME = "mcp-server-time==2026.10.19"
+MCP_SERVER_GIT = "mcp-server-git==2026.10.19"
+SERVER_EVERYTHING = "@modelcontextprotocol/server-everything@2026.8.31"
+SERVER_MEMORY = "@modelcontextprotocol/server-memory@2026.8.31"
+SERVER_FILESYSTEM = "@modelcontextprotocol/server-filesystem@2026.8.31"
+TS_SDK = "@modelcontextprotocol/sdk@1.32.2"
+
+
+class InstallError(RuntimeError):
+    """A package could not be installed; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Package:
+    spec: str  # "name==version" (PyPI) or "name@version" (npm)
+    language: str  # "python" or "node"
+
+    @property
+    def name(self) -> str:
+        return self.spec.split("==")[0] if self.language == "python" else self.spec.rsplit("@", 1)[0]
+
+    @property
+    def home(self) -> Path:
+        return CACHE / self.spec.replace("==", "-").replace("@", "-").replace("/", "-").lstrip("-")
+
+    def module(self) -> Path:
+        """An npm package's installed folder."""
+        return self.home / "node_modules" / self.name
+
+
+PACKAGES = [
+    Package(MCP_SERVER_TIME, "python"),
+    Package(MCP_SERVER_GIT, "python"),
+    Package(SERVER_EVERYTHING, "node"),
+    Package(SERVER_MEMORY, "node"),
+    Package(SERVER_FILESYSTEM, "node"),
+    Package(TS_SDK, "node"),
+]
+BY_SPEC = {package.spec: package for package in PACKAGES}
+
+
+def _install(package: Package, timeout: float) -> Path:
+    home = package.home
+    marker = home / ".installed"
+    if marker.exists() and marker.read_text().strip() == package.spec:
+        return home
+    if home.exists():
+        shutil.rmtree(home)
+    home.mkdir(parents=True)
+    if package.language == "python":
+        venv.create(home, with_pip=True)
+        quiet = ["--quiet", "--disable-pip-version-check", "--no-input"]
+        command = [str(home / "bin" / "python"), "-m", "pip", "install", *quiet, package.spec]
+    else:
+        npm = shutil.which("npm")
+        if npm is None:
+            raise InstallError(f"installing {package.spec} needs npm, which is not on PATH")
+        command = [npm, "install", "--prefix", str(home), "--no-audit", "--no-fund", "--silent", package.spec]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise InstallError(f"installing {package.spec} took longer than {timeout:g} s") from None
+    if done.returncode != 0:
+        lines = [line for line in (done.stderr or done.stdout).splitlines() if "WARN" not in line]
+        raise InstallError(f"installing {package.spec} failed: {' '.join(lines[-3:])[:400]}")
+    marker.write_text(package.spec)
+    return home
+
+
+def install_all(timeout: float = INSTALL_TIMEOUT) -> dict[str, Path]:
+    """Every pinned package, installed on first use in parallel; the spec -> its environment."""
+    with ThreadPoolExecutor(max_workers=len(PACKAGES)) as pool:
+        homes = list(pool.map(lambda package: _install(package, timeout), PACKAGES))
+    return {package.spec: home for package, home in zip(PACKAGES, homes, strict=True)}
+
+
+def node() -> str:
+    return shutil.which("node") or "node"
+
+
+def _node_script(spec: str, *relative: str) -> str:
+    return str(BY_SPEC[spec].module().joinpath(*relative))
+
+
+def time_command() -> tuple[str, list[str]]:
+    """``mcp-server-time`` with a fixed local timezone, so both sides agree whatever the machine says."""
+    python = BY_SPEC[MCP_SERVER_TIME].home / "bin" / "python"
+    return str(python), ["-m", "mcp_server_time", "--local-timezone", "Europe/Paris"]
+
+
+def git_command(repository: Path) -> tuple[str, list[str]]:
+    python = BY_SPEC[MCP_SERVER_GIT].home / "bin" / "python"
+    return str(python), ["-m", "mcp_server_git", "--repository", str(repository)]
+
+
+def everything_command(transport: str = "stdio") -> tuple[str, list[str]]:
+    """server-everything's CLI: ``stdio``, ``sse`` or ``streamableHttp`` (the HTTP ones read ``PORT``)."""
+    script = _node_script(SERVER_EVERYTHING, "dist", "index.js")
+    return node(), ["-r", str(LOOPBACK), script, transport]
+
+
+def memory_command() -> tuple[str, list[str]]:
+    """server-memory; its graph file comes from ``MEMORY_FILE_PATH``."""
+    return node(), [_node_script(SERVER_MEMORY, "dist", "index.js")]
+
+
+def filesystem_command(folder: Path) -> tuple[str, list[str]]:
+    return node(), [_node_script(SERVER_FILESYSTEM, "dist", "index.js"), str(folder)]
+
+
+def ts_sdk_modules() -> Path:
+    """The ``node_modules`` folder holding the TypeScript SDK, for ``NODE_PATH``-free imports by file URL."""
+    return BY_SPEC[TS_SDK].home / "node_modules"
+
+
+def stdio_backend(name: str, command: tuple[str, list[str]], **extra: Any) -> dict[str, Any]:
+    """A gateway backend entry that spawns ``command`` over stdio."""
+    program, args = command
+    return {"name": name, "transport": "stdio", "command": program, "args": args, "connect_timeout": 60, **extra}
+
+
+def main() -> int:
+    started = time.monotonic()
+    try:
+        homes = install_all()
+    except InstallError as exc:
+        print(f"interop: {exc}", file=sys.stderr)
+        return 1
+    where = os.path.relpath(CACHE, ROOT)
+    print(f"interop: {len(homes)} reference packages ready in {where} ({time.monotonic() - started:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
