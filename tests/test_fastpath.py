@@ -17,6 +17,7 @@ from mcp import types
 
 from gateway import fastpath
 from gateway.app import build_app
+from gateway.relay import NoBackChannel
 from tests.support.inproc import running_gateway
 from tests.support.procs import Processes
 from tests.support.stack import Stack
@@ -188,3 +189,16 @@ async def test_a_client_that_goes_away_cancels_its_call_and_the_call_counts_as_i
             cancelled = await gw.router.call_tool("toy/cancellations", {})
         assert gw.inflight.count == 0
     assert cancelled.structured_content == {"result": 1}
+
+
+async def test_the_stateless_sink_refuses_backend_requests_as_the_relay_does_for_a_2026_client() -> None:
+    sink = NoBackChannel({"elicitation": {}})
+
+    await sink.notify({"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progress": 1}})
+    declared = await sink.request({"jsonrpc": "2.0", "id": 1, "method": "elicitation/create", "params": {}})
+    undeclared = await sink.request({"jsonrpc": "2.0", "id": 2, "method": "roots/list"})
+    unknown = await sink.request({"jsonrpc": "2.0", "id": 3, "method": "tools/list"})
+
+    assert declared["error"]["code"] == types.INVALID_REQUEST and "no back-channel" in declared["error"]["message"]
+    assert undeclared["error"]["code"] == types.INVALID_REQUEST and "did not declare" in undeclared["error"]["message"]
+    assert unknown["error"]["code"] == types.METHOD_NOT_FOUND
