@@ -24,6 +24,8 @@ from urllib.parse import urlsplit
 # Servers close idle keep-alive connections (uvicorn after 5 s); older ones are not reused.
 IDLE_REUSE = 4.0
 MAX_IDLE = 64
+# At most this many requests to one origin at once (httpx's default pool limit); more wait for a slot.
+MAX_OPEN = 100
 MAX_HEAD = 64 * 1024
 _READ = 256 * 1024
 
@@ -151,18 +153,29 @@ class Pool:
         self._idle: list[Connection] = []
         self._tls = ssl.create_default_context() if origin.tls else None
         self._closed = False
+        self._slots = asyncio.Semaphore(MAX_OPEN)
 
     async def request(self, head: Mapping[str, str], body: bytes) -> Response:
-        """POST ``body``; returns once the response head is in. A stale kept-alive connection is replaced once."""
-        connection = self._take()
-        if connection is not None:
-            try:
-                return await self._exchange(connection, head, body)
-            except NotSent:
-                pass
-        return await self._exchange(await self._open(), head, body)
+        """POST ``body``; returns once the response head is in. A stale kept-alive connection is replaced once.
+
+        The response holds one of the origin's ``MAX_OPEN`` slots until ``give_back``.
+        """
+        await self._slots.acquire()
+        try:
+            connection = self._take()
+            if connection is not None:
+                try:
+                    return await self._exchange(connection, head, body)
+                except NotSent:
+                    pass
+            return await self._exchange(await self._open(), head, body)
+        except BaseException:
+            self._slots.release()
+            raise
 
     def give_back(self, response: Response) -> None:
+        """End a response's use of its connection: kept for the next request if it can be, else closed."""
+        self._slots.release()
         connection = response.connection
         if response.reusable and response.complete and not self._closed and len(self._idle) < MAX_IDLE:
             connection.reused = True

@@ -12,12 +12,14 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import anyio
 import pytest
 from mcp import MCPError, types
 
+from gateway import http1
 from gateway.forward import EventParser, Forwarder, InvalidAnswer, Link
 
 pytestmark = pytest.mark.anyio
@@ -306,3 +308,24 @@ async def test_a_priming_event_with_empty_data_before_the_answer_is_skipped() ->
     async with scripted(primed) as server:
         answer = await forwarder(server).send(dict(CALL), {}, 5.0, modern=False)
     assert answer["content"] == [{"type": "text", "text": "after"}]
+
+
+async def test_concurrent_calls_beyond_the_pools_limit_wait_for_a_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(http1, "MAX_OPEN", 2)
+    busy = [0, 0]
+
+    async def answer(request: Received) -> bytes | None:
+        busy[0] += 1
+        busy[1] = max(busy)
+        await anyio.sleep(0.05)
+        busy[0] -= 1
+        return await json_answer(request)
+
+    async with scripted(answer) as server:
+        fwd = forwarder(server)
+        async with anyio.create_task_group() as tg:
+            for _ in range(6):
+                tg.start_soon(partial(fwd.send, dict(CALL), {}, 5.0, modern=True))
+    assert busy[1] == 2
+    assert server.connections == 2
+    assert len(server.received) == 6
