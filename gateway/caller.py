@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+
+from mcp.types import ClientCapabilities
 
 from gateway.auth import Principal
 from gateway.sink import Sink
@@ -17,7 +18,7 @@ class Caller:
     stateless 2026 client): backends with per-client sessions keep one connection per value. ``sink`` receives
     what a backend sends during the request (progress, logs, requests of its own) on the way to this client.
     ``log_level`` is the lowest log level it wants from this request (``None``: none), asked of the backend.
-    ``capabilities`` are the ones it declared (wire form), told to 2026 backends in its place. ``identity`` is
+    ``capabilities`` are the ones it declared, told to 2026 backends in its place. ``identity`` is
     who it is for request-state binding (see ``gateway.resume``). ``modern``: it speaks 2026-07-28 and takes
     ``input_required`` answers itself. ``principal``: who it authenticated as (see ``gateway.auth``).
     """
@@ -25,7 +26,7 @@ class Caller:
     session: str | None = None
     sink: Sink | None = None
     log_level: str | None = None
-    capabilities: dict[str, Any] | None = None
+    capabilities: ClientCapabilities | None = None
     identity: str = ""
     modern: bool = True
     principal: Principal | None = None

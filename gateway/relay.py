@@ -128,8 +128,8 @@ class NoBackChannel:
     are refused with the error the ``Relay`` gives (a 2026 client takes no requests mid-call).
     """
 
-    def __init__(self, capabilities: dict[str, Any] | None) -> None:
-        self._capabilities = capabilities or {}
+    def __init__(self, capabilities: types.ClientCapabilities | None) -> None:
+        self._capabilities = capabilities or types.ClientCapabilities()
 
     async def notify(self, message: dict[str, Any]) -> None:
         return None
@@ -138,7 +138,7 @@ class NoBackChannel:
         method = message.get("method")
         if method not in _REQUESTS:
             return _error(METHOD_NOT_FOUND, f"the gateway does not relay {method!r} requests")
-        if self._capabilities.get(_CAPABILITY_FIELDS[str(method)]) is None:
+        if getattr(self._capabilities, _CAPABILITY_FIELDS[str(method)]) is None:
             return _error(INVALID_REQUEST, f"the client did not declare the capability {method!r} needs")
         return _error(INVALID_REQUEST, f"Cannot send {method!r}: the client has no back-channel for requests")
 

@@ -99,12 +99,11 @@ def build_server(gateway: Gateway, principal: Principal | None = None, lists: Li
         if ctx.request_id is None:
             return Caller(session=session, principal=principal)
         relay = Relay(ctx.session, ctx.request_id, levels.allowed(ctx.session, ctx.meta))
-        declared = ctx.session.client_capabilities
         return Caller(
             session=session,
             sink=relay,
             log_level=relay.log_floor,
-            capabilities=_wire(declared) if declared is not None else None,
+            capabilities=ctx.session.client_capabilities,
             identity=f"{principal.name}\0{session or ''}",
             modern=ctx.protocol_version in MODERN_PROTOCOL_VERSIONS,
             principal=principal,
@@ -248,11 +247,10 @@ def stateless_caller(request: Request, capabilities: Any) -> Caller:
     principal = principal_of(request.scope)
     session: str | None = request.headers.get(SESSION_HEADER)
     declared = types.ClientCapabilities.model_validate(capabilities) if isinstance(capabilities, dict) else None
-    wire = _wire(declared) if declared is not None else None
     return Caller(
         session=session,
-        sink=NoBackChannel(wire),
-        capabilities=wire,
+        sink=NoBackChannel(declared),
+        capabilities=declared,
         identity=f"{principal.name}\0{session or ''}",
         modern=True,
         principal=principal,

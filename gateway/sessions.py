@@ -21,14 +21,13 @@ from dataclasses import dataclass, field
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
-from mcp import Client, types
+from mcp import Client
 
-from gateway import __version__
 from gateway.backchannel import BackChannel
 from gateway.config import BackendConfig
 from gateway.errors import BackendUnavailable
 from gateway.sink import Sink
-from gateway.transports import Connector, TransportHooks
+from gateway.transports import Connector, TransportHooks, open_client
 
 logger = logging.getLogger(__name__)
 NO_CALL = "no call of this client is in flight on this backend session to answer the request"
@@ -140,15 +139,7 @@ class ClientSessions:
         try:
             with anyio.CancelScope(deadline=anyio.current_time() + self.config.connect_timeout) as scope:
                 async with AsyncExitStack() as stack:
-                    client = Client(
-                        await self._connect(self.config, stack, hooks),
-                        mode=self.config.protocol,
-                        read_timeout_seconds=self.config.call_timeout,
-                        client_info=types.Implementation(name="mcp-gateway", version=__version__),
-                        cache=None,
-                        **session.channel.callbacks(),
-                    )
-                    await stack.enter_async_context(client)
+                    client = await open_client(self.config, self._connect, stack, hooks, **session.channel.callbacks())
                     scope.deadline = math.inf
                     session.client = client
                     session.opened.set()

@@ -1,4 +1,4 @@
-"""The one place that knows backend transports: config in, an SDK ``Transport`` out.
+"""The one place that knows backend transports: config in, an SDK ``Transport`` (or a client on it) out.
 
 Everything above this module holds a ``Transport`` (an async context manager yielding a pair of message
 streams) and never branches on how the bytes travel. What transports report back through ``TransportHooks``:
@@ -20,11 +20,13 @@ from typing import Any, TextIO
 
 import anyio
 import httpx2
+from mcp import Client, types
 from mcp.client._transport import Transport, TransportStreams
 from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
+from gateway import __version__
 from gateway.config import BackendConfig
 from gateway.config import Transport as Kind
 from gateway.forward import Forwarder, Link
@@ -134,6 +136,23 @@ class _EofWatch:
         except (StopAsyncIteration, anyio.EndOfStream, anyio.ClosedResourceError):
             self._on_eof()
             raise
+
+
+async def open_client(
+    config: BackendConfig, connect: Connector, stack: AsyncExitStack, hooks: TransportHooks, **options: Any
+) -> Client:
+    """A connected SDK client for one connection to a backend, closed with ``stack``: the backend's protocol and
+    call deadline, the gateway's identity, no response cache; ``options`` add callbacks."""
+    client = Client(
+        await connect(config, stack, hooks),
+        mode=config.protocol,
+        read_timeout_seconds=config.call_timeout,
+        client_info=types.Implementation(name="mcp-gateway", version=__version__),
+        cache=None,
+        **options,
+    )
+    await stack.enter_async_context(client)
+    return client
 
 
 def _stderr_pipe(stack: AsyncExitStack, on_line: Callable[[str], None]) -> TextIO:

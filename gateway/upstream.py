@@ -29,7 +29,6 @@ from mcp_types import CLIENT_CAPABILITIES_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel
 
-from gateway import __version__
 from gateway.backchannel import BackChannel
 from gateway.breaker import CircuitBreaker
 from gateway.caller import ANONYMOUS, Caller
@@ -38,7 +37,7 @@ from gateway.config import BackendConfig, GatewayConfig
 from gateway.forward import Forwarder
 from gateway.sessions import ClientSessions
 from gateway.sink import Sink
-from gateway.transports import Connector, TransportHooks, open_transport
+from gateway.transports import Connector, TransportHooks, open_client, open_transport
 
 logger = logging.getLogger(__name__)
 OnChange = Callable[["Upstream", Snapshot | None], Awaitable[None]]
@@ -143,16 +142,8 @@ class Upstream:
         # The deadline covers connecting and listing only; the scope encloses the client so they unwind in order.
         with anyio.CancelScope(deadline=anyio.current_time() + self.config.connect_timeout) as scope:
             async with AsyncExitStack() as stack:
-                client = Client(
-                    await self._connect(self.config, stack, hooks),
-                    mode=self.config.protocol,
-                    read_timeout_seconds=self.config.call_timeout,
-                    message_handler=self._on_message,
-                    client_info=types.Implementation(name="mcp-gateway", version=__version__),
-                    cache=None,
-                    **BackChannel().callbacks(),
-                )
-                await stack.enter_async_context(client)
+                options = {"message_handler": self._on_message, **BackChannel().callbacks()}
+                client = await open_client(self.config, self._connect, stack, hooks, **options)
                 self.capabilities = await _capabilities(client)
                 snapshot = await self._list_all(client)
                 scope.deadline = math.inf
@@ -270,7 +261,8 @@ class Upstream:
         client.session._stamp(message, options)
         modern = self.protocol_version in MODERN_PROTOCOL_VERSIONS
         if modern and caller.capabilities is not None:
-            message["params"]["_meta"][CLIENT_CAPABILITIES_META_KEY] = caller.capabilities
+            declared = caller.capabilities.model_dump(by_alias=True, mode="json", exclude_none=True)
+            message["params"]["_meta"][CLIENT_CAPABILITIES_META_KEY] = declared
         headers = options.get("headers", {})
         raw = await forwarder.send(message, headers, deadline, modern=modern, sink=caller.sink)
         if raw.get("resultType") == "input_required":

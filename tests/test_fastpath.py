@@ -192,7 +192,7 @@ async def test_a_client_that_goes_away_cancels_its_call_and_the_call_counts_as_i
 
 
 async def test_the_stateless_sink_refuses_backend_requests_as_the_relay_does_for_a_2026_client() -> None:
-    sink = NoBackChannel({"elicitation": {}})
+    sink = NoBackChannel(types.ClientCapabilities(elicitation=types.ElicitationCapability()))
 
     await sink.notify({"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progress": 1}})
     declared = await sink.request({"jsonrpc": "2.0", "id": 1, "method": "elicitation/create", "params": {}})

@@ -188,7 +188,9 @@ async def test_a_backend_pushing_a_request_to_a_2026_client_gets_a_clear_error(s
 
 async def test_request_state_is_bound_to_the_caller_and_request_it_was_issued_for(stack: Stack) -> None:
     config = GatewayConfig(backends=(BackendConfig(name="m", url=stack["direct"], protocol="2026-07-28"),))
-    can_elicit = {"elicitation": {"form": {}}}
+    can_elicit = types.ClientCapabilities(
+        elicitation=types.ElicitationCapability(form=types.FormElicitationCapability())
+    )
     alice, mallory = (
         Caller(identity="alice", capabilities=can_elicit),
         Caller(identity="mallory", capabilities=can_elicit),

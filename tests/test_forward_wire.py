@@ -241,15 +241,22 @@ async def test_nobody_listening_means_the_request_was_not_delivered() -> None:
     fwd.close()
 
 
-@pytest.mark.parametrize("modern", [False, True])
-async def test_a_deadline_cancels_the_call_at_the_backend(modern: bool) -> None:
-    hang = anyio.Event()
+def hanging_call(hang: anyio.Event) -> Any:
+    """A backend that holds tools/call until ``hang`` is set and accepts everything else."""
 
     async def answer(request: Received) -> bytes | None:
         if request.body.get("method") == "tools/call":
             await hang.wait()
             return None
         return http(202, b"")
+
+    return answer
+
+
+@pytest.mark.parametrize("modern", [False, True])
+async def test_a_deadline_cancels_the_call_at_the_backend(modern: bool) -> None:
+    hang = anyio.Event()
+    answer = hanging_call(hang)
 
     async with scripted(answer) as server:
         with pytest.raises(MCPError) as timed_out:
@@ -270,12 +277,7 @@ async def test_a_deadline_cancels_the_call_at_the_backend(modern: bool) -> None:
 
 async def test_a_caller_that_gives_up_cancels_the_call_at_a_2025_backend() -> None:
     hang = anyio.Event()
-
-    async def answer(request: Received) -> bytes | None:
-        if request.body.get("method") == "tools/call":
-            await hang.wait()
-            return None
-        return http(202, b"")
+    answer = hanging_call(hang)
 
     async with scripted(answer) as server:
         with anyio.move_on_after(0.3):
