@@ -53,28 +53,31 @@ async def call_tool(
     )
 
 
-async def read_resource(upstream: Upstream, uri: str, caller: Caller = ANONYMOUS) -> types.ReadResourceResult:
-    return _settled(upstream, await _send(upstream, "resources/read", {"uri": uri}, types.ReadResourceResult, caller))
+async def read_resource(
+    upstream: Upstream, uri: str, caller: Caller = ANONYMOUS, resume: dict[str, Any] | None = None
+) -> types.ReadResourceResult | types.InputRequiredResult:
+    params = {"uri": uri, **(resume or {})}
+    return await _send(upstream, "resources/read", params, types.ReadResourceResult, caller)
 
 
 async def get_prompt(
-    upstream: Upstream, name: str, arguments: dict[str, str] | None, caller: Caller = ANONYMOUS
-) -> types.GetPromptResult:
-    params = _params(name=name, arguments=arguments)
-    return _settled(upstream, await _send(upstream, "prompts/get", params, types.GetPromptResult, caller))
+    upstream: Upstream,
+    name: str,
+    arguments: dict[str, str] | None,
+    caller: Caller = ANONYMOUS,
+    resume: dict[str, Any] | None = None,
+) -> types.GetPromptResult | types.InputRequiredResult:
+    params = _params(name=name, arguments=arguments, **(resume or {}))
+    return await _send(upstream, "prompts/get", params, types.GetPromptResult, caller)
 
 
 async def complete(
     upstream: Upstream, params: types.CompleteRequestParams, caller: Caller = ANONYMOUS
 ) -> types.CompleteResult:
     wire = params.model_dump(by_alias=True, mode="json", exclude_none=True)
-    return _settled(upstream, await _send(upstream, "completion/complete", wire, types.CompleteResult, caller))
-
-
-def _settled(upstream: Upstream, result: ResultT | types.InputRequiredResult) -> ResultT:
-    """Only tool calls take part in multi-round requests through the gateway so far."""
+    result = await _send(upstream, "completion/complete", wire, types.CompleteResult, caller)
     if isinstance(result, types.InputRequiredResult):
-        raise BackendMisbehaved(upstream.name, "input_required is passed through for tools/call only")
+        raise BackendMisbehaved(upstream.name, "input_required is no answer to completion/complete")
     return result
 
 

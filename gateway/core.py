@@ -24,6 +24,7 @@ from gateway.guard import Guard
 from gateway.notify import Notifier
 from gateway.redaction import Redactor
 from gateway.routing import Router
+from gateway.subscriptions import Subscriptions
 from gateway.transports import Connector, open_transport
 from gateway.upstream import State, Upstream
 
@@ -62,9 +63,12 @@ class Gateway:
         self.catalog = Catalog(config.backends, config.naming)
         self.notifier = Notifier()
         self.inflight = InFlight()
-        self.upstreams = {b.name: Upstream(b, config, self._on_change, connect) for b in config.backends}
+        self.upstreams = {
+            b.name: Upstream(b, config, self._on_change, connect, self._on_update) for b in config.backends
+        }
         self.router = Router(self.catalog, self.upstreams, config.naming)
-        self.guard = Guard(config, self.catalog, self.router)
+        self.subscriptions = Subscriptions(self.catalog, self.upstreams, self.notifier)
+        self.guard = Guard(config, self.catalog, self.router, self.subscriptions)
         self.redactor = Redactor(config.secret_values())
         self._running: AbstractAsyncContextManager[None]
         self._pending: dict[str, Snapshot | None] = {}
@@ -141,6 +145,9 @@ class Gateway:
             "conflicts": self.catalog.conflicts,
         }
         return dict(self.redactor.value(status))
+
+    async def _on_update(self, upstream: Upstream, uri: str) -> None:
+        await self.subscriptions.updated(upstream, uri)
 
     async def _on_change(self, upstream: Upstream, snapshot: Snapshot | None) -> None:
         """Batch changes that arrive together into one catalogue merge; returns once this change is merged.

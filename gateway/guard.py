@@ -41,6 +41,7 @@ from gateway.naming import Style, canonical_name, split_uri
 from gateway.pinning import Pins
 from gateway.policy import Policy
 from gateway.routing import Router
+from gateway.subscriptions import Subscriptions
 from gateway.transports import caller_token
 from gateway.validation import ArgumentValidator
 
@@ -75,7 +76,12 @@ class Guard:
     """Authorization, validation, rate limits, result bounds, pinning and audit for every call."""
 
     def __init__(
-        self, config: GatewayConfig, catalog: Catalog, router: Router, clock: Callable[[], float] | None = None
+        self,
+        config: GatewayConfig,
+        catalog: Catalog,
+        router: Router,
+        subscriptions: Subscriptions,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         security = config.security
         self.authenticator = Authenticator(security.auth)
@@ -87,6 +93,7 @@ class Guard:
         self._validator = ArgumentValidator()
         self._catalog = catalog
         self._router = router
+        self._subscriptions = subscriptions
         self._backends = {b.name: b for b in config.backends}
 
     # -- lists -----------------------------------------------------------------------------------------------
@@ -166,9 +173,11 @@ class Guard:
         *,
         request_id: RequestId = None,
         admitted: bool = False,
-    ) -> types.GetPromptResult:
+        input_responses: dict[str, Any] | None = None,
+        request_state: str | None = None,
+    ) -> types.GetPromptResult | types.InputRequiredResult:
         call = _Call(self._principal(caller), "prompt", name, arguments, request_id, admitted)
-        forward = partial(self._router.get_prompt, name, arguments, caller)
+        forward = partial(self._router.get_prompt, name, arguments, caller, input_responses, request_state)
         return await self._run(call, partial(self._router.route_prompt, name), forward)
 
     async def read_resource(
@@ -178,11 +187,12 @@ class Guard:
         *,
         request_id: RequestId = None,
         admitted: bool = False,
-    ) -> types.ReadResourceResult:
+        input_responses: dict[str, Any] | None = None,
+        request_state: str | None = None,
+    ) -> types.ReadResourceResult | types.InputRequiredResult:
         call = _Call(self._principal(caller), "resource", uri, {"uri": uri}, request_id, admitted)
-        return await self._run(
-            call, partial(self._catalog.resolve_uri, uri), partial(self._router.read_resource, uri, caller)
-        )
+        forward = partial(self._router.read_resource, uri, caller, input_responses, request_state)
+        return await self._run(call, partial(self._catalog.resolve_uri, uri), forward)
 
     async def complete(
         self,
@@ -202,6 +212,17 @@ class Guard:
             call = _Call(principal, "resource", ref.uri, arguments, request_id, audit_kind="completion")
             resolve = partial(self._catalog.resolve_uri, ref.uri)
         return await self._run(call, resolve, partial(self._router.complete, params, caller))
+
+    async def subscribe(
+        self, caller: Caller, uri: str, subscriber: object, *, request_id: RequestId = None, admitted: bool = False
+    ) -> types.EmptyResult:
+        """Hearing that a resource changed needs the right to read it (``subscriber``: see ``Subscriptions.add``)."""
+        call = _Call(self._principal(caller), "resource", uri, {"uri": uri}, request_id, admitted, "subscription")
+        forward = partial(self._subscriptions.add, subscriber, uri)
+        return await self._run(call, partial(self._catalog.resolve_uri, uri), forward)
+
+    async def unsubscribe(self, uri: str, subscriber: object) -> types.EmptyResult:
+        return await self._subscriptions.discard(subscriber, [uri])
 
     def _principal(self, caller: Caller) -> Principal:
         return caller.principal or self.local

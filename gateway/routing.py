@@ -7,7 +7,8 @@ at through the gateway), and the backend's own ``serverInfo`` stamp is removed (
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from mcp import types
@@ -48,42 +49,78 @@ class Router:
     ) -> types.CallToolResult | types.InputRequiredResult:
         """``caller``, here and below: who the request is for (its session, where in-call messages go).
 
-        ``input_responses`` and ``request_state`` make a multi-round retry (see ``gateway.resume``).
+        ``input_responses`` and ``request_state``, here and below, make a multi-round retry (see ``_rounds``).
         """
         route = self._resolve(name, self._catalog.resolve_tool)
         upstream = self._upstreams[route.backend]
-        target = f"tools/call\0{route.backend}\0{route.original}"
-        resume: dict[str, Any] = {}
-        if request_state is not None:
-            resume["requestState"] = self._seal.open(request_state, target, caller.identity)
-        if input_responses:
-            resume["inputResponses"] = input_responses
         meta = _forwardable(meta, caller)
+
+        def send(resume: dict[str, Any]) -> Awaitable[types.CallToolResult | types.InputRequiredResult]:
+            return calls.call_tool(upstream, route.original, arguments, meta, caller, resume)
+
+        rounds = _Rounds(f"tools/call\0{route.backend}\0{route.original}", caller, input_responses, request_state)
+        return await self._rounds(upstream, rounds, send)
+
+    async def get_prompt(
+        self,
+        name: str,
+        arguments: dict[str, str] | None,
+        caller: Caller = ANONYMOUS,
+        input_responses: dict[str, Any] | None = None,
+        request_state: str | None = None,
+    ) -> types.GetPromptResult | types.InputRequiredResult:
+        route = self._resolve(name, self._catalog.resolve_prompt)
+        upstream = self._upstreams[route.backend]
+
+        def send(resume: dict[str, Any]) -> Awaitable[types.GetPromptResult | types.InputRequiredResult]:
+            return calls.get_prompt(upstream, route.original, arguments, caller, resume)
+
+        rounds = _Rounds(f"prompts/get\0{route.backend}\0{route.original}", caller, input_responses, request_state)
+        return await self._rounds(upstream, rounds, send)
+
+    async def read_resource(
+        self,
+        uri: str,
+        caller: Caller = ANONYMOUS,
+        input_responses: dict[str, Any] | None = None,
+        request_state: str | None = None,
+    ) -> types.ReadResourceResult | types.InputRequiredResult:
+        route = self._catalog.resolve_uri(uri)
+        upstream = self._upstreams[route.backend]
+
+        def send(resume: dict[str, Any]) -> Awaitable[types.ReadResourceResult | types.InputRequiredResult]:
+            return calls.read_resource(upstream, route.original, caller, resume)
+
+        target = f"resources/read\0{route.backend}\0{route.original}"
+        return await self._rounds(upstream, _Rounds(target, caller, input_responses, request_state), send)
+
+    async def _rounds(
+        self,
+        upstream: Upstream,
+        rounds: _Rounds,
+        send: Callable[[dict[str, Any]], Awaitable[ModelT | types.InputRequiredResult]],
+    ) -> ModelT | types.InputRequiredResult:
+        """A request that may take several rounds (see ``gateway.resume``): a 2026 client gets ``input_required``
+        with the state sealed to it; for a 2025 client the gateway asks the questions and retries itself."""
+        caller = rounds.caller
+        resume: dict[str, Any] = {}
+        if rounds.request_state is not None:
+            resume["requestState"] = self._seal.open(rounds.request_state, rounds.target, caller.identity)
+        if rounds.input_responses:
+            resume["inputResponses"] = rounds.input_responses
         for _ in range(MAX_ROUNDS):
-            result = await calls.call_tool(upstream, route.original, arguments, meta, caller, resume)
+            result = await send(resume)
             if not isinstance(result, types.InputRequiredResult):
                 return self._rewrite(upstream, result)
             if caller.modern or caller.sink is None:
                 if result.request_state is not None:
-                    sealed = self._seal.seal(result.request_state, target, caller.identity)
+                    sealed = self._seal.seal(result.request_state, rounds.target, caller.identity)
                     result = result.model_copy(update={"request_state": sealed})
                 return result
             resume = {"inputResponses": await answers(caller.sink, result)}
             if result.request_state is not None:
                 resume["requestState"] = result.request_state
         raise BackendMisbehaved(upstream.name, f"still asking for input after {MAX_ROUNDS} rounds")
-
-    async def get_prompt(
-        self, name: str, arguments: dict[str, str] | None, caller: Caller = ANONYMOUS
-    ) -> types.GetPromptResult:
-        route = self._resolve(name, self._catalog.resolve_prompt)
-        upstream = self._upstreams[route.backend]
-        return self._rewrite(upstream, await calls.get_prompt(upstream, route.original, arguments, caller))
-
-    async def read_resource(self, uri: str, caller: Caller = ANONYMOUS) -> types.ReadResourceResult:
-        route = self._catalog.resolve_uri(uri)
-        upstream = self._upstreams[route.backend]
-        return self._rewrite(upstream, await calls.read_resource(upstream, route.original, caller))
 
     async def complete(self, params: types.CompleteRequestParams, caller: Caller = ANONYMOUS) -> types.CompleteResult:
         ref = params.ref
@@ -139,6 +176,16 @@ class Router:
             messages = [m.model_copy(update={"content": _content(prefix, m.content)}) for m in result.messages]
             return result.model_copy(update={"messages": messages})
         return result
+
+
+@dataclass(frozen=True)
+class _Rounds:
+    """One multi-round request: what its request state is sealed to, and the client's answers so far."""
+
+    target: str
+    caller: Caller
+    input_responses: dict[str, Any] | None
+    request_state: str | None
 
 
 def _content(prefix: str, block: Any) -> Any:

@@ -10,6 +10,7 @@ edge, in ``edge``, through ``errors.to_mcp_error``, with configured secrets reda
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -26,16 +27,21 @@ from gateway.auth import SCOPE_ADMITTED, Principal, principal_of
 from gateway.caller import Caller
 from gateway.core import Gateway
 from gateway.errors import GatewayError, to_mcp_error
+from gateway.guard import Guard
 from gateway.naming import Style, style_for_client
+from gateway.notify import connection_of
 from gateway.pages import ListCache, list_key
 from gateway.redaction import Redactor
 from gateway.relay import LogLevels, NoBackChannel, Relay
+from gateway.subscriptions import Listener
 from gateway.upstream import State
 
+logger = logging.getLogger(__name__)
 Ctx = ServerRequestContext[Any, Any]
 SESSION_HEADER = "mcp-session-id"
 STDIO_SESSION = "stdio"
 _OPTIONAL = ("prompts", "resources", "completions", "logging")
+SUBSCRIBE = "resources.subscribe"
 LISTS = frozenset({"tools/list", "prompts/list", "resources/list", "resources/templates/list"})
 INSTRUCTIONS = (
     "A gateway in front of several MCP servers. Every tool, prompt and resource carries the prefix of the "
@@ -45,7 +51,8 @@ INSTRUCTIONS = (
 
 class GatewayServer(Server[Any]):
     """Advertises ``listChanged`` to 2025 clients (backends come, go and change their lists at run time), and
-    prompts, resources, completions and logging only while a connected backend serves them."""
+    prompts, resources (and their subscriptions), completions and logging only while a connected backend serves
+    them."""
 
     served: Callable[[], set[str]] = staticmethod(lambda: set(_OPTIONAL))
 
@@ -61,7 +68,11 @@ class GatewayServer(Server[Any]):
             notification_options, experimental_capabilities, extensions, protocol_version=protocol_version
         )
         served = self.served()
-        return capabilities.model_copy(update={kind: None for kind in _OPTIONAL if kind not in served})
+        update: dict[str, Any] = {kind: None for kind in _OPTIONAL if kind not in served}
+        if capabilities.resources is not None and "resources" in served:
+            subscribe = SUBSCRIBE in served
+            update["resources"] = capabilities.resources.model_copy(update={"subscribe": subscribe})
+        return capabilities.model_copy(update=update)
 
     def create_initialization_options(
         self,
@@ -109,11 +120,6 @@ def build_server(gateway: Gateway, principal: Principal | None = None, lists: Li
             principal=principal,
         )
 
-    def call(ctx: Ctx) -> dict[str, Any]:
-        """What the guard needs to know of a call besides its parameters."""
-        admitted = ctx.request is not None and ctx.request.scope.get(SCOPE_ADMITTED) is True
-        return {"request_id": ctx.request_id, "admitted": admitted}
-
     def listing(kind: str, ctx: Ctx, params: types.PaginatedRequestParams | None) -> tuple[list[Any], str | None]:
         """One page of a list; a principal whose rules hide some items gets what it may use in one page."""
         if guard.filters:
@@ -124,26 +130,28 @@ def build_server(gateway: Gateway, principal: Principal | None = None, lists: Li
         tools, cursor = listing("tools", ctx, params)
         return types.ListToolsResult(tools=tools, next_cursor=cursor)
 
+    def call(ctx: Ctx, params: types.InputResponseRequestParams | None = None) -> dict[str, Any]:
+        """What the guard needs to know of a request besides its parameters (and a multi-round retry's)."""
+        admitted = ctx.request is not None and ctx.request.scope.get(SCOPE_ADMITTED) is True
+        known: dict[str, Any] = {"request_id": ctx.request_id, "admitted": admitted}
+        if params is not None:
+            responses = {key: _wire(value) for key, value in (params.input_responses or {}).items()}
+            known.update(input_responses=responses or None, request_state=params.request_state)
+        return known
+
     async def call_tool(
         ctx: Ctx, params: types.CallToolRequestParams
     ) -> types.CallToolResult | types.InputRequiredResult:
-        responses = {key: _wire(value) for key, value in (params.input_responses or {}).items()}
-        return await guard.call_tool(
-            caller(ctx),
-            params.name,
-            params.arguments,
-            params.meta,
-            input_responses=responses or None,
-            request_state=params.request_state,
-            **call(ctx),
-        )
+        return await guard.call_tool(caller(ctx), params.name, params.arguments, params.meta, **call(ctx, params))
 
     async def list_prompts(ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
         prompts, cursor = listing("prompts", ctx, params)
         return types.ListPromptsResult(prompts=prompts, next_cursor=cursor)
 
-    async def get_prompt(ctx: Ctx, params: types.GetPromptRequestParams) -> types.GetPromptResult:
-        return await guard.get_prompt(caller(ctx), params.name, params.arguments, **call(ctx))
+    async def get_prompt(
+        ctx: Ctx, params: types.GetPromptRequestParams
+    ) -> types.GetPromptResult | types.InputRequiredResult:
+        return await guard.get_prompt(caller(ctx), params.name, params.arguments, **call(ctx, params))
 
     async def list_resources(ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
         resources, cursor = listing("resources", ctx, params)
@@ -155,8 +163,27 @@ def build_server(gateway: Gateway, principal: Principal | None = None, lists: Li
         templates, cursor = listing("templates", ctx, params)
         return types.ListResourceTemplatesResult(resource_templates=templates, next_cursor=cursor)
 
-    async def read_resource(ctx: Ctx, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
-        return await guard.read_resource(caller(ctx), str(params.uri), **call(ctx))
+    async def read_resource(
+        ctx: Ctx, params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult | types.InputRequiredResult:
+        return await guard.read_resource(caller(ctx), str(params.uri), **call(ctx, params))
+
+    async def subscribe(ctx: Ctx, params: types.SubscribeRequestParams) -> types.EmptyResult:
+        return await guard.subscribe(caller(ctx), str(params.uri), connection_of(ctx.session), **call(ctx))
+
+    async def unsubscribe(ctx: Ctx, params: types.UnsubscribeRequestParams) -> types.EmptyResult:
+        return await guard.unsubscribe(str(params.uri), connection_of(ctx.session))
+
+    async def listen(ctx: Ctx, params: types.SubscriptionsListenRequestParams) -> types.SubscriptionsListenResult:
+        """A 2026 listen stream; the resources it names are subscribed to for as long as it is open, each as far as
+        the caller may read it and its backend takes the subscription (the acknowledgement says which)."""
+        wanted, listener = params.notifications.resource_subscriptions or [], Listener()
+        honored = [uri for uri in dict.fromkeys(wanted) if await _subscribed(guard, caller(ctx), uri, listener)]
+        notifications = params.notifications.model_copy(update={"resource_subscriptions": honored or None})
+        try:
+            return await gateway.notifier.listen(ctx, params.model_copy(update={"notifications": notifications}))
+        finally:
+            await gateway.subscriptions.discard(listener, honored)
 
     async def complete(ctx: Ctx, params: types.CompleteRequestParams) -> types.CompleteResult:
         return await guard.complete(caller(ctx), params, request_id=ctx.request_id)
@@ -205,7 +232,9 @@ def build_server(gateway: Gateway, principal: Principal | None = None, lists: Li
         on_list_resource_templates=list_templates,
         on_read_resource=read_resource,
         on_completion=complete,
-        on_subscriptions_listen=gateway.notifier.listen,
+        on_subscribe_resource=subscribe,
+        on_unsubscribe_resource=unsubscribe,
+        on_subscriptions_listen=listen,
     )
 
     async def set_level(ctx: Ctx, params: types.SetLevelRequestParams) -> types.EmptyResult:
@@ -225,13 +254,24 @@ def _wire(model: BaseModel) -> dict[str, Any]:
 
 
 def _served(gateway: Gateway) -> set[str]:
-    """The optional capabilities some connected backend has."""
+    """The optional capabilities some connected backend has (``SUBSCRIBE``: resource subscriptions)."""
     served: set[str] = set()
     for upstream in gateway.upstreams.values():
         caps = upstream.capabilities
         if caps is not None and upstream.state is State.READY:
             served.update(kind for kind in _OPTIONAL if getattr(caps, kind) is not None)
+            if caps.resources is not None and caps.resources.subscribe:
+                served.add(SUBSCRIBE)
     return served
+
+
+async def _subscribed(guard: Guard, caller: Caller, uri: str, listener: Listener) -> bool:
+    try:
+        await guard.subscribe(caller, uri, listener)
+    except (GatewayError, MCPError) as exc:
+        logger.info("listen stream: %s not subscribed: %s", uri, exc)
+        return False
+    return True
 
 
 def redacted(redactor: Redactor, error: MCPError) -> MCPError:

@@ -22,12 +22,14 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 import anyio
-from mcp import Client, types
+import anyio.abc
+from mcp import Client, MCPError, types
 from mcp.client.session import IncomingMessage
 from mcp.shared.dispatcher import CallOptions
-from mcp_types import CLIENT_CAPABILITIES_META_KEY
+from mcp.shared.subscriptions import ResourceUpdated
+from mcp_types import CLIENT_CAPABILITIES_META_KEY, METHOD_NOT_FOUND
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
-from pydantic import BaseModel
+from pydantic import BaseModel, RootModel
 
 from gateway.backchannel import BackChannel
 from gateway.breaker import CircuitBreaker
@@ -41,6 +43,7 @@ from gateway.transports import Connector, TransportHooks, open_client, open_tran
 
 logger = logging.getLogger(__name__)
 OnChange = Callable[["Upstream", Snapshot | None], Awaitable[None]]
+OnUpdate = Callable[["Upstream", str], Awaitable[None]]
 ResultT = TypeVar("ResultT", bound=BaseModel)
 _REQUESTS: dict[str, type[types.Request[Any, Any]]] = {
     "tools/call": types.CallToolRequest,
@@ -54,6 +57,10 @@ _LIST_CHANGED = (
     types.PromptListChangedNotification,
     types.ResourceListChangedNotification,
 )
+
+
+class _Raw(RootModel[dict[str, Any]]):
+    """An answer as the SDK session checked it against the method's schema; ``_parse`` tells its type."""
 
 
 class State(StrEnum):
@@ -70,7 +77,12 @@ class Upstream:
     """A supervised connection to one backend; requests go through ``gateway.calls``."""
 
     def __init__(
-        self, config: BackendConfig, settings: GatewayConfig, on_change: OnChange, connect: Connector = open_transport
+        self,
+        config: BackendConfig,
+        settings: GatewayConfig,
+        on_change: OnChange,
+        connect: Connector = open_transport,
+        on_update: OnUpdate | None = None,
     ) -> None:
         self.config = config
         self.name = config.name
@@ -86,7 +98,11 @@ class Upstream:
         self.ready = anyio.Event()
         self.settings = settings
         self._on_change = on_change
+        self._on_update = on_update
         self._connect = connect
+        self.watched: set[str] = set()
+        self._refilter = anyio.Event()
+        self._filtered: list[anyio.Event] = []
         self._attempt = 0
         self._wake = anyio.Event()
         self._dirty = False
@@ -165,7 +181,9 @@ class Upstream:
         self.ready.set()
         self.attempted.set()
         async with anyio.create_task_group() as tg:
-            if self.protocol_version in MODERN_PROTOCOL_VERSIONS and self._has_list_changed():
+            if self.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+                tg.start_soon(self._resubscribe, client)
+            elif self._has_list_changed() or self._has_subscribe():
                 tg.start_soon(self._listen, client)
             tg.start_soon(self._probe_periodically)
             await self._watch(client)
@@ -205,23 +223,94 @@ class Upstream:
             raise ConnectionLost(f"health probe failed: {_describe(exc)}") from None
 
     async def _listen(self, client: Client) -> None:
+        """2026 links: one listen stream at a time, replaced (the new one acknowledged before the old one ends) when
+        the resources watched change, or after the backend ended it."""
+        async with anyio.create_task_group() as tg:
+            current: anyio.CancelScope | None = None
+            while True:
+                self._refilter = anyio.Event()
+                waiting, self._filtered = self._filtered, []
+                scope = await tg.start(self._listen_once, client)
+                if current is not None:
+                    current.cancel()
+                current = scope
+                for done in waiting:
+                    done.set()
+                await self._refilter.wait()
+
+    async def _listen_once(self, client: Client, *, task_status: anyio.abc.TaskStatus[anyio.CancelScope]) -> None:
         caps = self.capabilities
-        async with client.listen(
-            tools_list_changed=bool(caps and caps.tools and caps.tools.list_changed),
-            prompts_list_changed=bool(caps and caps.prompts and caps.prompts.list_changed),
-            resources_list_changed=bool(caps and caps.resources and caps.resources.list_changed),
-        ) as subscription:
-            async for _event in subscription:
-                self._signal(dirty=True)
-        self.suspect()
+        wanted: dict[str, Any] = {
+            "tools_list_changed": bool(caps and caps.tools and caps.tools.list_changed),
+            "prompts_list_changed": bool(caps and caps.prompts and caps.prompts.list_changed),
+            "resources_list_changed": bool(caps and caps.resources and caps.resources.list_changed),
+            "resource_subscriptions": sorted(self.watched),
+        }
+        with anyio.CancelScope() as scope:
+            if not any(wanted.values()):
+                task_status.started(scope)
+                await anyio.sleep_forever()
+            async with client.listen(**wanted) as subscription:
+                task_status.started(scope)
+                async for event in subscription:
+                    if not isinstance(event, ResourceUpdated):
+                        self._signal(dirty=True)
+            # The backend ended the stream: make sure it is alive, then listen again.
+            self.suspect()
+            await anyio.sleep(self.settings.reconnect_min)
+            self._refilter.set()
+
+    async def watch(self, uri: str) -> None:
+        """Ask the backend for updates of ``uri`` (again after every reconnect, until ``unwatch``); they arrive
+        through ``on_update``. Raises what the backend answers, or ``TimeoutError``."""
+        self.watched.add(uri)
+        try:
+            await self._subscription(types.SubscribeRequest(params=types.SubscribeRequestParams(uri=uri)))
+        except BaseException:
+            self.watched.discard(uri)
+            raise
+
+    async def unwatch(self, uri: str) -> None:
+        self.watched.discard(uri)
+        await self._subscription(types.UnsubscribeRequest(params=types.UnsubscribeRequestParams(uri=uri)))
+
+    async def _subscription(self, request: types.SubscribeRequest | types.UnsubscribeRequest) -> None:
+        client = self.client
+        if client is None or self.state is not State.READY:
+            return
+        with anyio.fail_after(self.config.call_timeout):
+            if self.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                done = anyio.Event()
+                self._filtered.append(done)
+                self._refilter.set()
+                await done.wait()
+            else:
+                await client.session.send_request(request, types.EmptyResult)
+
+    async def _resubscribe(self, client: Client) -> None:
+        """2025 links: a new connection carries no subscriptions; renew what clients still want."""
+        for uri in sorted(self.watched):
+            try:
+                with anyio.fail_after(self.config.call_timeout):
+                    request = types.SubscribeRequest(params=types.SubscribeRequestParams(uri=uri))
+                    await client.session.send_request(request, types.EmptyResult)
+            except Exception as exc:
+                logger.warning("backend %s: could not renew the subscription to %s: %s", self.name, uri, exc)
 
     def _has_list_changed(self) -> bool:
         caps = self.capabilities
         return bool(caps and any(c and c.list_changed for c in (caps.tools, caps.prompts, caps.resources)))
 
+    def _has_subscribe(self) -> bool:
+        caps = self.capabilities
+        return bool(caps and caps.resources and caps.resources.subscribe)
+
     async def _on_message(self, message: IncomingMessage) -> None:
         if isinstance(message, _LIST_CHANGED):
             self._signal(dirty=True)
+        elif isinstance(message, types.ResourceUpdatedNotification):
+            if self._on_update is not None:
+                await self._on_update(self, str(message.params.uri))
         elif isinstance(message, Exception):
             logger.debug("backend %s transport fault: %r", self.name, message)
             self.suspect()
@@ -254,7 +343,7 @@ class Upstream:
         # The raw path rides the shared connection's session; per-client connections keep the SDK's.
         forwarder = self._forwarder if client is self.client else None
         if forwarder is None:
-            return await _sdk_send(client, method, params, result_type, deadline, caller.sink)
+            return _parse(await _sdk_send(client, method, params, deadline, caller.sink), result_type)
         message: dict[str, Any] = {"method": method, "params": params}
         options: CallOptions = {}
         # The session's own stamp: the 2026 envelope and headers, or the 2025 protocol-version header.
@@ -264,10 +353,7 @@ class Upstream:
             declared = caller.capabilities.model_dump(by_alias=True, mode="json", exclude_none=True)
             message["params"]["_meta"][CLIENT_CAPABILITIES_META_KEY] = declared
         headers = options.get("headers", {})
-        raw = await forwarder.send(message, headers, deadline, modern=modern, sink=caller.sink)
-        if raw.get("resultType") == "input_required":
-            return types.InputRequiredResult.model_validate(raw, by_name=False)
-        return result_type.model_validate(raw, by_name=False)
+        return _parse(await forwarder.send(message, headers, deadline, modern=modern, sink=caller.sink), result_type)
 
     def _on_stderr(self, line: str) -> None:
         """Called on the stderr reader's thread: only thread-safe work here."""
@@ -302,7 +388,7 @@ class Upstream:
         tools = await _pages(client.list_tools, "tools") if caps.tools else []
         prompts = await _pages(client.list_prompts, "prompts") if caps.prompts else []
         resources = await _pages(client.list_resources, "resources") if caps.resources else []
-        templates = await _pages(client.list_resource_templates, "resource_templates") if caps.resources else []
+        templates = await _templates(client) if caps.resources else []
         return Snapshot(tuple(tools), tuple(prompts), tuple(resources), tuple(templates))
 
     def status(self) -> dict[str, Any]:
@@ -328,9 +414,16 @@ async def _capabilities(client: Client) -> types.ServerCapabilities:
     return found.capabilities
 
 
+def _parse(raw: dict[str, Any], result_type: type[ResultT]) -> ResultT | types.InputRequiredResult:
+    """A backend's answer: its result, or a 2026 ``input_required`` (for any request that may take rounds)."""
+    if raw.get("resultType") == "input_required":
+        return types.InputRequiredResult.model_validate(raw, by_name=False)
+    return result_type.model_validate(raw, by_name=False)
+
+
 async def _sdk_send(
-    client: Client, method: str, params: dict[str, Any], result_type: type[ResultT], deadline: float, sink: Sink | None
-) -> ResultT:
+    client: Client, method: str, params: dict[str, Any], deadline: float, sink: Sink | None
+) -> dict[str, Any]:
     """The SDK's path. The caller's progress token means nothing on a connection other clients share: the SDK
     puts its own on the request, and the progress it reports goes to ``sink`` (in the caller's name)."""
     meta = params.get("_meta") or {}
@@ -345,9 +438,20 @@ async def _sdk_send(
         await sink.notify({"method": "notifications/progress", "params": update})
 
     on_progress = progress if wants_progress and sink is not None else None
-    return await client.session.send_request(
-        request, result_type, request_read_timeout_seconds=deadline, progress_callback=on_progress
+    answer = await client.session.send_request(
+        request, _Raw, request_read_timeout_seconds=deadline, progress_callback=on_progress
     )
+    return answer.root
+
+
+async def _templates(client: Client) -> list[types.ResourceTemplate]:
+    """A backend may serve resources without templates; its "method not found" means it has none."""
+    try:
+        return await _pages(client.list_resource_templates, "resource_templates")
+    except MCPError as exc:
+        if exc.code == METHOD_NOT_FOUND:
+            return []
+        raise
 
 
 async def _pages(fetch: Callable[..., Awaitable[Any]], attr: str) -> list[Any]:

@@ -179,6 +179,46 @@ async def test_multi_round_requests_pass_through_or_are_bridged(stack: Stack, ba
     assert greetings == ["hello Ada", "hello Ada"]
 
 
+def prompt_text(result: types.GetPromptResult) -> str:
+    return str(result.messages[0].content.text)  # type: ignore[union-attr]
+
+
+def resource_text(result: types.ReadResourceResult) -> str:
+    return str(result.contents[0].text)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("mode", ["2026-07-28", "legacy"])
+async def test_prompts_and_resources_take_multiple_rounds_too(stack: Stack, mode: str) -> None:
+    """A 2026 backend's ``input_required`` to prompts/get and resources/read: a 2026 client gets it and retries
+    (the SDK client does so itself); for a 2025 client the gateway asks mid-request and retries. Compared with a 2026
+    client talking to the backend directly (a 2025 session cannot take part in multiple rounds there)."""
+    answers = []
+    for url, prefix, uri, client_mode in ((stack["direct"], "", "toy://asked/cats", "2026-07-28"),
+                                          (stack["gateway"], "modern/", "modern+toy://asked/cats", mode)):  # fmt: skip
+        async with Client(url, mode=client_mode, elicitation_callback=elicit_name) as client:
+            prompt = await client.get_prompt(f"{prefix}greet_asked", {})
+            read = await client.read_resource(uri)
+        answers.append((prompt_text(prompt), resource_text(read), str(read.contents[0].uri)))
+    assert answers[0] == ("Hello Ada", "cats for Ada", "toy://asked/cats")
+    assert answers[1] == ("Hello Ada", "cats for Ada", "modern+toy://asked/cats")
+
+
+async def test_a_prompts_request_state_is_sealed_to_its_caller(stack: Stack) -> None:
+    config = GatewayConfig(backends=(BackendConfig(name="m", url=stack["direct"], protocol="2026-07-28"),))
+    alice, mallory = Caller(identity="alice"), Caller(identity="mallory")
+    async with Gateway(config) as gateway:
+        router = gateway.router
+        first = await router.get_prompt("m/greet_asked", {}, caller=alice)
+        assert isinstance(first, types.InputRequiredResult) and first.request_state and first.input_requests
+        answer = {"name": {"action": "accept", "content": {"name": "Ada"}}}
+        with pytest.raises(InvalidRequestState):
+            await router.get_prompt("m/greet_asked", {}, mallory, answer, first.request_state)
+        with pytest.raises(InvalidRequestState):
+            await router.read_resource("m+toy://asked/x", alice, answer, first.request_state)
+        done = await router.get_prompt("m/greet_asked", {}, alice, answer, first.request_state)
+    assert prompt_text(done) == "Hello Ada"  # type: ignore[arg-type]
+
+
 async def test_a_backend_pushing_a_request_to_a_2026_client_gets_a_clear_error(stack: Stack) -> None:
     async with Client(stack["gateway"], mode="2026-07-28", elicitation_callback=elicit_name) as client:
         with pytest.raises(MCPError) as refused:

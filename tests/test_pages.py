@@ -57,10 +57,15 @@ async def test_prompts_resources_and_templates_page_too(mode: str) -> None:
         prompts, prompt_pages = await walk(c, "list_prompts", "prompts")
         resources, resource_pages = await walk(c, "list_resources", "resources")
         templates, template_pages = await walk(c, "list_resource_templates", "resource_templates")
-    assert [p.name for p in prompts] == ["hr/greet", "ops/greet"]
+    assert [p.name for p in prompts] == ["hr/greet", "hr/greet_asked", "ops/greet", "ops/greet_asked"]
     assert [str(r.uri) for r in resources] == ["hr+toy://about", "ops+toy://about"]
-    assert [t.uri_template for t in templates] == ["hr+toy://notes/{note_id}", "ops+toy://notes/{note_id}"]
-    assert (prompt_pages, resource_pages, template_pages) == (2, 2, 2)
+    assert [t.uri_template for t in templates] == [
+        "hr+toy://asked/{topic}",
+        "hr+toy://notes/{note_id}",
+        "ops+toy://asked/{topic}",
+        "ops+toy://notes/{note_id}",
+    ]
+    assert (prompt_pages, resource_pages, template_pages) == (4, 2, 4)
 
 
 @pytest.mark.parametrize("mode", ERAS)

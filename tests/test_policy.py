@@ -78,9 +78,9 @@ async def test_each_principal_lists_only_what_it_may_use() -> None:
     assert "ops/search" in tools and "hr/search" in tools
     assert not {"ops/crash", "ops/record", "hr/echo"} & tools
     assert all(n.startswith("ops/") or n == "hr/search" for n in tools)
-    assert prompts == {"ops/greet"}
+    assert prompts == {"ops/greet", "ops/greet_asked"}
     assert resources == {"ops+toy://about"}
-    assert templates == {"ops+toy://notes/{note_id}"}
+    assert templates == {"ops+toy://asked/{topic}", "ops+toy://notes/{note_id}"}
     assert "hr__echo" in strict and "hr__record" not in strict and not any(n.startswith("ops") for n in strict)
 
 
@@ -111,3 +111,18 @@ async def test_the_local_principal_of_stdio_follows_the_rules_too() -> None:
         tools = {t.name for t in (await local.list_tools()).tools}
     assert gw.guard.local == Principal("desk", frozenset({"ops"}), method="local")
     assert "ops/search" in tools and "hr/echo" not in tools
+
+
+async def test_hearing_of_a_resource_needs_the_right_to_read_it() -> None:
+    servers = {"ops": build("ops"), "hr": build("hr")}
+    async with running_gateway(servers, security=SECURITY) as gw:
+        async with client(gw, principal=ALICE, mode="legacy") as legacy:
+            with pytest.raises(MCPError) as denied:
+                await legacy.subscribe_resource("hr+toy://about")
+            await legacy.subscribe_resource("ops+toy://about")
+        async with client(gw, principal=ALICE) as modern:
+            wanted = ["hr+toy://about", "ops+toy://notes/1"]
+            async with modern.listen(resource_subscriptions=wanted) as subscription:
+                honored = subscription.honored.resource_subscriptions
+    assert denied.value.code == FORBIDDEN
+    assert honored == ["ops+toy://notes/1"]

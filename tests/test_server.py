@@ -132,7 +132,12 @@ async def test_resources_and_templates_are_listed_under_the_prefixed_scheme() ->
         resources = [str(r.uri) for r in (await c.list_resources()).resources]
         templates = [t.uri_template for t in (await c.list_resource_templates()).resource_templates]
     assert resources == ["hr+toy://about", "ops+toy://about"]
-    assert templates == ["hr+toy://notes/{note_id}", "ops+toy://notes/{note_id}"]
+    assert templates == [
+        "hr+toy://asked/{topic}",
+        "hr+toy://notes/{note_id}",
+        "ops+toy://asked/{topic}",
+        "ops+toy://notes/{note_id}",
+    ]
 
 
 async def test_an_unknown_resource_scheme_is_invalid_params() -> None:
@@ -147,7 +152,7 @@ async def test_prompts_are_listed_and_fetched_from_their_backend(mode: str) -> N
     async with running_gateway(toys("ops", "hr")) as gw, client(gw, mode=mode) as c:
         names = [p.name for p in (await c.list_prompts()).prompts]
         prompt = await c.get_prompt("hr/greet", {"who": "Ada"})
-    assert names == ["hr/greet", "ops/greet"]
+    assert names == ["hr/greet", "hr/greet_asked", "ops/greet", "ops/greet_asked"]
     assert prompt.messages[0].content.text == "Hello Ada"  # type: ignore[union-attr]
 
 
@@ -221,3 +226,28 @@ async def test_capabilities_are_advertised_only_while_a_connected_backend_serves
     assert (plain.prompts, plain.resources, plain.completions) == (None, None, None)
     assert full.prompts is not None and full.resources is not None and full.completions is not None
     assert (toy_down.prompts, toy_down.resources, toy_down.completions) == (None, None, None)
+
+
+def resources_only() -> Server[Any]:
+    """A backend with resources it cannot announce changes of (no listen stream, no ``resources/subscribe``)."""
+
+    async def list_resources(ctx: Any, params: Any) -> types.ListResourcesResult:
+        return types.ListResourcesResult(resources=[types.Resource(name="r", uri="plain://r")])
+
+    return Server("plain", on_list_resources=list_resources)
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_resource_subscriptions_are_advertised_only_while_a_backend_takes_them(mode: str) -> None:
+    async with running_gateway({"plain": resources_only()}) as gw, client(gw, mode=mode) as c:
+        plain = c.server_capabilities.resources
+        listed = [str(r.uri) for r in (await c.list_resources()).resources]
+        if mode == "legacy":
+            with pytest.raises(MCPError) as refused:
+                await c.subscribe_resource("plain+plain://r")
+            assert refused.value.code == types.METHOD_NOT_FOUND
+    async with running_gateway({"plain": resources_only(), "toy": build("toy")}) as gw, client(gw, mode=mode) as c:
+        full = c.server_capabilities.resources
+    assert plain is not None and not plain.subscribe
+    assert full is not None and full.subscribe
+    assert listed == ["plain+plain://r"]

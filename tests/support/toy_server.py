@@ -15,6 +15,8 @@ from typing import Annotated, Any
 import anyio
 from mcp import types
 from mcp.server import MCPServer
+from mcp.server.connection import Connection
+from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.shared.message import ServerMessageMetadata
@@ -29,10 +31,41 @@ def ask_name() -> Elicit[Named]:
     return Elicit("Your name?", Named)
 
 
+def _asked(ctx: Context, answer: str) -> str | types.InputRequiredResult:
+    """``answer`` filled with the name the client gave in an earlier round, or the question for it."""
+    given = (ctx.input_responses or {}).get("name")
+    if isinstance(given, types.ElicitResult) and given.content and ctx.request_state == "asked":
+        return answer.format(given.content["name"])
+    schema = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+    question = types.ElicitRequest(params=types.ElicitRequestFormParams(message="Your name?", requested_schema=schema))
+    return types.InputRequiredResult(input_requests={"name": question}, request_state="asked")
+
+
+def _subscriptions(server: MCPServer) -> dict[str, set[Connection]]:
+    """2025 ``resources/subscribe`` (``MCPServer`` serves only 2026 listen streams): subscribed connections by URI."""
+    subscribed: dict[str, set[Connection]] = {}
+
+    async def subscribe(ctx: ServerRequestContext[Any, Any], params: types.SubscribeRequestParams) -> types.EmptyResult:
+        subscribed.setdefault(str(params.uri), set()).add(ctx.session._connection)
+        return types.EmptyResult()
+
+    async def unsubscribe(
+        ctx: ServerRequestContext[Any, Any], params: types.UnsubscribeRequestParams
+    ) -> types.EmptyResult:
+        subscribed.get(str(params.uri), set()).discard(ctx.session._connection)
+        return types.EmptyResult()
+
+    lowlevel = server._lowlevel_server
+    lowlevel.add_request_handler("resources/subscribe", types.SubscribeRequestParams, subscribe)
+    lowlevel.add_request_handler("resources/unsubscribe", types.UnsubscribeRequestParams, unsubscribe)
+    return subscribed
+
+
 def build(name: str = "toy", journal: Path | None = None) -> MCPServer:
     """``journal``: a file each ``record`` call appends to before it sleeps, to count executions across restarts."""
     server = MCPServer(name, instructions="Test backend.")
     cancelled = [0]
+    subscribed = _subscriptions(server)
 
     @server.tool(description="Echo the text back.", annotations=types.ToolAnnotations(read_only_hint=True))
     def echo(text: str = Field(description="What to echo")) -> str:
@@ -154,6 +187,25 @@ def build(name: str = "toy", journal: Path | None = None) -> MCPServer:
             metadata=ServerMessageMetadata(related_request_id=ctx.request_id),
         )
         return [str(root.uri) for root in found.roots]
+
+    @server.prompt(description="Greet someone whose name is asked of the client (multi-round, 2026 links).")
+    def greet_asked(ctx: Context) -> str | types.InputRequiredResult:
+        return _asked(ctx, "Hello {}")
+
+    @server.resource("toy://asked/{topic}", description="A note whose reader's name is asked (multi-round).")
+    def asked(topic: str, ctx: Context) -> str | types.InputRequiredResult:
+        return _asked(ctx, topic + " for {}")
+
+    @server.tool(description="Say that a resource changed, to whoever subscribed to it (either era).")
+    async def touch(uri: str, ctx: Context) -> str:
+        await ctx.notify_resource_updated(uri)
+        for connection in list(subscribed.get(uri, ())):
+            await connection.send_resource_updated(uri)
+        return uri
+
+    @server.tool(description="How many 2025 sessions are subscribed to a resource.")
+    def subscribers(uri: str) -> int:
+        return len(subscribed.get(uri, ()))
 
     @server.resource("toy://notes/{note_id}", description="A note by id.")
     def note(note_id: str) -> str:
