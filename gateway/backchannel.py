@@ -1,9 +1,10 @@
-"""A backend's own requests (sampling, elicitation, roots) arriving through the SDK's client callbacks.
+"""A backend's own requests (sampling, elicitation, roots) and log messages arriving through the SDK's client
+callbacks.
 
 On a connection only one client uses (a per-client session) they belong to that client's call in flight, so they
-go to its sink. On a connection every client shares (a stdio or SSE link without per-client sessions) nothing says
+go to its sink (log messages sent while no call is in flight belong to no request and are dropped). On a connection every client shares (a stdio or SSE link without per-client sessions) nothing says
 which client's call caused them, so they are refused with an error that says how to make them work, rather than
-guessed at: a request must never reach another client. Over streamable HTTP they arrive on the call's own stream
+guessed at: a request must never reach another client. Log messages there are dropped for the same reason. Over streamable HTTP they arrive on the call's own stream
 instead and never come here.
 """
 
@@ -51,7 +52,13 @@ class BackChannel:
             "sampling_callback": self._sampling,
             "elicitation_callback": self._elicitation,
             "list_roots_callback": self._roots,
+            "logging_callback": self._log,
         }
+
+    async def _log(self, params: types.LoggingMessageNotificationParams) -> None:
+        if self._sinks:
+            wire = params.model_dump(by_alias=True, mode="json", exclude_none=True)
+            await self._sinks[-1].notify({"method": "notifications/message", "params": wire})
 
     async def _sampling(
         self, context: ClientRequestContext, params: types.CreateMessageRequestParams

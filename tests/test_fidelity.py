@@ -94,19 +94,26 @@ async def logged(url: str, tool: str, mode: str, set_level: str | None = None) -
     return entries
 
 
-@pytest.mark.parametrize("backend", ["web", "modern"])
+@pytest.mark.parametrize("backend", ["web", "modern", "own"])
 async def test_a_2026_client_hears_the_log_level_its_request_asked_for(stack: Stack, backend: str) -> None:
     direct = await logged(stack["direct"], "steps", "2026-07-28")
     assert direct == [("warning", {"steps": 1})]
     assert await logged(stack["gateway"], f"{backend}/steps", "2026-07-28") == direct
 
 
-@pytest.mark.parametrize("backend", ["web", "modern"])
+@pytest.mark.parametrize("backend", ["web", "modern", "own"])
 async def test_a_2025_client_hears_every_level_until_it_sets_one(stack: Stack, backend: str) -> None:
     direct = await logged(stack["direct"], "steps", "legacy")
     assert direct == [("debug", "a detail"), ("warning", {"steps": 1})]
     assert await logged(stack["gateway"], f"{backend}/steps", "legacy") == direct
     assert await logged(stack["gateway"], f"{backend}/steps", "legacy", "warning") == [("warning", {"steps": 1})]
+
+
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+async def test_log_messages_on_a_shared_stdio_link_reach_no_client(stack: Stack, mode: str) -> None:
+    """Nothing on a link every client shares says which call a log message belongs to: none is guessed at (a
+    session per client, ``own`` above, carries them)."""
+    assert await logged(stack["gateway"], "local/steps", mode) == []
 
 
 async def sampling(context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
