@@ -2,10 +2,11 @@
 callbacks.
 
 On a connection only one client uses (a per-client session) they belong to that client's call in flight, so they
-go to its sink (log messages sent while no call is in flight belong to no request and are dropped). On a connection every client shares (a stdio or SSE link without per-client sessions) nothing says
-which client's call caused them, so they are refused with an error that says how to make them work, rather than
-guessed at: a request must never reach another client. Log messages there are dropped for the same reason. Over streamable HTTP they arrive on the call's own stream
-instead and never come here.
+go to its sink (a log message sent while no call is in flight belongs to no request and is dropped). On a
+connection every client shares (a stdio or SSE link without per-client sessions) nothing says which client's call
+caused them, so requests are refused with an error that says how to make them work, rather than guessed at (a
+request must never reach another client), and log messages are dropped. Over streamable HTTP they arrive on the
+call's own stream instead and never come here.
 """
 
 from __future__ import annotations

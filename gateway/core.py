@@ -88,6 +88,7 @@ class Gateway:
     async def _run(self) -> AsyncIterator[None]:
         try:
             async with anyio.create_task_group() as tg:
+                await tg.start(self.router.bridge.run)
                 for upstream in self.upstreams.values():
                     tg.start_soon(upstream.run, name=f"backend:{upstream.name}")
                 await self._first_attempts()

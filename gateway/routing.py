@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 from mcp import types
 from mcp.types import LOG_LEVEL_META_KEY
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel
 
 from gateway import calls
+from gateway.bridge import Bridge, can_answer
 from gateway.caller import ANONYMOUS, Caller
 from gateway.catalog import Catalog, Route
 from gateway.config import NamingConfig
@@ -37,6 +40,7 @@ class Router:
         self._upstreams = upstreams
         self._naming = naming
         self._seal = StateSeal()
+        self.bridge = Bridge(self._seal)
 
     async def call_tool(
         self,
@@ -55,8 +59,8 @@ class Router:
         upstream = self._upstreams[route.backend]
         meta = _forwardable(meta, caller)
 
-        def send(resume: dict[str, Any]) -> Awaitable[types.CallToolResult | types.InputRequiredResult]:
-            return calls.call_tool(upstream, route.original, arguments, meta, caller, resume)
+        def send(resume: dict[str, Any], who: Caller) -> Awaitable[types.CallToolResult | types.InputRequiredResult]:
+            return calls.call_tool(upstream, route.original, arguments, meta, who, resume)
 
         rounds = _Rounds(f"tools/call\0{route.backend}\0{route.original}", caller, input_responses, request_state)
         return await self._rounds(upstream, rounds, send)
@@ -72,7 +76,9 @@ class Router:
         route = self._resolve(name, self._catalog.resolve_prompt)
         upstream = self._upstreams[route.backend]
 
-        def send(resume: dict[str, Any]) -> Awaitable[types.GetPromptResult | types.InputRequiredResult]:
+        def send(
+            resume: dict[str, Any], caller: Caller
+        ) -> Awaitable[types.GetPromptResult | types.InputRequiredResult]:
             return calls.get_prompt(upstream, route.original, arguments, caller, resume)
 
         rounds = _Rounds(f"prompts/get\0{route.backend}\0{route.original}", caller, input_responses, request_state)
@@ -88,7 +94,9 @@ class Router:
         route = self._catalog.resolve_uri(uri)
         upstream = self._upstreams[route.backend]
 
-        def send(resume: dict[str, Any]) -> Awaitable[types.ReadResourceResult | types.InputRequiredResult]:
+        def send(
+            resume: dict[str, Any], caller: Caller
+        ) -> Awaitable[types.ReadResourceResult | types.InputRequiredResult]:
             return calls.read_resource(upstream, route.original, caller, resume)
 
         target = f"resources/read\0{route.backend}\0{route.original}"
@@ -98,18 +106,29 @@ class Router:
         self,
         upstream: Upstream,
         rounds: _Rounds,
-        send: Callable[[dict[str, Any]], Awaitable[ModelT | types.InputRequiredResult]],
+        send: Callable[[dict[str, Any], Caller], Awaitable[ModelT | types.InputRequiredResult]],
     ) -> ModelT | types.InputRequiredResult:
         """A request that may take several rounds (see ``gateway.resume``): a 2026 client gets ``input_required``
-        with the state sealed to it; for a 2025 client the gateway asks the questions and retries itself."""
+        with the state sealed to it; for a 2025 client the gateway asks the questions and retries itself. A 2025
+        link's backend asks mid-call instead, which a 2026 client answers in rounds (see ``gateway.bridge``)."""
         caller = rounds.caller
+        if caller.modern and can_answer(caller) and upstream.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            result = await self.bridge.call(
+                rounds.target,
+                caller,
+                partial(send, {}),
+                upstream.config.call_timeout,
+                rounds.input_responses,
+                rounds.request_state,
+            )
+            return result if isinstance(result, types.InputRequiredResult) else self._rewrite(upstream, result)
         resume: dict[str, Any] = {}
         if rounds.request_state is not None:
             resume["requestState"] = self._seal.open(rounds.request_state, rounds.target, caller.identity)
         if rounds.input_responses:
             resume["inputResponses"] = rounds.input_responses
         for _ in range(MAX_ROUNDS):
-            result = await send(resume)
+            result = await send(resume, caller)
             if not isinstance(result, types.InputRequiredResult):
                 return self._rewrite(upstream, result)
             if caller.modern or caller.sink is None:

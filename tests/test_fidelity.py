@@ -226,11 +226,58 @@ async def test_a_prompts_request_state_is_sealed_to_its_caller(stack: Stack) -> 
     assert prompt_text(done) == "Hello Ada"  # type: ignore[arg-type]
 
 
-async def test_a_backend_pushing_a_request_to_a_2026_client_gets_a_clear_error(stack: Stack) -> None:
-    async with Client(stack["gateway"], mode="2026-07-28", elicitation_callback=elicit_name) as client:
+@pytest.mark.parametrize("backend", ["web", "own"])
+async def test_a_2025_backend_asking_mid_call_is_bridged_to_a_2026_client_in_rounds(stack: Stack, backend: str) -> None:
+    """The backend asks on the call's stream and waits; the 2026 client gets ``input_required`` and retries (the SDK
+    client does so itself), and its answers reach the backend, which finishes the call. The same answers a 2025
+    client gets through the gateway, and a 2026 client directly from a backend that asks in rounds."""
+    callbacks: dict[str, Any] = {"sampling_callback": sampling, "elicitation_callback": elicitation}
+    async with Client(stack["gateway"], mode="2026-07-28", list_roots_callback=roots, **callbacks) as client:
+        asked = text(await client.call_tool(f"{backend}/ask_model", {"prompt": "hello"}))
+        elicited = text(await client.call_tool(f"{backend}/ask_user", {"question": "Who?"}))
+        found = await client.call_tool(f"{backend}/roots", {})
+        greeted = text(await client.call_tool(f"{backend}/greet_user", {}))
+    async with Client(stack["direct"], mode="2026-07-28", elicitation_callback=elicit_name) as direct:
+        greeted_directly = text(await direct.call_tool("greet_user", {}))
+    assert (asked, elicited, found.structured_content) == ("m1: hello", "accept: Ada", {"result": ["file:///srv/work"]})
+    assert greeted == greeted_directly == "hello Ada"
+
+
+async def test_a_2026_client_that_declared_no_capability_is_not_asked(stack: Stack) -> None:
+    async with Client(stack["gateway"], mode="2026-07-28") as client:
         with pytest.raises(MCPError) as refused:
-            await client.call_tool("web/greet_user", {})
-    assert refused.value.code == INVALID_REQUEST and "no back-channel" in refused.value.message
+            await client.call_tool("web/ask_user", {"question": "Who?"})
+    assert refused.value.code == INVALID_REQUEST and "did not declare" in refused.value.message
+
+
+async def test_a_bridged_calls_request_state_serves_its_caller_once(stack: Stack) -> None:
+    config = GatewayConfig(backends=(BackendConfig(name="w", url=stack["direct"], protocol="legacy"),))
+    can_elicit = types.ClientCapabilities(
+        elicitation=types.ElicitationCapability(form=types.FormElicitationCapability())
+    )
+    alice, mallory = (
+        Caller(identity="alice", capabilities=can_elicit),
+        Caller(identity="mallory", capabilities=can_elicit),
+    )
+    async with Gateway(config) as gateway:
+        router = gateway.router
+        first = await router.call_tool("w/ask_user", {"question": "Who?"}, caller=alice)
+        assert isinstance(first, types.InputRequiredResult) and first.request_state and first.input_requests
+        (key, question), *_ = first.input_requests.items()
+        assert isinstance(question, types.ElicitRequest) and question.params.message == "Who?"
+        answer = {key: {"action": "accept", "content": {"name": "Ada"}}}
+        with pytest.raises(InvalidRequestState):
+            await router.call_tool(
+                "w/ask_user", {}, caller=mallory, input_responses=answer, request_state=first.request_state
+            )
+        done = await router.call_tool(
+            "w/ask_user", {}, caller=alice, input_responses=answer, request_state=first.request_state
+        )
+        with pytest.raises(InvalidRequestState):
+            await router.call_tool(
+                "w/ask_user", {}, caller=alice, input_responses=answer, request_state=first.request_state
+            )
+    assert text(done) == "accept: Ada"  # type: ignore[arg-type]
 
 
 async def test_request_state_is_bound_to_the_caller_and_request_it_was_issued_for(stack: Stack) -> None:
