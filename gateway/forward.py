@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -53,6 +53,17 @@ class TooLarge(Exception):
         super().__init__(f"the answer passed {limit} bytes")
 
 
+# Notifications about the backend as a whole, whichever call's stream they happen to ride on.
+SESSION_NOTIFICATIONS = frozenset(
+    {
+        "notifications/resources/updated",
+        "notifications/tools/list_changed",
+        "notifications/prompts/list_changed",
+        "notifications/resources/list_changed",
+    }
+)
+
+
 @dataclass
 class Link:
     """What the SDK client negotiated that the raw path must repeat: the session id of a 2025 connection."""
@@ -81,6 +92,7 @@ class Forwarder:
         }
         self._link = link
         self._ids = itertools.count(1)
+        self.on_session_notification: Callable[[dict[str, Any]], Awaitable[None]] | None = None
 
     def close(self) -> None:
         self._pool.close()
@@ -175,7 +187,9 @@ class Forwarder:
         if not isinstance(message, dict) or not isinstance(message.get("method"), str):
             return
         if "id" not in message:
-            if sink is not None:
+            if message["method"] in SESSION_NOTIFICATIONS and self.on_session_notification is not None:
+                await self.on_session_notification(message)
+            elif sink is not None:
                 await sink.notify(message)
             return
         if sink is not None:

@@ -323,7 +323,17 @@ class Upstream:
         return on_eof
 
     def _use_forwarder(self, forwarder: Forwarder) -> None:
+        forwarder.on_session_notification = self._on_raw_notification
         self._forwarder = forwarder
+
+    async def _on_raw_notification(self, message: dict[str, Any]) -> None:
+        """A notification about the backend that rode on a raw call's stream, handled as the SDK's would be."""
+        params = message.get("params")
+        uri = params.get("uri") if isinstance(params, dict) else None
+        if message.get("method") != "notifications/resources/updated":
+            self._signal(dirty=True)
+        elif isinstance(uri, str) and self._on_update is not None:
+            await self._on_update(self, uri)
 
     async def send(
         self,

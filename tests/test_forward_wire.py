@@ -188,6 +188,28 @@ async def test_a_sink_hears_the_calls_notifications_and_answers_the_backends_req
     ]
 
 
+async def test_notifications_about_the_backend_go_to_the_link_not_to_the_call_they_ride_on() -> None:
+    async def answer(request: Received) -> bytes | None:
+        if request.body.get("method") != "tools/call":
+            return http(202, b"")
+        updated = {"jsonrpc": "2.0", "method": "notifications/resources/updated", "params": {"uri": "toy://a"}}
+        changed = {"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}
+        log = {"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": "x"}}
+        return sse(updated, changed, log, answer_to(request))
+
+    sink, heard = RecordingSink(), []
+
+    async def on_session_notification(message: dict[str, Any]) -> None:
+        heard.append(message["method"])
+
+    async with scripted(answer) as server:
+        fwd = forwarder(server)
+        fwd.on_session_notification = on_session_notification
+        await fwd.send(dict(CALL), {}, 5.0, modern=False, sink=sink)
+    assert heard == ["notifications/resources/updated", "notifications/tools/list_changed"]
+    assert [n["method"] for n in sink.notes] == ["notifications/message"]
+
+
 async def test_a_404_inside_a_session_says_the_session_is_gone() -> None:
     async def answer(request: Received) -> bytes | None:
         return http(404, b"", "text/plain")

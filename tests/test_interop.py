@@ -16,10 +16,12 @@ import json
 import re
 import subprocess
 from collections.abc import Iterator
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mcp import Client, StdioServerParameters, types
 
@@ -382,6 +384,40 @@ async def test_everything_prompts_are_listed_and_answer_the_same(world: Interop,
         seen.append((sorted(unprefixed(listed, prefix) if prefix else listed, key=lambda p: p["name"]), simple, args))
     assert seen[0][0]
     assert seen[1] == seen[0]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("backend", ["every", "everyhttp"])
+async def test_everything_resource_updates_reach_the_subscriber(world: Interop, backend: str, mode: str) -> None:
+    """server-everything sends an update of each resource its session subscribed to when that session switches its
+    simulated updates on. Through the gateway the subscription is the gateway's (one per resource, on the link), a
+    2026 client's included; the update reaches the client that subscribed, under the prefixed URI."""
+    async with client(world.direct[backend], "legacy") as session:
+        direct_uri = str((await session.list_resources()).resources[0].uri)
+    heard = []
+    for target, prefix, era in links(world, backend, mode):
+        uri = f"{backend}+{direct_uri}" if prefix else direct_uri
+        updates: list[str] = []
+        arrived = anyio.Event()
+
+        async def handle(message: Any) -> None:
+            if isinstance(message, types.ResourceUpdatedNotification):
+                updates.append(str(message.params.uri))  # noqa: B023
+                arrived.set()  # noqa: B023
+
+        async with client(target, era, message_handler=handle) as session, AsyncExitStack() as stack:
+            if era == "legacy":
+                await session.subscribe_resource(uri)
+            else:
+                await stack.enter_async_context(session.listen(resource_subscriptions=[uri]))
+            await session.call_tool(f"{prefix}toggle-subscriber-updates", {})
+            try:
+                with anyio.fail_after(10):
+                    await arrived.wait()
+            finally:
+                await session.call_tool(f"{prefix}toggle-subscriber-updates", {})
+        heard.append(updates[0])
+    assert heard == [direct_uri, f"{backend}+{direct_uri}"]
 
 
 @pytest.mark.parametrize("backend", EVERYTHING)
