@@ -9,8 +9,6 @@ Backend links: ``web`` (streamable HTTP, 2025 session, raw forwarding), ``modern
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,36 +20,14 @@ from gateway.caller import Caller
 from gateway.config import BackendConfig, GatewayConfig
 from gateway.core import Gateway
 from gateway.errors import InvalidRequestState
-from tests.support.procs import ROOT, Processes, free_port, http_get, listening, wait_until
 
 pytestmark = pytest.mark.anyio
 Stack = dict[str, str]
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    root = tmp_path_factory.mktemp("fidelity")
-    procs = Processes()
-    try:
-        toy = free_port()
-        procs.start("-m", "tests.support.toy_server", "--port", str(toy))
-        wait_until(lambda: listening(toy))
-        direct = f"http://127.0.0.1:{toy}/mcp"
-        stdio = {"transport": "stdio", "command": sys.executable, "cwd": str(ROOT), "connect_timeout": 30,
-                 "args": ["-m", "tests.support.toy_server", "--stdio"]}  # fmt: skip
-        backends = [
-            {"name": "web", "url": direct, "protocol": "legacy"},
-            {"name": "modern", "url": direct, "protocol": "2026-07-28"},
-            {"name": "local", "protocol": "legacy", **stdio},
-            {"name": "own", "protocol": "legacy", "session": "per_client", **stdio},
-        ]
-        (root / "gateway.json").write_text(json.dumps({"backends": backends}))
-        port = free_port()
-        procs.start("-m", "gateway", "serve", "--config", str(root / "gateway.json"), "--port", str(port))
-        wait_until(lambda: listening(port) and http_get(f"http://127.0.0.1:{port}/readyz")[0] == 200, timeout=60)
-        yield {"direct": direct, "gateway": f"http://127.0.0.1:{port}/mcp"}
-    finally:
-        procs.stop_all()
+@pytest.fixture
+def stack(toy_links: Stack) -> Stack:
+    return toy_links
 
 
 def endpoints(stack: Stack, backend: str) -> list[tuple[str, str]]:
@@ -250,14 +226,14 @@ async def test_a_2026_client_that_declared_no_capability_is_not_asked(stack: Sta
     assert refused.value.code == INVALID_REQUEST and "did not declare" in refused.value.message
 
 
+CAN_ELICIT = types.ClientCapabilities(elicitation=types.ElicitationCapability(form=types.FormElicitationCapability()))
+
+
 async def test_a_bridged_calls_request_state_serves_its_caller_once(stack: Stack) -> None:
     config = GatewayConfig(backends=(BackendConfig(name="w", url=stack["direct"], protocol="legacy"),))
-    can_elicit = types.ClientCapabilities(
-        elicitation=types.ElicitationCapability(form=types.FormElicitationCapability())
-    )
     alice, mallory = (
-        Caller(identity="alice", capabilities=can_elicit),
-        Caller(identity="mallory", capabilities=can_elicit),
+        Caller(identity="alice", capabilities=CAN_ELICIT),
+        Caller(identity="mallory", capabilities=CAN_ELICIT),
     )
     async with Gateway(config) as gateway:
         router = gateway.router
@@ -265,29 +241,23 @@ async def test_a_bridged_calls_request_state_serves_its_caller_once(stack: Stack
         assert isinstance(first, types.InputRequiredResult) and first.request_state and first.input_requests
         (key, question), *_ = first.input_requests.items()
         assert isinstance(question, types.ElicitRequest) and question.params.message == "Who?"
-        answer = {key: {"action": "accept", "content": {"name": "Ada"}}}
+        retry = {
+            "input_responses": {key: {"action": "accept", "content": {"name": "Ada"}}},
+            "request_state": first.request_state,
+        }
         with pytest.raises(InvalidRequestState):
-            await router.call_tool(
-                "w/ask_user", {}, caller=mallory, input_responses=answer, request_state=first.request_state
-            )
-        done = await router.call_tool(
-            "w/ask_user", {}, caller=alice, input_responses=answer, request_state=first.request_state
-        )
+            await router.call_tool("w/ask_user", {}, caller=mallory, **retry)
+        done = await router.call_tool("w/ask_user", {}, caller=alice, **retry)
         with pytest.raises(InvalidRequestState):
-            await router.call_tool(
-                "w/ask_user", {}, caller=alice, input_responses=answer, request_state=first.request_state
-            )
+            await router.call_tool("w/ask_user", {}, caller=alice, **retry)
     assert text(done) == "accept: Ada"  # type: ignore[arg-type]
 
 
 async def test_request_state_is_bound_to_the_caller_and_request_it_was_issued_for(stack: Stack) -> None:
     config = GatewayConfig(backends=(BackendConfig(name="m", url=stack["direct"], protocol="2026-07-28"),))
-    can_elicit = types.ClientCapabilities(
-        elicitation=types.ElicitationCapability(form=types.FormElicitationCapability())
-    )
     alice, mallory = (
-        Caller(identity="alice", capabilities=can_elicit),
-        Caller(identity="mallory", capabilities=can_elicit),
+        Caller(identity="alice", capabilities=CAN_ELICIT),
+        Caller(identity="mallory", capabilities=CAN_ELICIT),
     )
     async with Gateway(config) as gateway:
         router = gateway.router

@@ -2,15 +2,14 @@
 
 A 2025 client subscribes with ``resources/subscribe``, a 2026 client names the resource on its
 ``subscriptions/listen`` stream; either way the update the backend sends reaches it under the gateway's URI. Backend
-links: ``web`` (streamable HTTP, 2025 session), ``modern`` (streamable HTTP, 2026) and ``local`` (stdio, 2025).
+links (``toy_links`` in ``conftest.py``): ``web`` (streamable HTTP, 2025 session), ``modern`` (streamable HTTP, 2026)
+and ``local`` (stdio, 2025).
 The toy backend's ``touch`` tool announces that a resource changed, to whoever subscribed to it in either era.
 """
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -18,37 +17,16 @@ import anyio
 import pytest
 from mcp import Client, MCPError, types
 
-from tests.support.procs import ROOT, Processes, free_port, http_get, listening, wait_until
+from tests.support.procs import http_get, wait_until
 
 pytestmark = pytest.mark.anyio
 Stack = dict[str, str]
 WAIT = 10.0
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    root = tmp_path_factory.mktemp("subscriptions")
-    procs = Processes()
-    try:
-        toy = free_port()
-        procs.start("-m", "tests.support.toy_server", "--port", str(toy))
-        wait_until(lambda: listening(toy))
-        direct = f"http://127.0.0.1:{toy}/mcp"
-        stdio = {"transport": "stdio", "command": sys.executable, "cwd": str(ROOT), "connect_timeout": 30,
-                 "args": ["-m", "tests.support.toy_server", "--stdio"]}  # fmt: skip
-        backends = [
-            {"name": "web", "url": direct, "protocol": "legacy"},
-            {"name": "modern", "url": direct, "protocol": "2026-07-28"},
-            {"name": "local", "protocol": "legacy", **stdio},
-        ]
-        (root / "gateway.json").write_text(json.dumps({"backends": backends, "reconnect_min": 0.05}))
-        port = free_port()
-        procs.start("-m", "gateway", "serve", "--config", str(root / "gateway.json"), "--port", str(port))
-        ready = f"http://127.0.0.1:{port}/readyz"
-        wait_until(lambda: listening(port) and http_get(ready)[0] == 200, timeout=60)
-        yield {"direct": direct, "gateway": f"http://127.0.0.1:{port}/mcp", "ready": ready}
-    finally:
-        procs.stop_all()
+@pytest.fixture
+def stack(toy_links: Stack) -> Stack:
+    return toy_links
 
 
 class Updates:
