@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from gateway.breaker import CircuitOpen
 from gateway.caller import ANONYMOUS, Caller
 from gateway.errors import BackendMisbehaved, BackendTimeout, BackendUnavailable, OutcomeUnknown, ResultTooLarge
+from gateway.exchange import exchange
 from gateway.forward import InvalidAnswer, TooLarge
 from gateway.upstream import State, Upstream
 
@@ -172,7 +173,9 @@ async def _request(
 ) -> ResultT | types.InputRequiredResult:
     """One request over one connection, its outcome fed to the breaker."""
     try:
-        result = await upstream.send(client, method, params, result_type, deadline, caller)
+        # The raw path rides the shared connection's session; per-client connections keep the SDK's.
+        forwarder = upstream.forwarder if client is upstream.client else None
+        result = await exchange(client, forwarder, upstream.modern, method, params, result_type, deadline, caller)
     except MCPError as exc:
         _classify(upstream, client, exc, deadline)
         upstream.breaker.success()

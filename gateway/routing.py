@@ -14,7 +14,6 @@ from typing import Any, TypeVar
 
 from mcp import types
 from mcp.types import LOG_LEVEL_META_KEY
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel
 
 from gateway import calls
@@ -112,7 +111,7 @@ class Router:
         with the state sealed to it; for a 2025 client the gateway asks the questions and retries itself. A 2025
         link's backend asks mid-call instead, which a 2026 client answers in rounds (see ``gateway.bridge``)."""
         caller = rounds.caller
-        if caller.modern and can_answer(caller) and upstream.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+        if caller.modern and not upstream.modern and can_answer(caller):
             result = await self.bridge.call(
                 rounds.target,
                 caller,

@@ -56,9 +56,10 @@ class Subscriptions:
         resources = upstream.capabilities.resources if upstream.capabilities else None
         if not (resources and resources.subscribe):
             raise MCPError(METHOD_NOT_FOUND, f"backend {upstream.name!r} does not offer resource subscriptions")
-        subscribers = self._subscribers.setdefault(uri, weakref.WeakSet())
+        subscribers = self._subscribers.get(uri)
         if not subscribers:
             await _watch(upstream, route.original)
+            subscribers = self._subscribers.setdefault(uri, weakref.WeakSet())
         subscribers.add(subscriber)
         return types.EmptyResult()
 

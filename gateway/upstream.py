@@ -25,42 +25,29 @@ import anyio
 import anyio.abc
 from mcp import Client, MCPError, types
 from mcp.client.session import IncomingMessage
-from mcp.shared.dispatcher import CallOptions
 from mcp.shared.subscriptions import ResourceUpdated
-from mcp_types import CLIENT_CAPABILITIES_META_KEY, METHOD_NOT_FOUND
+from mcp_types import METHOD_NOT_FOUND
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
-from pydantic import BaseModel, RootModel
+from pydantic import BaseModel
 
 from gateway.backchannel import BackChannel
 from gateway.breaker import CircuitBreaker
-from gateway.caller import ANONYMOUS, Caller
 from gateway.catalog import Snapshot
 from gateway.config import BackendConfig, GatewayConfig
 from gateway.forward import Forwarder
 from gateway.sessions import ClientSessions
-from gateway.sink import Sink
 from gateway.transports import Connector, TransportHooks, open_client, open_transport
 
 logger = logging.getLogger(__name__)
 OnChange = Callable[["Upstream", Snapshot | None], Awaitable[None]]
 OnUpdate = Callable[["Upstream", str], Awaitable[None]]
 ResultT = TypeVar("ResultT", bound=BaseModel)
-_REQUESTS: dict[str, type[types.Request[Any, Any]]] = {
-    "tools/call": types.CallToolRequest,
-    "resources/read": types.ReadResourceRequest,
-    "prompts/get": types.GetPromptRequest,
-    "completion/complete": types.CompleteRequest,
-}
 STDERR_LINES = 20
 _LIST_CHANGED = (
     types.ToolListChangedNotification,
     types.PromptListChangedNotification,
     types.ResourceListChangedNotification,
 )
-
-
-class _Raw(RootModel[dict[str, Any]]):
-    """An answer as the SDK session checked it against the method's schema; ``_parse`` tells its type."""
 
 
 class State(StrEnum):
@@ -111,7 +98,7 @@ class Upstream:
         self._busy = anyio.CancelScope()
         per_client = config.session == "per_client"
         self.sessions = ClientSessions(config, connect, self._on_stderr) if per_client else None
-        self._forwarder: Forwarder | None = None
+        self.forwarder: Forwarder | None = None  # the raw path's, while the shared connection is over HTTP
 
     # -- supervision -----------------------------------------------------------------------------------------
 
@@ -132,7 +119,7 @@ class Upstream:
                 self._mark_down(_describe(exc))
             if self.client is not None or self.tools:
                 delay = self.settings.reconnect_min
-            self.client, self.tools, self._forwarder = None, {}, None
+            self.client, self.tools, self.forwarder = None, {}, None
             await self._on_change(self, None)
             self.attempted.set()
             await anyio.sleep(delay * random.uniform(0.8, 1.2))
@@ -151,7 +138,7 @@ class Upstream:
             self.state = State.CONNECTING
         self._dirty, self._suspect, self._lost = False, False, None
         self._attempt += 1
-        self._forwarder = None
+        self.forwarder = None
         hooks = TransportHooks(
             on_eof=self._eof_hook(self._attempt), on_stderr=self._on_stderr, on_forwarder=self._use_forwarder
         )
@@ -181,7 +168,7 @@ class Upstream:
         self.ready.set()
         self.attempted.set()
         async with anyio.create_task_group() as tg:
-            if self.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            if not self.modern:
                 tg.start_soon(self._resubscribe, client)
             elif self._has_list_changed() or self._has_subscribe():
                 tg.start_soon(self._listen, client)
@@ -214,7 +201,7 @@ class Upstream:
         """A cheap request proves the connection; a failed probe ends it (and counts against the breaker)."""
         try:
             with anyio.fail_after(self.config.connect_timeout):
-                if self.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                if self.modern:
                     await client.session.send_request(types.DiscoverRequest(), types.DiscoverResult)
                 else:
                     await client.session.send_ping()
@@ -279,7 +266,7 @@ class Upstream:
         if client is None or self.state is not State.READY:
             return
         with anyio.fail_after(self.config.call_timeout):
-            if self.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            if self.modern:
                 done = anyio.Event()
                 self._filtered.append(done)
                 self._refilter.set()
@@ -324,7 +311,7 @@ class Upstream:
 
     def _use_forwarder(self, forwarder: Forwarder) -> None:
         forwarder.on_session_notification = self._on_raw_notification
-        self._forwarder = forwarder
+        self.forwarder = forwarder
 
     async def _on_raw_notification(self, message: dict[str, Any]) -> None:
         """A notification about the backend that rode on a raw call's stream, handled as the SDK's would be."""
@@ -335,40 +322,15 @@ class Upstream:
         elif isinstance(uri, str) and self._on_update is not None:
             await self._on_update(self, uri)
 
-    async def send(
-        self,
-        client: Client,
-        method: str,
-        params: dict[str, Any],
-        result_type: type[ResultT],
-        deadline: float,
-        caller: Caller = ANONYMOUS,
-    ) -> ResultT | types.InputRequiredResult:
-        """One request over ``client``'s connection: raw JSON-RPC where the transport offers it, else the SDK's.
-
-        Raises what the SDK session raises (see ``gateway.forward``), plus ``InvalidAnswer``. The caller's sink
-        receives what the backend sends during the call; a 2026 backend hears the caller's capabilities, and may
-        answer ``input_required`` (see ``gateway.resume``).
-        """
-        # The raw path rides the shared connection's session; per-client connections keep the SDK's.
-        forwarder = self._forwarder if client is self.client else None
-        if forwarder is None:
-            return _parse(await _sdk_send(client, method, params, deadline, caller.sink), result_type)
-        message: dict[str, Any] = {"method": method, "params": params}
-        options: CallOptions = {}
-        # The session's own stamp: the 2026 envelope and headers, or the 2025 protocol-version header.
-        client.session._stamp(message, options)
-        modern = self.protocol_version in MODERN_PROTOCOL_VERSIONS
-        if modern and caller.capabilities is not None:
-            declared = caller.capabilities.model_dump(by_alias=True, mode="json", exclude_none=True)
-            message["params"]["_meta"][CLIENT_CAPABILITIES_META_KEY] = declared
-        headers = options.get("headers", {})
-        return _parse(await forwarder.send(message, headers, deadline, modern=modern, sink=caller.sink), result_type)
-
     def _on_stderr(self, line: str) -> None:
         """Called on the stderr reader's thread: only thread-safe work here."""
         self.stderr_tail.append(line)
         logger.info("backend %s stderr: %s", self.name, line)
+
+    @property
+    def modern(self) -> bool:
+        """Whether the link speaks 2026-07-28."""
+        return self.protocol_version in MODERN_PROTOCOL_VERSIONS
 
     def suspect(self) -> None:
         """Something looked wrong: probe the connection now."""
@@ -422,36 +384,6 @@ async def _capabilities(client: Client) -> types.ServerCapabilities:
         return known
     found = await client.session.send_request(types.DiscoverRequest(), types.DiscoverResult)
     return found.capabilities
-
-
-def _parse(raw: dict[str, Any], result_type: type[ResultT]) -> ResultT | types.InputRequiredResult:
-    """A backend's answer: its result, or a 2026 ``input_required`` (for any request that may take rounds)."""
-    if raw.get("resultType") == "input_required":
-        return types.InputRequiredResult.model_validate(raw, by_name=False)
-    return result_type.model_validate(raw, by_name=False)
-
-
-async def _sdk_send(
-    client: Client, method: str, params: dict[str, Any], deadline: float, sink: Sink | None
-) -> dict[str, Any]:
-    """The SDK's path. The caller's progress token means nothing on a connection other clients share: the SDK
-    puts its own on the request, and the progress it reports goes to ``sink`` (in the caller's name)."""
-    meta = params.get("_meta") or {}
-    wants_progress = "progressToken" in meta
-    if wants_progress:
-        params = {**params, "_meta": {k: v for k, v in meta.items() if k != "progressToken"}}
-    request = _REQUESTS[method].model_validate({"method": method, "params": params}, by_name=False)
-
-    async def progress(progress: float, total: float | None, message: str | None) -> None:
-        assert sink is not None
-        update = {"progressToken": 0, "progress": progress, "total": total, "message": message}
-        await sink.notify({"method": "notifications/progress", "params": update})
-
-    on_progress = progress if wants_progress and sink is not None else None
-    answer = await client.session.send_request(
-        request, _Raw, request_read_timeout_seconds=deadline, progress_callback=on_progress
-    )
-    return answer.root
 
 
 async def _templates(client: Client) -> list[types.ResourceTemplate]:

@@ -9,7 +9,7 @@ Backend links: ``web`` (streamable HTTP, 2025 session, raw forwarding), ``modern
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from mcp import Client, MCPError, types
@@ -28,6 +28,32 @@ Stack = dict[str, str]
 @pytest.fixture
 def stack(toy_links: Stack) -> Stack:
     return toy_links
+
+
+class Nope(types.Request[None, Literal["nope/nothing"]]):
+    """A method no revision defines."""
+
+    method: Literal["nope/nothing"] = "nope/nothing"
+    params: None = None
+
+
+async def outcome(client: Client, request: types.Request[Any, Any]) -> str:
+    try:
+        await client.session.send_request(request, types.EmptyResult)
+    except MCPError as exc:
+        return f"error {exc.code}"
+    return "ok"
+
+
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+async def test_ping_and_unknown_methods_are_answered_as_directly(stack: Stack, mode: str) -> None:
+    """``ping`` is a 2025 method (2026-07-28 dropped it); a method no revision defines is ``-32601`` in both."""
+    answers = []
+    for url in (stack["direct"], stack["gateway"]):
+        async with Client(url, mode=mode) as client:
+            answers.append((await outcome(client, types.PingRequest()), await outcome(client, Nope())))
+    assert answers[0] == ("ok" if mode == "legacy" else "error -32601", "error -32601")
+    assert answers[1] == answers[0]
 
 
 def endpoints(stack: Stack, backend: str) -> list[tuple[str, str]]:

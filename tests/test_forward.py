@@ -51,7 +51,7 @@ async def through_gateway(url: str, protocol: str, **fields: Any) -> AsyncIterat
         Gateway(GatewayConfig(backends=(backend,), **FAST)) as gateway,
         Client(build_server(gateway), mode="legacy") as client,
     ):
-        assert gateway.upstreams["toy"]._forwarder is not None
+        assert gateway.upstreams["toy"].forwarder is not None
         yield gateway, client
 
 
@@ -113,6 +113,6 @@ async def test_concurrent_calls_share_a_few_kept_alive_connections(backends: dic
         async with anyio.create_task_group() as tg:
             for i in range(40):
                 tg.start_soon(c.call_tool, "toy/echo", {"text": str(i)})
-        pool = gw.upstreams["toy"]._forwarder._pool  # type: ignore[union-attr]
+        pool = gw.upstreams["toy"].forwarder._pool  # type: ignore[union-attr]
         idle = len(pool._idle)
     assert 1 <= idle <= 40
