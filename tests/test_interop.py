@@ -106,6 +106,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Interop]:
             "every": http_url,
             "everypc": http_url,
             "everyhttp": http_url,
+            "everysse": http_url,
         }
         eras = {name: (MODES if name in ("time", "git") else ["legacy"]) for name in direct}
         yield Interop(f"http://127.0.0.1:{port}/mcp", direct, eras, folder, repo, tmp)
@@ -163,7 +164,7 @@ def links(world: Interop, backend: str, mode: str) -> list[tuple[Any, str]]:
 
 # -- every server: tools listed and called -----------------------------------------------------------------------
 
-LISTED = ["time", "git", "memory", "files", "every", "everypc", "everyhttp"]
+LISTED = ["time", "git", "memory", "files", "every", "everypc", "everyhttp", "everysse"]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -253,7 +254,7 @@ async def test_filesystem_reads_the_same_folder_through_the_gateway(world: Inter
     assert direct[1]["content"][0]["text"] == "hello from a file\n"
 
 
-EVERYTHING = ["every", "everypc", "everyhttp"]
+EVERYTHING = ["every", "everypc", "everyhttp", "everysse"]
 # A per-client link gives each stateless 2026 request a process of its own; one era keeps the suite quick.
 FEATURES = [
     pytest.param(backend, mode, id=f"{backend}-{mode}")
@@ -387,7 +388,7 @@ async def test_everything_prompts_are_listed_and_answer_the_same(world: Interop,
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("backend", ["every", "everyhttp"])
+@pytest.mark.parametrize("backend", ["every", "everyhttp", "everysse"])
 async def test_everything_resource_updates_reach_the_subscriber(world: Interop, backend: str, mode: str) -> None:
     """server-everything sends an update of each resource its session subscribed to when that session switches its
     simulated updates on. Through the gateway the subscription is the gateway's (one per resource, on the link), a
