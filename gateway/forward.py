@@ -25,6 +25,7 @@ from typing import Any, cast
 
 import anyio
 import httpx2
+from anyio.abc import TaskGroup
 from mcp import MCPError
 from mcp.types import CONNECTION_CLOSED, INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, REQUEST_TIMEOUT
 
@@ -157,7 +158,33 @@ class Forwarder:
     async def _events(
         self, response: Response, request_id: str, head: Mapping[str, str], sink: Sink | None
     ) -> dict[str, Any]:
-        """Read the call's SSE stream: hand over what comes before the answer, then return the answer."""
+        """Read the call's SSE stream: hand over what comes before the answer, then return the answer.
+
+        The backend's own requests are answered in tasks of their own, so the stream is read on meanwhile: a
+        backend that gives up on one (``notifications/cancelled``) has it cancelled at the client.
+        """
+        asked: dict[Any, anyio.CancelScope] = {}
+        outcome: dict[str, Any] | Exception
+        async with anyio.create_task_group() as tg:
+            try:
+                outcome = await self._read_events(response, request_id, head, sink, tg, asked)
+            except Exception as exc:  # raised below, outside the task group, as it was raised
+                outcome = exc
+            finally:
+                tg.cancel_scope.cancel()
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    async def _read_events(
+        self,
+        response: Response,
+        request_id: str,
+        head: Mapping[str, str],
+        sink: Sink | None,
+        tg: TaskGroup,
+        asked: dict[Any, anyio.CancelScope],
+    ) -> dict[str, Any]:
         events = EventParser()
         read = 0
         while chunk := await response.chunk():
@@ -170,7 +197,11 @@ class Forwarder:
                     result = _result(message, request_id)
                     await _drain(response)
                     return result
-                await self._incoming(message, head, sink)
+                if _is_request(message) and sink is not None:
+                    asked[message["id"]] = anyio.CancelScope()
+                    tg.start_soon(self._reply, message, head, sink, asked)
+                else:
+                    await self._incoming(message, head, sink, asked)
         raise ConnectionDropped("the event stream ended without an answer")
 
     async def _body(self, response: Response) -> bytes:
@@ -183,21 +214,35 @@ class Forwarder:
             parts.append(chunk)
         return b"".join(parts)
 
-    async def _incoming(self, message: Any, head: Mapping[str, str], sink: Sink | None) -> None:
+    async def _incoming(
+        self, message: Any, head: Mapping[str, str], sink: Sink | None, asked: dict[Any, anyio.CancelScope]
+    ) -> None:
+        """A notification (in order, before the answer), or a request nobody can answer."""
         if not isinstance(message, dict) or not isinstance(message.get("method"), str):
             return
-        if "id" not in message:
-            if message["method"] in SESSION_NOTIFICATIONS and self.on_session_notification is not None:
-                await self.on_session_notification(message)
-            elif sink is not None:
-                await sink.notify(message)
-            return
-        if sink is not None:
-            reply = await sink.request(message)
-        else:
+        method = message["method"]
+        if "id" in message:
             error = {"code": METHOD_NOT_FOUND, "message": "the gateway does not relay requests from this backend"}
-            reply = {"error": error}
-        await self._courtesy({**reply, "jsonrpc": "2.0", "id": message["id"]}, head)
+            await self._courtesy({"jsonrpc": "2.0", "id": message["id"], "error": error}, head)
+        elif method == "notifications/cancelled" and _cancelled_id(message) in asked:
+            asked[_cancelled_id(message)].cancel()
+        elif method in SESSION_NOTIFICATIONS and self.on_session_notification is not None:
+            await self.on_session_notification(message)
+        elif sink is not None:
+            await sink.notify(message)
+
+    async def _reply(
+        self, message: dict[str, Any], head: Mapping[str, str], sink: Sink, asked: dict[Any, anyio.CancelScope]
+    ) -> None:
+        """Answer one of the backend's requests through the sink, unless the backend withdraws it meanwhile."""
+        scope = asked[message["id"]]
+        try:
+            with scope:
+                reply = await sink.request(message)
+        finally:
+            del asked[message["id"]]
+        if not scope.cancelled_caught:
+            await self._courtesy({**reply, "jsonrpc": "2.0", "id": message["id"]}, head)
 
     async def _abandon(self, request_id: str, headers: Mapping[str, str], modern: bool, reason: str) -> None:
         """The connection of the call is already closed (a 2026 abort); a 2025 session is also told."""
@@ -257,6 +302,15 @@ async def _drain(response: Response) -> None:
                 pass
         except ConnectionDropped:
             pass
+
+
+def _is_request(message: Any) -> bool:
+    return isinstance(message, dict) and isinstance(message.get("method"), str) and "id" in message
+
+
+def _cancelled_id(message: dict[str, Any]) -> Any:
+    params = message.get("params")
+    return params.get("requestId") if isinstance(params, dict) else None
 
 
 def _decode(data: bytes) -> Any:

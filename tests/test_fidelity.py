@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
+import anyio
 import pytest
 from mcp import Client, MCPError, types
 from mcp.types import INVALID_REQUEST
@@ -143,6 +144,30 @@ async def test_backend_requests_reach_the_calling_client_and_its_answer_goes_bac
             answers.append((asked, elicited, json.dumps(found.structured_content)))
     assert answers[0] == ("m1: hello", "accept: Ada", json.dumps({"result": ["file:///srv/work"]}))
     assert answers[1] == answers[0]
+
+
+@pytest.mark.parametrize("backend", ["web", "own"])
+async def test_a_backend_that_gives_up_on_its_request_has_it_cancelled_at_the_client(
+    stack: Stack, backend: str
+) -> None:
+    """The other direction of cancellation: the backend cancels its own request to the client (here at its
+    timeout), and the client's handler for it is cancelled, as it is when the backend is asked directly."""
+    seen = []
+    for url, prefix in endpoints(stack, backend):
+        cancelled = anyio.Event()
+
+        async def waiting(context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+            try:
+                await anyio.sleep_forever()
+            finally:
+                cancelled.set()  # noqa: B023 - awaited before the next iteration
+
+        async with Client(url, mode="legacy", sampling_callback=waiting) as client:
+            result = text(await client.call_tool(f"{prefix}ask_model_briefly", {"seconds": 0.5}))
+            with anyio.fail_after(10):
+                await cancelled.wait()
+        seen.append(result)
+    assert seen == ["gave up: -32001", "gave up: -32001"]
 
 
 async def test_a_backend_request_never_reaches_another_client(stack: Stack) -> None:

@@ -188,6 +188,33 @@ async def test_a_sink_hears_the_calls_notifications_and_answers_the_backends_req
     ]
 
 
+async def test_a_request_the_backend_withdraws_is_cancelled_at_the_sink_and_left_unanswered() -> None:
+    async def answer(request: Received) -> bytes | None:
+        if request.body.get("method") != "tools/call":
+            return http(202, b"")
+        asked = {"jsonrpc": "2.0", "id": 7, "method": "sampling/createMessage", "params": {}}
+        withdrawn = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 7}}
+        return sse(asked, withdrawn, answer_to(request))
+
+    withdrawn = anyio.Event()
+
+    class Waiting(RecordingSink):
+        async def request(self, message: dict[str, Any]) -> dict[str, Any]:
+            try:
+                await anyio.sleep_forever()
+            finally:
+                withdrawn.set()
+            raise AssertionError("unreachable")
+
+    sink = Waiting()
+    async with scripted(answer) as server:
+        with anyio.fail_after(5):
+            result = await forwarder(server).send(dict(CALL), {}, 5.0, modern=False, sink=sink)
+    assert result == {"content": [], "isError": False}
+    assert withdrawn.is_set() and sink.notes == []
+    assert [b for b in server.bodies() if b.get("id") == 7] == []
+
+
 async def test_notifications_about_the_backend_go_to_the_link_not_to_the_call_they_ride_on() -> None:
     async def answer(request: Received) -> bytes | None:
         if request.body.get("method") != "tools/call":

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
-from mcp import types
+from mcp import MCPError, types
 from mcp.server import MCPServer
 from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
@@ -86,8 +86,6 @@ def build(name: str = "toy", journal: Path | None = None) -> MCPServer:
 
     @server.tool(description="Fail with a JSON-RPC error carrying data.")
     def fail() -> str:
-        from mcp import MCPError
-
         raise MCPError(-32099, "toy failure", {"why": "asked to"})
 
     @server.tool(description="Sleep for the given seconds, then answer.")
@@ -164,6 +162,19 @@ def build(name: str = "toy", journal: Path | None = None) -> MCPServer:
         session = ctx.request_context.session
         answer = await session.create_message([message], max_tokens=10, related_request_id=ctx.request_id)
         return f"{answer.model}: {answer.content.text if isinstance(answer.content, types.TextContent) else ''}"
+
+    @server.tool(description="Ask the client's model, but give up (and tell the client) after the given seconds.")
+    async def ask_model_briefly(seconds: float, ctx: Context) -> str:
+        message = types.SamplingMessage(role="user", content=types.TextContent(type="text", text="quick?"))
+        request = types.CreateMessageRequest(params=types.CreateMessageRequestParams(messages=[message], max_tokens=5))
+        related = ServerMessageMetadata(related_request_id=ctx.request_id)
+        try:
+            await ctx.request_context.session.send_request(
+                request, types.CreateMessageResult, request_read_timeout_seconds=seconds, metadata=related
+            )
+        except MCPError as exc:
+            return f"gave up: {exc.code}"
+        return "answered"
 
     @server.tool(description="Ask the user (elicitation) for a name.")
     async def ask_user(question: str, ctx: Context) -> str:
