@@ -23,9 +23,13 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # The reference servers and client the interoperability tests run (pinned in tests/support/interop.py), installed
-# once into tests/.cache/interop; later runs need no registry.
-test: lint redis-server
-	$(BIN)/python -m tests.support.interop
+# once into tests/.cache/interop (while lint runs: the installs mostly wait on the registries); later runs need no
+# registry.
+test: $(STAMP) redis-server
+	@$(BIN)/python -m tests.support.interop & installs=$$!; \
+	$(MAKE) --no-print-directory lint; linted=$$?; \
+	wait $$installs || { echo "installing the interoperability servers failed" >&2; exit 1; }; \
+	test $$linted -eq 0 || exit $$linted; \
 	$(BIN)/pytest
 
 # The rate-limit tests run a real Redis (a shared budget across replicas): Debian's package, installed when missing.
