@@ -70,7 +70,6 @@ class _Named:
     name: str
     canonical: str
     strict: str
-    hashed: str
     item: Any
     route: Route
 
@@ -164,7 +163,6 @@ class Catalog:
             name,
             canonical_name(prefix, name),
             strict_name(prefix, name, self._naming),
-            strict_name(prefix, name, self._naming, force_hash=True),
             item,
             Route(backend.name, name),
         )
@@ -282,7 +280,7 @@ class Catalog:
             by_strict[entry.strict] += 1
         result: dict[str, tuple[str, str, _Named]] = {}
         for canon, entry in owners.items():
-            strict = entry.strict if by_strict[entry.strict] == 1 else entry.hashed
+            strict = entry.strict if by_strict[entry.strict] == 1 else self._hashed(entry)
             result[canon] = (entry.backend.name, strict, entry)
             routes[canon] = entry.route
         for canon, (_, strict, _) in result.items():
@@ -293,6 +291,10 @@ class Catalog:
                 continue
             routes[strict] = routes[canon]
         return result
+
+    def _hashed(self, entry: _Named) -> str:
+        """The strict rendering that ends in a hash: for names whose plain strict renderings clash (rare)."""
+        return strict_name(entry.backend.exposed_prefix, entry.name, self._naming, force_hash=True)
 
 
 def _changed(before: dict[tuple[str, Style], list[Any]], after: dict[tuple[str, Style], list[Any]]) -> set[Kind]:
