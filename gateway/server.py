@@ -171,14 +171,16 @@ def build_server(
 
     async def cached_list(ctx: Ctx, call_next: CallNext) -> HandlerResult:
         """A list answer as the SDK last shaped it for this page, style and version, while the catalogue holds
-        (only while every principal sees the whole catalogue)."""
+        (only while every principal sees the whole catalogue). A 2025 session's style and version are learned
+        here, for the fast path to find its pages."""
         cursor = (ctx.params or {}).get("cursor")
         if guard.filters or (cursor is not None and not isinstance(cursor, str)):
             return await call_next(ctx)
-        key = list_key(ctx.method, style(ctx), ctx.protocol_version, cursor)
+        client_style = style(ctx)
+        key = list_key(ctx.method, client_style, ctx.protocol_version, cursor)
         session = _session(ctx) if ctx.request is not None else None
         if session is not None and ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
-            table.learn(session, style(ctx), ctx.protocol_version)
+            table.learn(session, client_style, ctx.protocol_version)
         generation = catalog.generation
         cached = answers.get(generation, key)
         if cached is not None:
@@ -192,7 +194,7 @@ def build_server(
         if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
             gateway.notifier.track(ctx.session)
         if ctx.method == "initialize" and ctx.request is not None and (session := _session(ctx)) is not None:
-            table.forget(session)  # a client may initialize its session again, as someone else
+            table.forget(session)  # a client may initialize its session again, under another name
         try:
             if ctx.request_id is None or ctx.method == "subscriptions/listen":
                 return await call_next(ctx)

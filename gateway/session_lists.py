@@ -25,9 +25,9 @@ from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from gateway.core import Gateway
-from gateway.pages import ListCache, list_key
+from gateway.pages import Cached, ListCache, list_key
 from gateway.server import LISTS
-from gateway.session_table import SessionTable
+from gateway.session_table import Learned, SessionTable
 
 Respond = Callable[[Scope, Receive, Send], Awaitable[None]]
 _EVENT = b"event: message\r\ndata: "
@@ -48,26 +48,13 @@ class SessionLists:
 
     async def answer(self, request: Request, session_id: str, body: bytes) -> Respond | None:
         """How to answer the request here, or ``None`` to leave it to the SDK."""
-        if self._gateway.guard.filters:
+        message = _list_request(body)
+        if message is None or self._gateway.guard.filters:
             return None
         learned = self._table.find(session_id, request.scope)
-        if learned is None or not self._acceptable(request):
+        if learned is None or not await self._admitted(request):
             return None
-        if await self._security.validate_request(request, is_post=True) is not None:
-            return None
-        message = _list_request(body)
-        if message is None:
-            return None
-        params = message.params or {}
-        cursor = params.get("cursor")
-        if cursor is not None and not isinstance(cursor, str):
-            return None
-        try:
-            wire.validate_client_request(message.method, learned.version, params)
-        except (ValidationError, ValueError, KeyError):
-            return None
-        key = list_key(message.method, learned.style, learned.version, cursor)
-        entry = self._lists.get(self._gateway.catalog.generation, key)
+        entry = self._page(message, learned)
         if entry is None:
             return None
         envelope = b'{"jsonrpc":"2.0","id":' + pydantic_core.to_json(message.id) + b',"result":'
@@ -77,24 +64,42 @@ class SessionLists:
             return lambda scope, receive, send: _send_json(payload, sid, send)
         return lambda scope, receive, send: _send_event(payload, sid, send)
 
-    def _acceptable(self, request: Request) -> bool:
-        """The session transport's Accept and Content-Type checks, for this response mode."""
+    async def _admitted(self, request: Request) -> bool:
+        """The session transport's own checks: transport security, and Accept and Content-Type for this mode."""
+        if await self._security.validate_request(request, is_post=True) is not None:
+            return False
         has_json, has_sse = check_accept_headers(request)
         if not has_json or not (self._json_mode or has_sse):
             return False
         content_type = request.headers.get("content-type", "")
         return any(part.strip() == "application/json" for part in content_type.split(";")[0].split(","))
 
+    def _page(self, message: JSONRPCRequest, learned: Learned) -> Cached | None:
+        """The answer the SDK path gave this page for the session's name style and version, if the params are
+        valid for that version."""
+        params = message.params or {}
+        cursor = params.get("cursor")
+        if cursor is not None and not isinstance(cursor, str):
+            return None
+        try:
+            wire.validate_client_request(message.method, learned.version, params)
+        except (ValidationError, ValueError, KeyError):
+            return None
+        key = list_key(message.method, learned.style, learned.version, cursor)
+        return self._lists.get(self._gateway.catalog.generation, key)
+
 
 def _list_request(body: bytes) -> JSONRPCRequest | None:
-    """The body as the session transport reads it, if it is a single list request."""
+    """The body as the session transport reads it, if it is a single list request (anything else is left to the
+    SDK before it is validated: most of a session's requests are calls)."""
     try:
-        message = jsonrpc_message_adapter.validate_python(pydantic_core.from_json(body), by_name=False)
+        raw = pydantic_core.from_json(body)
+        if not isinstance(raw, dict) or not isinstance(raw.get("method"), str) or raw["method"] not in LISTS:
+            return None
+        message = jsonrpc_message_adapter.validate_python(raw, by_name=False)
     except (ValueError, ValidationError):
         return None
-    if not isinstance(message, JSONRPCRequest) or message.method not in LISTS:
-        return None
-    return message
+    return message if isinstance(message, JSONRPCRequest) else None
 
 
 async def _send_json(payload: bytes, session_id: bytes, send: Send) -> None:
