@@ -4,7 +4,8 @@ Items go out exactly as the backend listed them but for the name (or URI). The c
 tables from every exposed rendering back to ``(backend, original name)``, detects two backends claiming one
 exposed name (the first in config order keeps it; the clash is logged and listed in ``conflicts``), and keeps
 the last listing of a backend that went down so calls to its tools fail with "backend unavailable" rather than
-"unknown tool". Lists are precomputed per rendering style and sorted by canonical name (URIs for resources).
+"unknown tool". Lists are precomputed per rendering style (the strict one when first asked for) and sorted by
+canonical name (URIs for resources).
 """
 
 from __future__ import annotations
