@@ -3,6 +3,7 @@
 python -m bench              # the default run (12-15 minutes on 2 cores, peers installed on first use)
 python -m bench --quick      # one round per level, shorter windows
 python -m bench --tiny       # seconds; what the smoke test runs
+python -m bench --only many  # only the 100 backends: the gateway's start and tools/list over 10,000 tools
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Settings, str]:
     parser.add_argument("--duration", type=float, help="seconds measured per round")
     parser.add_argument("--soak", type=float, help="soak seconds (1800 for the long form)")
     parser.add_argument("--no-chart", action="store_true", help="skip the PNG (no matplotlib needed)")
+    parser.add_argument("--only", choices=("many",), help="run one scenario alone (many: start and tools/list)")
     args = parser.parse_args(argv)
     profile = "tiny" if args.tiny else "quick" if args.quick else "default"
     settings = TINY if args.tiny else QUICK if args.quick else DEFAULT
@@ -91,7 +93,10 @@ def main(argv: list[str] | None = None) -> None:
     stem = args.name or dt.date.today().isoformat()
     command = "python -m bench " + shlex.join(argv if argv is not None else sys.argv[1:])
     with tempfile.TemporaryDirectory(prefix="mcp-bench-") as tmp, Processes(Path(tmp) / "logs") as procs:
-        results = run_all(procs, settings, Path(tmp), args.cache)
+        if args.only == "many":
+            results = run_many(procs, settings, Path(tmp))
+        else:
+            results = run_all(procs, settings, Path(tmp), args.cache)
     results.update(
         date=stem, profile=profile, command=command.strip(), settings=asdict(settings), environment=environment()
     )
@@ -155,10 +160,21 @@ def run_all(procs: Processes, settings: Settings, work: Path, cache: Path) -> di
 
     log(f"{settings.idle_sessions} idle sessions")
     results["idle"] = _guard(lambda: scenarios.idle_sessions(procs, settings, idle_gateway))
-    log(f"{settings.many_backends} backends x {settings.many_tools} tools")
-    results["many"] = _guard(lambda: scenarios.many_backends(procs, settings, work, many_servers))
-    results["many"].setdefault("backends", settings.many_backends)
+    results["many"] = _many(procs, settings, work, many_servers)
     return results
+
+
+def run_many(procs: Processes, settings: Settings, work: Path) -> dict[str, Any]:
+    """The many-backends scenario alone: its backends, one gateway in front of them, start time and tools/list."""
+    servers = scenarios.start_many(procs, settings)
+    return {"rows": [], "summary": [], "peers": {}, "many": _many(procs, settings, work, servers)}
+
+
+def _many(procs: Processes, settings: Settings, work: Path, servers: list[tuple[Proc, int, range]]) -> dict[str, Any]:
+    log(f"{settings.many_backends} backends x {settings.many_tools} tools")
+    many = _guard(lambda: scenarios.many_backends(procs, settings, work, servers))
+    many.setdefault("backends", settings.many_backends)
+    return many
 
 
 def start_peers(procs: Processes, settings: Settings, cache: Path, targets: list[Target]) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from gateway.fastpath import FastPath
 from gateway.http_security import SecurityLayer
 from gateway.pages import ListCache
 from gateway.server import SESSION_HEADER, build_server
+from gateway.session_table import SessionTable
 
 MCP_PATH = "/mcp"
 
@@ -109,8 +110,8 @@ def build_app(gateway: Gateway, *, host: str = "127.0.0.1") -> GatewayApp:
     async def readyz(request: Request) -> JSONResponse:
         return JSONResponse(gateway.status(), status_code=200 if gateway.ready else 503)
 
-    lists = ListCache()
-    server = build_server(gateway, lists=lists)
+    lists, sessions = ListCache(), SessionTable()
+    server = build_server(gateway, lists=lists, sessions=sessions)
     max_body = gateway.config.security.limits.max_body_bytes
     # Host and Origin are checked by the security layer, against the configured allow-lists.
     security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
@@ -126,7 +127,8 @@ def build_app(gateway: Gateway, *, host: str = "127.0.0.1") -> GatewayApp:
         ],
     )
     stamp = server.server_info_stamp
-    _wrap_endpoint(app, lambda endpoint: FastPath(endpoint, gateway, lists, stamp, security, max_body))
+    sessions.bind(server.session_manager)
+    _wrap_endpoint(app, lambda endpoint: FastPath(endpoint, gateway, lists, sessions, stamp, security, max_body))
     return GatewayApp(SecurityLayer(app, gateway, MCP_PATH), gateway.router.end_session)
 
 

@@ -13,24 +13,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import anyio.to_thread
-import jwt
 from mcp.server.auth.provider import AccessToken
 
 from gateway.config import AuthConfig, JwtConfig, LocalPrincipal
 from gateway.errors import Unauthorized
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from gateway.jwt_auth import JwtVerifier
+
 # Where the HTTP security layer leaves its findings in the ASGI scope, for whatever serves the request.
 SCOPE_PRINCIPAL = "gateway.principal"
 SCOPE_ADMITTED = "gateway.admitted"
-JWKS_TIMEOUT = 10.0
-JWKS_CACHE_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -72,7 +69,7 @@ class Authenticator:
             (key_digest(k.key.get_secret_value()) if k.key else bytes.fromhex(k.sha256 or ""), k.principal, k.roles)
             for k in config.api_keys
         ]
-        self._jwt = _JwtVerifier(config.jwt) if config.jwt else None
+        self._jwt = _jwt_verifier(config.jwt) if config.jwt else None
 
     async def authenticate(self, authorization: str | None) -> Principal:
         if not self.enabled:
@@ -83,7 +80,9 @@ class Authenticator:
             raise Unauthorized("Authentication required: send 'Authorization: Bearer <token>'")
         principal = self._api_key(token)
         if principal is None and self._jwt is not None and token.count(".") == 2:
-            principal = await self._jwt.verify(token)
+            identity = await self._jwt.verify(token)
+            if identity is not None:
+                principal = Principal(*identity, method="jwt", token=token)
         if principal is None:
             raise Unauthorized("The bearer token is not valid")
         return principal
@@ -116,69 +115,8 @@ def access_token(principal: Principal) -> AccessToken:
     )
 
 
-class _JwtVerifier:
-    def __init__(self, config: JwtConfig) -> None:
-        self._config = config
-        self._jwks = (
-            jwt.PyJWKClient(config.jwks_url, lifespan=JWKS_CACHE_SECONDS, timeout=JWKS_TIMEOUT)
-            if config.jwks_url
-            else None
-        )
-        self._key: Any = None
-        if config.secret is not None:
-            self._key = config.secret.get_secret_value()
-        elif config.public_key_file is not None:
-            self._key = config.public_key_file.read_bytes()
+def _jwt_verifier(config: JwtConfig) -> JwtVerifier:
+    """PyJWT and the parts of cryptography it loads take 50 ms to import; only a gateway that takes JWTs pays."""
+    from gateway.jwt_auth import JwtVerifier
 
-    async def verify(self, token: str) -> Principal | None:
-        config = self._config
-        try:
-            key = self._key if self._jwks is None else await self._signing_key(token)
-            claims = jwt.decode(
-                token,
-                key,
-                algorithms=list(config.algorithms),
-                audience=config.audience,
-                issuer=config.issuer,
-                leeway=config.leeway,
-                options={"require": ["exp", "iss", "aud"]},
-            )
-        except jwt.PyJWTError as exc:
-            logger.info("refused a JWT: %s", exc)
-            return None
-        name = _claim(claims, config.principal_claim)
-        if not isinstance(name, str) or not name:
-            logger.info("refused a JWT without a %r claim", config.principal_claim)
-            return None
-        roles = _names(_claim(claims, config.roles_claim))
-        scopes = _names(_claim(claims, config.scopes_claim))
-        return Principal(name, roles, scopes, method="jwt", token=token)
-
-    async def _signing_key(self, token: str) -> Any:
-        assert self._jwks is not None
-        jwks = self._jwks
-        try:
-            found = await anyio.to_thread.run_sync(jwks.get_signing_key_from_jwt, token)
-        except jwt.PyJWKClientConnectionError as exc:
-            logger.warning("cannot fetch the JWKS: %s", exc)
-            raise
-        return found.key
-
-
-def _claim(claims: Mapping[str, Any], path: str) -> Any:
-    """A claim by name, or by a dotted path into nested objects (``realm_access.roles``)."""
-    value: Any = claims
-    for part in path.split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            return None
-        value = value[part]
-    return value
-
-
-def _names(value: Any) -> frozenset[str]:
-    """Roles or scopes: a list of strings, or one space-separated string (the OAuth ``scope`` form)."""
-    if isinstance(value, str):
-        return frozenset(value.split())
-    if isinstance(value, list):
-        return frozenset(v for v in value if isinstance(v, str))
-    return frozenset()
+    return JwtVerifier(config)

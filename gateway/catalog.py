@@ -4,7 +4,8 @@ Items go out exactly as the backend listed them but for the name (or URI). The c
 tables from every exposed rendering back to ``(backend, original name)``, detects two backends claiming one
 exposed name (the first in config order keeps it; the clash is logged and listed in ``conflicts``), and keeps
 the last listing of a backend that went down so calls to its tools fail with "backend unavailable" rather than
-"unknown tool". Lists are precomputed per rendering style and sorted by canonical name (URIs for resources).
+"unknown tool". Lists are precomputed per rendering style (the strict one when first asked for) and sorted by
+canonical name (URIs for resources).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from mcp import types
 
@@ -58,19 +59,20 @@ class _Index:
     prompts: dict[str, Route] = field(default_factory=dict)
     schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
     lists: dict[tuple[str, Style], list[Any]] = field(default_factory=dict)
+    # What the strict lists of tools and prompts are made of: (part, entry, strict name), copied on first use.
+    strict: dict[str, list[tuple[_Part, _Named, str]]] = field(default_factory=dict)
     keys: dict[str, list[Key]] = field(default_factory=dict)
     conflicts: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class _Named:
-    """A tool or prompt with every string the merge needs, computed once when its backend lists it."""
+class _Named(NamedTuple):
+    """A tool or prompt with every string the merge needs, computed once when its backend lists it (a tuple: much
+    cheaper to make than a frozen dataclass, and a start with 100 backends makes 10,000)."""
 
     backend: BackendConfig
     name: str
     canonical: str
     strict: str
-    hashed: str
     item: Any
     route: Route
 
@@ -164,7 +166,6 @@ class Catalog:
             name,
             canonical_name(prefix, name),
             strict_name(prefix, name, self._naming),
-            strict_name(prefix, name, self._naming, force_hash=True),
             item,
             Route(backend.name, name),
         )
@@ -172,10 +173,10 @@ class Catalog:
     # -- lists -----------------------------------------------------------------------------------------------
 
     def tools(self, style: Style) -> list[types.Tool]:
-        return self._index.lists[("tools", style)]
+        return self._list("tools", style)
 
     def prompts(self, style: Style) -> list[types.Prompt]:
-        return self._index.lists[("prompts", style)]
+        return self._list("prompts", style)
 
     def resources(self) -> list[types.Resource]:
         return self._index.lists[("resources", Style.CANONICAL)]
@@ -186,7 +187,15 @@ class Catalog:
     def page(self, kind: str, style: Style, cursor: str | None, size: int) -> tuple[list[Any], str | None]:
         """One page of a list (``tools``, ``prompts``, ``resources``, ``templates``) and the next page's cursor."""
         style = style if kind in ("tools", "prompts") else Style.CANONICAL
-        return page(kind, self._index.lists[(kind, style)], self._index.keys[kind], cursor, size)
+        return page(kind, self._list(kind, style), self._index.keys[kind], cursor, size)
+
+    def _list(self, kind: str, style: Style) -> list[Any]:
+        """A list in one style; a strict one is copied when first asked for (many gateways never are)."""
+        index = self._index
+        found = index.lists.get((kind, style))
+        if found is None:
+            found = index.lists[(kind, style)] = [part.renamed(entry, name) for part, entry, name in index.strict[kind]]
+        return found
 
     @property
     def conflicts(self) -> list[str]:
@@ -233,7 +242,7 @@ class Catalog:
     # -- building --------------------------------------------------------------------------------------------
 
     def _merge(self) -> set[Kind]:
-        before = self._index.lists
+        before = self._index
         index = _Index()
         ordered = [b.name for b in self._backends if b.name in self._parts]
         tool_names = self._register("tool", ordered, "tools", index.tools, index.conflicts)
@@ -244,7 +253,7 @@ class Catalog:
         for kind, names in (("tools", tool_names), ("prompts", prompt_names)):
             visible = [(canon, b, strict, e) for canon, (b, strict, e) in sorted(names.items()) if b in self._visible]
             index.lists[(kind, Style.CANONICAL)] = [self._parts[b][kind].renamed(e, c) for c, b, _, e in visible]
-            index.lists[(kind, Style.STRICT)] = [self._parts[b][kind].renamed(e, s) for _, b, s, e in visible]
+            index.strict[kind] = [(self._parts[b][kind], e, s) for _, b, s, e in visible]
             index.keys[kind] = [(canon,) for canon, _, _, _ in visible]
         shown = [(position, b) for position, b in enumerate(ordered) if b in self._visible]
         for kind in ("resources", "templates"):
@@ -257,7 +266,7 @@ class Catalog:
             if conflict not in self._index.conflicts:
                 logger.warning("name conflict: %s", conflict)
         self._index = index
-        changed = _changed(before, index.lists)
+        changed = _changed(before, index)
         if changed:
             self.generation += 1
         return changed
@@ -282,7 +291,7 @@ class Catalog:
             by_strict[entry.strict] += 1
         result: dict[str, tuple[str, str, _Named]] = {}
         for canon, entry in owners.items():
-            strict = entry.strict if by_strict[entry.strict] == 1 else entry.hashed
+            strict = entry.strict if by_strict[entry.strict] == 1 else self._hashed(entry)
             result[canon] = (entry.backend.name, strict, entry)
             routes[canon] = entry.route
         for canon, (_, strict, _) in result.items():
@@ -294,11 +303,20 @@ class Catalog:
             routes[strict] = routes[canon]
         return result
 
+    def _hashed(self, entry: _Named) -> str:
+        """The strict rendering that ends in a hash: for names whose plain strict renderings clash (rare)."""
+        return strict_name(entry.backend.exposed_prefix, entry.name, self._naming, force_hash=True)
 
-def _changed(before: dict[tuple[str, Style], list[Any]], after: dict[tuple[str, Style], list[Any]]) -> set[Kind]:
-    """Kinds whose lists differ; items are reused copies, so comparing identities is exact and cheap."""
+
+def _changed(before: _Index, after: _Index) -> set[Kind]:
+    """Kinds whose lists differ; items are reused copies, so comparing identities is exact and cheap. Strict lists
+    are copied on first use, so theirs are compared by what they are made of: the canonical list and the names."""
     kinds = {"tools": Kind.TOOLS, "prompts": Kind.PROMPTS, "resources": Kind.RESOURCES, "templates": Kind.RESOURCES}
-    return {kinds[name] for (name, style), items in after.items() if not _same(before.get((name, style), []), items)}
+    changed = {kinds[key[0]] for key, items in after.lists.items() if not _same(before.lists.get(key, []), items)}
+    for name, parts in after.strict.items():
+        if [strict for _, _, strict in parts] != [strict for _, _, strict in before.strict.get(name, [])]:
+            changed.add(kinds[name])
+    return changed
 
 
 def _same(old: list[Any], new: list[Any]) -> bool:

@@ -1,4 +1,5 @@
-"""A thin ASGI layer that answers stateless (2026-07-28) ``tools/call`` and cached list pages itself.
+"""A thin ASGI layer that answers stateless (2026-07-28) ``tools/call`` and cached list pages itself (and hands
+2025 sessions' list requests to ``gateway.session_lists``, which answers cached pages the same way).
 
 On the SDK path a stateless call goes through the session manager, the modern transport, the runner, its
 dispatcher and memory streams, and its answer is validated and dumped twice more; on this machine that was most
@@ -37,7 +38,7 @@ from mcp.shared.inbound import (
     validate_mcp_param_headers,
 )
 from mcp_types import methods as wire
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -47,7 +48,9 @@ from gateway.core import Gateway
 from gateway.errors import GatewayError, to_mcp_error
 from gateway.naming import style_for_client
 from gateway.pages import ListCache, list_key
-from gateway.server import LISTS, redacted, stateless_caller
+from gateway.server import LISTS, SESSION_HEADER, redacted, stateless_caller
+from gateway.session_lists import SessionLists
+from gateway.session_table import SessionTable
 
 logger = logging.getLogger(__name__)
 # The SDK's modern transport waits this long for a handler before it commits to an SSE stream with pings.
@@ -64,6 +67,7 @@ _SSE = [
     (b"x-accel-buffering", b"no"),
 ]
 _PING = b": ping\r\n\r\n"
+_SESSION = SESSION_HEADER.encode()
 Answer = Callable[[], Awaitable[tuple[int, bytes]]]
 Respond = Callable[[Scope, Receive, Send], Awaitable[None]]
 
@@ -76,6 +80,7 @@ class FastPath:
         app: ASGIApp,
         gateway: Gateway,
         lists: ListCache,
+        sessions: SessionTable,
         stamp: dict[str, Any],
         security: TransportSecuritySettings | None,
         max_body: int,
@@ -85,16 +90,24 @@ class FastPath:
         self._lists = lists
         self._stamp = stamp
         self._security = TransportSecurityMiddleware(security)
+        self._sessions = sessions
+        self._session_lists = SessionLists(gateway, lists, sessions, self._security)
         self._max_body = max_body
         self._json_mode = gateway.config.json_response
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or not _modern(scope):
+        modern, session = _era(scope) if scope["type"] == "http" and scope["method"] == "POST" else (False, None)
+        if not modern and (session is None or not self._sessions.knows(session)):
             await self._app(scope, receive, send)
             return
         request = Request(scope)
         body, complete = await _read_body(receive, self._max_body)
-        answer = await self._answer(request, body) if complete else None
+        if not complete:
+            answer = None
+        elif session is not None:
+            answer = await self._session_lists.answer(request, session, body)
+        else:
+            answer = await self._answer(request, body)
         if answer is None:
             await self._app(scope, _replay(body, complete, receive), send)
         else:
@@ -221,11 +234,19 @@ def _relayed(params: Mapping[str, Any]) -> bool:
     return asks or any(key in params for key in _MULTI_ROUND)
 
 
-def _modern(scope: Scope) -> bool:
+def _era(scope: Scope) -> tuple[bool, str | None]:
+    """Whether the SDK takes the request as a 2026 one, else the 2025 session it names (as the SDK routes it:
+    no ``MCP-Protocol-Version`` or a handshake-era one)."""
+    version: str | None = None
+    session: str | None = None
     for name, value in scope["headers"]:
-        if name == b"mcp-protocol-version":
-            return value.decode("latin-1") in MODERN_PROTOCOL_VERSIONS
-    return False
+        if name == b"mcp-protocol-version" and version is None:
+            version = value.decode("latin-1")
+        elif name == _SESSION and session is None:
+            session = value.decode("latin-1")
+    if version in MODERN_PROTOCOL_VERSIONS:
+        return True, None
+    return False, session if version is None or version in HANDSHAKE_PROTOCOL_VERSIONS else None
 
 
 async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:

@@ -7,8 +7,10 @@ belongs to; anything else a client sends as a cursor is refused with -32602.
 
 The SDK validates and serialises every list answer again on every request (for 10,000 tools, a second of CPU).
 ``ListCache`` keeps the answer the SDK produced, per list, name style, protocol version and cursor, and drops
-every entry when the catalogue's generation moves; the stateless fast path (``gateway.fastpath``) writes the
-cached answer's JSON encoding, made once, instead of having the SDK dump it again.
+every entry when the catalogue's generation moves; the fast path (``gateway.fastpath``) writes the cached
+answer's JSON encoding, made once, instead of having the SDK dump it again: encoded as the SDK's stateless
+transport encodes it (``json.dumps``) for 2026 clients, and as its session transport does (pydantic's JSON, which
+leaves non-ASCII text unescaped) for 2025 sessions, so either era gets the bytes the SDK would have written.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import bisect
 import json
 from collections.abc import Sequence
 from typing import Any, TypeVar
+
+import pydantic_core
 
 from gateway.errors import InvalidCursor
 
@@ -68,17 +72,26 @@ def list_key(method: str, style: str, version: str | None, cursor: Any) -> tuple
 
 
 class Cached:
-    """One list answer as the SDK shaped it, and its JSON encoding (made once, on first use)."""
+    """One list answer as the SDK shaped it, and its JSON encodings (each made once, on first use)."""
 
     def __init__(self, answer: dict[str, Any]) -> None:
         self.answer = answer
         self._encoded: bytes | None = None
+        self._session_encoded: bytes | None = None
 
     @property
     def encoded(self) -> bytes:
+        """As the SDK's stateless (2026) transport encodes a result."""
         if self._encoded is None:
             self._encoded = json.dumps(self.answer, separators=(",", ":")).encode()
         return self._encoded
+
+    @property
+    def session_encoded(self) -> bytes:
+        """As the SDK's 2025 session transport encodes a result (inside ``model_dump_json`` of the response)."""
+        if self._session_encoded is None:
+            self._session_encoded = pydantic_core.to_json(self.answer)
+        return self._session_encoded
 
 
 class ListCache:

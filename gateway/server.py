@@ -33,6 +33,7 @@ from gateway.notify import connection_of
 from gateway.pages import ListCache, list_key
 from gateway.redaction import Redactor
 from gateway.relay import LogLevels, NoBackChannel, Relay
+from gateway.session_table import SessionTable
 from gateway.subscriptions import Listener
 from gateway.upstream import State
 
@@ -86,17 +87,24 @@ class GatewayServer(Server[Any]):
         return super().create_initialization_options(options, experimental_capabilities, extensions)
 
 
-def build_server(gateway: Gateway, principal: Principal | None = None, lists: ListCache | None = None) -> GatewayServer:
+def build_server(
+    gateway: Gateway,
+    principal: Principal | None = None,
+    lists: ListCache | None = None,
+    sessions: SessionTable | None = None,
+) -> GatewayServer:
     """The MCP server for a running gateway (the caller owns the gateway's lifecycle).
 
     ``principal`` is who calls when there is no HTTP request (stdio, in-process); by default the configured
-    local principal. ``lists`` keeps the list answers; pass one to share it with the stateless fast path.
+    local principal. ``lists`` keeps the list answers and ``sessions`` learns what they depend on for each 2025
+    session; pass them to share them with the fast path.
     """
     guard, catalog, naming, redactor = gateway.guard, gateway.catalog, gateway.config.naming, gateway.redactor
     own = principal or guard.local
     levels = LogLevels()
     size = gateway.config.list_page_size
     answers = lists if lists is not None else ListCache()
+    table = sessions if sessions is not None else SessionTable()
 
     def style(ctx: Ctx) -> Style:
         return style_for_client(_client_name(ctx), naming)
@@ -190,11 +198,16 @@ def build_server(gateway: Gateway, principal: Principal | None = None, lists: Li
 
     async def cached_list(ctx: Ctx, call_next: CallNext) -> HandlerResult:
         """A list answer as the SDK last shaped it for this page, style and version, while the catalogue holds
-        (only while every principal sees the whole catalogue)."""
+        (only while every principal sees the whole catalogue). A 2025 session's style and version are learned
+        here, for the fast path to find its pages."""
         cursor = (ctx.params or {}).get("cursor")
         if guard.filters or (cursor is not None and not isinstance(cursor, str)):
             return await call_next(ctx)
-        key = list_key(ctx.method, style(ctx), ctx.protocol_version, cursor)
+        client_style = style(ctx)
+        key = list_key(ctx.method, client_style, ctx.protocol_version, cursor)
+        session = _session(ctx) if ctx.request is not None else None
+        if session is not None and ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            table.learn(session, client_style, ctx.protocol_version)
         generation = catalog.generation
         cached = answers.get(generation, key)
         if cached is not None:
@@ -207,6 +220,8 @@ def build_server(gateway: Gateway, principal: Principal | None = None, lists: Li
     async def edge(ctx: Ctx, call_next: CallNext) -> HandlerResult:
         if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
             gateway.notifier.track(ctx.session)
+        if ctx.method == "initialize" and ctx.request is not None and (session := _session(ctx)) is not None:
+            table.forget(session)  # a client may initialize its session again, under another name
         try:
             if ctx.request_id is None or ctx.method == "subscriptions/listen":
                 return await call_next(ctx)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +24,7 @@ from gateway.auth import Authenticator, Principal
 from gateway.config import AuthConfig
 from gateway.errors import FORBIDDEN, UNAUTHORIZED, Unauthorized
 from tests.support.inproc import http, http_client, running_gateway, serving
+from tests.support.procs import ROOT
 from tests.support.toy_server import build
 
 pytestmark = pytest.mark.anyio
@@ -225,3 +228,21 @@ async def test_a_2025_session_answers_only_the_credential_that_opened_it() -> No
             "/mcp", headers={**MCP, **session, "Authorization": f"Bearer {hs256()}"}, json={**LIST, "id": 2}
         )
     assert other.status_code == 404
+
+
+def test_pyjwt_is_imported_only_by_a_gateway_that_takes_jwts() -> None:
+    code = (
+        "import sys\n"
+        "from gateway.auth import Authenticator\n"
+        "from gateway.config import AuthConfig\n"
+        "import gateway.cli\n"
+        "Authenticator(AuthConfig(api_keys=[{'principal': 'p', 'key': 'k' * 16}]))\n"
+        "before = 'jwt' in sys.modules\n"
+        f"Authenticator(AuthConfig(jwt={JWT_HS256['jwt']!r}))\n"
+        "print(before, 'jwt' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["False", "True"]

@@ -21,3 +21,13 @@ def test_the_tiny_benchmark_writes_a_table_with_direct_and_gateway_rows_and_a_pn
             assert f"| {system} | {era} | sse | 2 |" in report
     assert "## Targets" in report
     assert (tmp_path / "smoke.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_the_many_backends_scenario_runs_alone(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "bench", "--tiny", "--only", "many", "--no-chart", "--out", str(tmp_path)]
+    command += ["--name", "many"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=90, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = (tmp_path / "many.md").read_text()
+    assert "**3 backends x 4 tools**" in report and "| ready with 3 backends" in report
+    assert "| gateway | 2025 |" not in report and not (tmp_path / "many.png").exists()

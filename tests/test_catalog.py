@@ -527,3 +527,32 @@ def test_the_generation_moves_only_when_a_list_changes(catalog: Catalog) -> None
     assert catalog.generation == generation
     catalog.hide("hr")
     assert catalog.generation == generation + 1
+
+
+def test_strict_copies_are_made_only_when_a_strict_list_is_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    copies: list[str] = []
+    model_copy = types.Tool.model_copy
+
+    def counted(self: types.Tool, **kwargs: Any) -> types.Tool:
+        copies.append(kwargs["update"]["name"])
+        return model_copy(self, **kwargs)
+
+    monkeypatch.setattr(types.Tool, "model_copy", counted)
+    catalog = Catalog([OPS, HR], NAMING)
+    catalog.apply({"ops": Snapshot(tools=(tool("search", "q"),)), "hr": Snapshot(tools=(tool("hire", "n"),))})
+    canonical_only = list(copies)
+    strict = names(catalog.tools(Style.STRICT))
+    assert canonical_only == ["hr/hire", "ops/search"]
+    assert strict == ["hr__hire", "ops__search"] and copies[2:] == strict
+
+
+def test_a_strict_list_made_on_first_use_follows_every_later_change() -> None:
+    catalog = Catalog([OPS, HR], NAMING)
+    catalog.show("ops", Snapshot(tools=(tool("search", "q"),)))
+    first = names(catalog.tools(Style.STRICT))
+    catalog.show("hr", Snapshot(tools=(tool("hire", "n"),)))
+    second = names(catalog.tools(Style.STRICT))
+    catalog.hide("ops")
+    third, cursor = catalog.page("tools", Style.STRICT, None, 1)
+    assert (first, second, names(third), cursor) == (["ops__search"], ["hr__hire", "ops__search"], ["hr__hire"], None)
+    assert catalog.tools(Style.STRICT) is catalog.tools(Style.STRICT)

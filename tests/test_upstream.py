@@ -10,12 +10,12 @@ import pytest
 from mcp import Client, types
 from mcp.server import Server
 
-from gateway.catalog import Snapshot
+from gateway.catalog import Catalog, Snapshot
 from gateway.config import BackendConfig
 from gateway.core import Gateway
 from gateway.naming import Style
 from gateway.server import build_server
-from tests.support.inproc import Unreachable, config_for
+from tests.support.inproc import Unreachable, config_for, running_gateway
 from tests.support.toy_server import build
 
 pytestmark = pytest.mark.anyio
@@ -149,3 +149,22 @@ async def test_listings_that_arrive_together_are_merged_into_the_catalogue_once(
 
     assert merged == [1, 1, 1]
     assert [t.name for t in gateway.catalog.tools(Style.CANONICAL)] == ["a/t", "b/t", "c/t"]
+
+
+async def test_the_listings_that_arrive_during_the_start_are_merged_once_when_every_backend_has_tried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    merges: list[set[str]] = []
+    apply = Catalog.apply
+
+    def counted(catalog: Catalog, changes: Any) -> Any:
+        merges.append(set(changes))
+        return apply(catalog, changes)
+
+    monkeypatch.setattr(Catalog, "apply", counted)
+    servers = {"ops": build("ops"), "hr": build("hr"), "gone": None}
+    async with running_gateway(servers) as gw:
+        names = {t.name for t in gw.catalog.tools(Style.CANONICAL)}
+        merged_at_start = list(merges)
+    assert merged_at_start == [{"ops", "hr", "gone"}]
+    assert "ops/echo" in names and "hr/echo" in names
