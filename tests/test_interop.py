@@ -426,9 +426,9 @@ async def test_everything_session_log_messages_cross_the_gateway_only_on_a_sessi
     world: Interop, backend: str
 ) -> None:
     """server-everything logs to the session, not to a request (no related request id). Its first message is sent
-    before the toggle's own result, so by the end of the calls it has arrived directly. On a link every client
-    shares it belongs to no client, so it reaches none through the gateway; on the client's own session
-    (``everypc``) it goes to that client's call in flight."""
+    as the toggle runs, so by the end of the calls it has arrived directly. On a link every client shares it
+    belongs to no client, so it reaches none through the gateway; on the client's own session (``everypc``) it
+    goes to that client's call if that call is still in flight."""
     seen = []
     for target, prefix, era in links(world, backend, "legacy"):
         entries: list[Any] = []
@@ -442,10 +442,16 @@ async def test_everything_session_log_messages_cross_the_gateway_only_on_a_sessi
             await session.call_tool(f"{prefix}echo", {"message": "x"})
             await session.call_tool(f"{prefix}toggle-simulated-logging", {})
         seen.append(entries)
-    assert seen[0]
-    # The levels are random: the messages are checked for their shape, as the direct ones have it.
-    assert all(message == f"{level.capitalize()}-level message" for level, message in seen[0] + seen[1])
-    assert bool(seen[1]) is (backend == "everypc")
+    # The levels are random, so the simulated messages are told by their shape ("Debug-level message", and the
+    # server's own "Alert level-message"); a direct session may also hear the server's other messages.
+    simulated = [[text for level, text in entries if text.startswith(level.capitalize())] for entries in seen]
+    assert simulated[0], seen
+    if backend == "everypc":
+        # Only a message that arrives while the toggle's call is still in flight can cross, and whether the server
+        # writes its first message before or after the call's result is up to its event loop.
+        assert simulated[1] == [text for _, text in seen[1]]
+    else:
+        assert seen[1] == []
 
 
 # -- the official TypeScript SDK client ------------------------------------------------------------------------
