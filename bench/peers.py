@@ -9,12 +9,12 @@ install or start within its bound is skipped with the reason.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
-import venv
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from bench import installs
 
 BENCH_DIR = Path(__file__).resolve().parent
 ECHO_SERVER = BENCH_DIR / "echo_server.py"
@@ -22,10 +22,6 @@ ECHO_SERVER = BENCH_DIR / "echo_server.py"
 FASTMCP = "fastmcp==4.1.0"  # newer 4.1.x releases need a certifi newer than the registry mirror may carry
 MCP_PROXY = "mcp-proxy==0.13.0"
 SUPERGATEWAY = "supergateway@4.0.0"
-
-
-class InstallError(RuntimeError):
-    """The peer could not be installed; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -106,30 +102,6 @@ NOT_AUTOMATED: dict[str, dict[str, str]] = {
 
 
 def install(peer: Peer, cache: Path, timeout: float) -> Path:
-    """The peer's environment, installed on first use (a marker names what was installed)."""
+    """The peer's environment, installed on first use."""
     slug = peer.package.replace("==", "-").replace("@", "-")
-    env = cache / slug
-    marker = env / ".installed"
-    if marker.exists() and marker.read_text().strip() == peer.package:
-        return env
-    if env.exists():
-        shutil.rmtree(env)
-    env.mkdir(parents=True)
-    if peer.language == "python":
-        venv.create(env, with_pip=True)
-        command = [str(env / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        command.append(peer.package)
-    else:
-        npm = shutil.which("npm")
-        if npm is None:
-            raise InstallError("npm is not installed")
-        command = [npm, "install", "--prefix", str(env), "--no-audit", "--no-fund", "--silent", peer.package]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        raise InstallError(f"installing {peer.package} took longer than {timeout:g} s") from None
-    if done.returncode != 0:
-        lines = [line for line in (done.stderr or done.stdout).splitlines() if "WARNING" not in line]
-        raise InstallError(f"installing {peer.package} failed: {' '.join(lines[-3:])[:400]}")
-    marker.write_text(peer.package)
-    return env
+    return installs.install(cache / slug, peer.package, peer.language, timeout)

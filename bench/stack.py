@@ -14,8 +14,9 @@ from pathlib import Path
 
 import yaml
 
+from bench.installs import InstallError
 from bench.loadgen import ERA_2025, Endpoint, McpClient, RpcError
-from bench.peers import ECHO_SERVER, PEERS, InstallError, install
+from bench.peers import ECHO_SERVER, PEERS, install
 from bench.procs import Proc, Processes, StartError, free_port, http_ok, port_open, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import time
-import venv
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import installs
+from bench.installs import InstallError
 from tests.support.procs import ROOT
 
 CACHE = ROOT / "tests" / ".cache" / "interop"
@@ -34,10 +34,6 @@ SERVER_EVERYTHING = "@modelcontextprotocol/server-everything@2026.8.31"
 SERVER_MEMORY = "@modelcontextprotocol/server-memory@2026.8.31"
 SERVER_FILESYSTEM = "@modelcontextprotocol/server-filesystem@2026.8.31"
 TS_SDK = "@modelcontextprotocol/sdk@1.32.2"
-
-
-class InstallError(RuntimeError):
-    """A package could not be installed; the message says which and why."""
 
 
 @dataclass(frozen=True)
@@ -70,31 +66,7 @@ BY_SPEC = {package.spec: package for package in PACKAGES}
 
 
 def _install(package: Package, timeout: float) -> Path:
-    home = package.home
-    marker = home / ".installed"
-    if marker.exists() and marker.read_text().strip() == package.spec:
-        return home
-    if home.exists():
-        shutil.rmtree(home)
-    home.mkdir(parents=True)
-    if package.language == "python":
-        venv.create(home, with_pip=True)
-        quiet = ["--quiet", "--disable-pip-version-check", "--no-input"]
-        command = [str(home / "bin" / "python"), "-m", "pip", "install", *quiet, package.spec]
-    else:
-        npm = shutil.which("npm")
-        if npm is None:
-            raise InstallError(f"installing {package.spec} needs npm, which is not on PATH")
-        command = [npm, "install", "--prefix", str(home), "--no-audit", "--no-fund", "--silent", package.spec]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        raise InstallError(f"installing {package.spec} took longer than {timeout:g} s") from None
-    if done.returncode != 0:
-        lines = [line for line in (done.stderr or done.stdout).splitlines() if "WARN" not in line]
-        raise InstallError(f"installing {package.spec} failed: {' '.join(lines[-3:])[:400]}")
-    marker.write_text(package.spec)
-    return home
+    return installs.install(package.home, package.spec, package.language, timeout)
 
 
 def install_all(timeout: float = INSTALL_TIMEOUT) -> dict[str, Path]:

@@ -1,0 +1,44 @@
+"""Registry packages installed into homes of their own: a venv per PyPI package, an npm prefix per npm package.
+
+The benchmark's peers and the test suite's reference servers are installed this way, so their own SDK versions
+never meet the gateway's. A marker file names what a home holds; a home that holds anything else is made anew.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import venv
+from pathlib import Path
+
+
+class InstallError(RuntimeError):
+    """A package could not be installed; the message says why."""
+
+
+def install(home: Path, spec: str, language: str, timeout: float) -> Path:
+    """``spec`` (``name==version`` for ``python``, ``name@version`` for npm) installed in ``home``, once."""
+    marker = home / ".installed"
+    if marker.exists() and marker.read_text().strip() == spec:
+        return home
+    if home.exists():
+        shutil.rmtree(home)
+    home.mkdir(parents=True)
+    if language == "python":
+        venv.create(home, with_pip=True)
+        quiet = ["--quiet", "--disable-pip-version-check", "--no-input"]
+        command = [str(home / "bin" / "python"), "-m", "pip", "install", *quiet, spec]
+    else:
+        npm = shutil.which("npm")
+        if npm is None:
+            raise InstallError(f"installing {spec} needs npm, which is not on PATH")
+        command = [npm, "install", "--prefix", str(home), "--no-audit", "--no-fund", "--silent", spec]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise InstallError(f"installing {spec} took longer than {timeout:g} s") from None
+    if done.returncode != 0:
+        lines = [line for line in (done.stderr or done.stdout).splitlines() if "WARN" not in line]
+        raise InstallError(f"installing {spec} failed: {' '.join(lines[-3:])[:400]}")
+    marker.write_text(spec)
+    return home
