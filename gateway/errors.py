@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 from mcp import MCPError
-from mcp.types import INTERNAL_ERROR, INVALID_PARAMS, REQUEST_TIMEOUT
+from mcp.types import INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, REQUEST_TIMEOUT
 
 UNAUTHORIZED = -32030
 FORBIDDEN = -32031
@@ -156,6 +156,13 @@ class OutcomeUnknown(BackendError):
         )
 
 
+class SubscriptionsUnsupported(BackendError):
+    """The resource's backend takes no subscriptions: the "method not found" it would answer itself."""
+
+    def __init__(self, backend: str) -> None:
+        super().__init__(backend, f"backend {backend!r} does not offer resource subscriptions")
+
+
 class BackendMisbehaved(BackendError):
     """The backend's answer did not validate as MCP."""
 
@@ -167,6 +174,7 @@ _CODES: dict[type[BackendError], int] = {
     BackendTimeout: REQUEST_TIMEOUT,
     OutcomeUnknown: OUTCOME_UNKNOWN,
     BackendMisbehaved: INTERNAL_ERROR,
+    SubscriptionsUnsupported: METHOD_NOT_FOUND,
 }
 
 

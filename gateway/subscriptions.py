@@ -19,12 +19,11 @@ import weakref
 from collections.abc import Iterable, Mapping
 
 import anyio
-from mcp import MCPError, types
+from mcp import types
 from mcp.server.connection import Connection
-from mcp.types import METHOD_NOT_FOUND
 
 from gateway.catalog import Catalog
-from gateway.errors import BackendTimeout, BackendUnavailable
+from gateway.errors import BackendTimeout, BackendUnavailable, SubscriptionsUnsupported
 from gateway.naming import expose_uri
 from gateway.notify import Notifier
 from gateway.upstream import State, Upstream
@@ -55,7 +54,7 @@ class Subscriptions:
             raise BackendUnavailable(upstream.name, upstream.error or upstream.state.value)
         resources = upstream.capabilities.resources if upstream.capabilities else None
         if not (resources and resources.subscribe):
-            raise MCPError(METHOD_NOT_FOUND, f"backend {upstream.name!r} does not offer resource subscriptions")
+            raise SubscriptionsUnsupported(upstream.name)
         subscribers = self._subscribers.get(uri)
         if not subscribers:
             await _watch(upstream, route.original)
