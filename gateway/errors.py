@@ -15,6 +15,7 @@
         ├── BackendUnavailable the backend is not connected, or its circuit is open  -> -32050
         ├── OutcomeUnknown     the connection dropped mid-call; the call may or may not have run  -> -32051
         ├── BackendTimeout     the backend did not answer within its deadline  -> -32001
+        ├── SubscriptionsUnsupported  the resource's backend takes no subscriptions  -> -32601
         └── BackendMisbehaved  the backend answered with something that is not valid MCP  -> -32603
 
 Errors a backend itself returns (``MCPError``) pass through unchanged: the client sees the
