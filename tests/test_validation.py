@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +15,7 @@ from mcp.server import Server
 
 from gateway.errors import InvalidArguments
 from gateway.validation import ArgumentValidator
-from tests.support.inproc import client, running_gateway
+from tests.support.inproc import client, http_client, running_gateway, serving
 from tests.support.toy_server import build
 
 pytestmark = pytest.mark.anyio
@@ -52,9 +55,27 @@ def test_valid_arguments_pass() -> None:
 
 
 def test_an_unusable_schema_leaves_arguments_to_the_backend() -> None:
+    ArgumentValidator().check("ops/odd", {"type": "no-such-type"}, {"x": 1})
+
+
+def test_references_inside_the_schema_resolve_and_those_outside_refuse_only_the_arguments_that_reach_them() -> None:
+    schema = {
+        "$id": "https://schemas.example/order",
+        "$defs": {"qty": {"type": "integer"}, "sku": {"$id": "sku.json", "type": "string"}},
+        "properties": {
+            "qty": {"$ref": "#/$defs/qty"},
+            "sku": {"$ref": "sku.json"},
+            "remote": {"$ref": "https://schemas.invalid/x.json"},
+        },
+    }
     validator = ArgumentValidator()
-    validator.check("ops/odd", {"type": "no-such-type"}, {"x": 1})
-    validator.check("ops/remote", {"properties": {"x": {"$ref": "https://schemas.invalid/x.json"}}}, {"x": 1})
+    with pytest.raises(InvalidArguments) as caught:
+        validator.check("ops/order", schema, {"qty": "two"})
+    assert caught.value.path == "$.qty"
+    validator.check("ops/order", schema, {"qty": 2, "sku": "A"})
+    with pytest.raises(InvalidArguments) as remote:
+        validator.check("ops/order", schema, {"remote": 1})
+    assert remote.value.path == "$"
 
 
 def recording_backend(journal: Path) -> Server[Any]:
@@ -89,3 +110,83 @@ async def test_strict_names_are_validated_against_the_same_schema() -> None:
         with pytest.raises(MCPError) as caught:
             await strict.call_tool("ops__echo", {"text": 7})
     assert caught.value.data == {"tool": "ops/echo", "path": "$.text"}
+
+
+class Canary:
+    """A real HTTP listener on an ephemeral loopback port that records every request it gets."""
+
+    def __init__(self) -> None:
+        hits: list[str] = []
+        self.hits = hits
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                hits.append(self.path)
+                body = json.dumps({"type": "integer"}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/schema+json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Canary:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)
+
+
+def referring_backend(canary: str, journal: Path) -> Server[Any]:
+    """A backend whose tools' schemas name references outside themselves: network, file, and via ``$id``."""
+    schemas = {
+        "net": {"properties": {"x": {"$ref": f"{canary}/x"}}},
+        "file": {"properties": {"x": {"$ref": "file:///etc/passwd"}}},
+        "based": {"$id": f"{canary}/base/", "properties": {"x": {"$ref": "x.json"}}},
+        "dynamic": {"properties": {"x": {"$dynamicRef": f"{canary}/dynamic"}}},
+        "meta": {"$schema": f"{canary}/meta", "properties": {"x": {"type": "integer"}}},
+    }
+    schemas = {name: {"type": "object", **schema} for name, schema in schemas.items()}
+
+    async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=[types.Tool(name=n, input_schema=s) for n, s in schemas.items()])
+
+    async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+        await anyio.Path(journal).write_text(params.name)
+        return types.CallToolResult(content=[types.TextContent(type="text", text="called")])
+
+    return Server("refs", on_list_tools=list_tools, on_call_tool=call_tool)
+
+
+REFERRING = ("net", "file", "based", "dynamic")
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_a_schema_reference_is_never_fetched_and_the_call_gets_a_clear_error(mode: str, tmp_path: Path) -> None:
+    journal = tmp_path / "journal"
+    with Canary() as canary:
+        async with (
+            running_gateway({"refs": referring_backend(canary.url, journal)}) as gw,
+            serving(gw) as url,
+            http_client(url, mode=mode) as remote,
+        ):
+            refused = []
+            for tool in REFERRING:
+                with pytest.raises(MCPError) as caught:
+                    await remote.call_tool(f"refs/{tool}", {"x": 1})
+                refused.append(caught.value)
+            await remote.call_tool("refs/meta", {"x": 1})
+    assert canary.hits == []
+    assert [(e.code, e.data) for e in refused] == [
+        (types.INVALID_PARAMS, {"tool": f"refs/{tool}", "path": "$"}) for tool in REFERRING
+    ]
+    assert journal.read_text() == "meta"
