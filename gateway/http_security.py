@@ -1,18 +1,20 @@
 """The HTTP security layer in front of ``/mcp``: everything decided before a JSON-RPC message is handled.
 
-In order: the Host and Origin headers against their allow-lists (421 and 403: DNS-rebinding protection);
-authentication (401 with the ``WWW-Authenticate`` header of the MCP authorization spec); the body's size (413)
-and JSON nesting depth (400), read once and replayed to the app; and, for a call, the rate-limit budget (429 with
-``Retry-After``). Every refusal carries a JSON-RPC error body. What passes carries its principal in the ASGI scope
-(``auth.SCOPE_PRINCIPAL``) and, when credentials are configured, the SDK's ``user`` too, so the SDK binds each
-2025 session to the credential that opened it. With JWTs configured it also serves the RFC 9728 protected-resource
-metadata at ``/.well-known/oauth-protected-resource[/mcp]``.
+In order: the Host and Origin headers against their allow-lists (421 and 403: DNS-rebinding protection), and a
+Host that is no host at all (400: URLs are built from it); authentication (401 with the ``WWW-Authenticate``
+header of the MCP authorization spec); the body's size (413) and JSON nesting depth (400), read once and replayed
+to the app; and, for a call, the rate-limit budget (429 with ``Retry-After``). Every refusal carries a JSON-RPC
+error body. What passes carries its principal in the ASGI scope (``auth.SCOPE_PRINCIPAL``) and, when credentials
+are configured, the SDK's ``user`` too, so the SDK binds each 2025 session to the credential that opened it. With
+JWTs configured it also serves the RFC 9728 protected-resource metadata at
+``/.well-known/oauth-protected-resource[/mcp]``, behind the same Host and Origin checks.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,7 +22,7 @@ from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.routes import build_resource_metadata_url
 from mcp.shared.auth import ProtectedResourceMetadata
 from mcp.types import INVALID_REQUEST
-from pydantic import AnyHttpUrl
+from pydantic import AnyHttpUrl, ValidationError
 from starlette.authentication import AuthCredentials
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
@@ -33,6 +35,8 @@ from gateway.guard import CALLS
 from gateway.limits import too_deep
 
 METADATA = "/.well-known/oauth-protected-resource"
+# A Host header as RFC 9110 allows it: a name or IPv4 address, or a bracketed IPv6 one, and an optional port.
+_HOST = re.compile(r"(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 
 
 class SecurityLayer:
@@ -53,19 +57,31 @@ class SecurityLayer:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
         elif scope["path"] in self._metadata_paths and scope["method"] in ("GET", "HEAD"):
-            await self._metadata(scope)(scope, receive, send)
+            await (self._front(scope) or self._metadata(scope))(scope, receive, send)
         elif scope["path"] != self._path:
             await self._app(scope, receive, send)
         else:
             await self._guarded(scope, receive, send)
 
-    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def _front(self, scope: Scope) -> Response | None:
+        """The refusal of a request from somewhere it may not come from: a Host not allowed (421, DNS
+        rebinding) or not a host at all (400, so no URL is ever built from it), an Origin not allowed (403)."""
         headers = Headers(scope=scope)
-        if not self._hosts.admits(headers.get("host")):
-            return await _refusal(421, INVALID_REQUEST, "Host not allowed")(scope, receive, send)
+        host = headers.get("host")
+        if not self._hosts.admits(host):
+            return _refusal(421, INVALID_REQUEST, "Host not allowed")
+        if host is not None and not _HOST.fullmatch(host):
+            return _malformed_host()
         origin = headers.get("origin")
         if origin is not None and not self._origins.admits(origin):
-            return await _refusal(403, INVALID_REQUEST, "Origin not allowed")(scope, receive, send)
+            return _refusal(403, INVALID_REQUEST, "Origin not allowed")
+        return None
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        refused = self._front(scope)
+        if refused is not None:
+            return await refused(scope, receive, send)
+        headers = Headers(scope=scope)
         try:
             principal = await self._guard.authenticator.authenticate(headers.get("authorization"))
         except Unauthorized as exc:
@@ -117,28 +133,34 @@ class SecurityLayer:
         if headers.get("authorization"):
             parts.append('error="invalid_token"')
         if self._metadata_paths:
-            parts.append(f'resource_metadata="{build_resource_metadata_url(self._resource(scope))}"')
+            resource = self._resource(scope)
+            if resource is None:
+                return _malformed_host()
+            parts.append(f'resource_metadata="{build_resource_metadata_url(resource)}"')
         return _refusal(401, UNAUTHORIZED, str(exc), headers={"WWW-Authenticate": "Bearer " + ", ".join(parts)})
 
     def _metadata(self, scope: Scope) -> Response:
         jwt = self._auth.jwt
         assert jwt is not None
+        resource = self._resource(scope)
+        if resource is None:
+            return _malformed_host()
         # Validated from strings: the model keeps a path-less issuer without a trailing slash (exact comparison).
         document = ProtectedResourceMetadata.model_validate(
-            {
-                "resource": str(self._resource(scope)),
-                "authorization_servers": [jwt.issuer],
-                "resource_name": "mcp-gateway",
-            }
+            {"resource": str(resource), "authorization_servers": [jwt.issuer], "resource_name": "mcp-gateway"}
         )
         return JSONResponse(document.model_dump(mode="json", exclude_none=True))
 
-    def _resource(self, scope: Scope) -> AnyHttpUrl:
-        """The public URL of the MCP path: configured, or as this request addressed it."""
+    def _resource(self, scope: Scope) -> AnyHttpUrl | None:
+        """The public URL of the MCP path: configured, or as this request addressed it (``None`` when its Host,
+        though shaped like one, makes no URL)."""
         if self._auth.resource_url:
             return AnyHttpUrl(self._auth.resource_url)
         host = Headers(scope=scope).get("host") or "localhost"
-        return AnyHttpUrl(f"{scope.get('scheme', 'http')}://{host}{self._path}")
+        try:
+            return AnyHttpUrl(f"{scope.get('scheme', 'http')}://{host}{self._path}")
+        except ValidationError:
+            return None
 
 
 class _Allowed:
@@ -157,6 +179,10 @@ class _Allowed:
         return value in self._exact or any(
             value.startswith(prefix) and value[len(prefix) :].isdigit() for prefix in self._any_port
         )
+
+
+def _malformed_host() -> Response:
+    return _refusal(400, INVALID_REQUEST, "Malformed Host header: expected a host name or address and a port")
 
 
 def _refusal(

@@ -13,12 +13,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm
 from mcp import MCPError
+from mcp.types import INVALID_REQUEST
 
 from gateway.auth import Authenticator, Principal
 from gateway.config import AuthConfig
@@ -246,3 +248,49 @@ def test_pyjwt_is_imported_only_by_a_gateway_that_takes_jwts() -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["False", "True"]
+
+
+# -- the metadata document and the Host it is built from ---------------------------------------------------------
+
+BY_HOST = {"auth": {"api_keys": [{"principal": "alice", "key": ALICE_KEY}], **JWT_HS256}}
+METADATA = "/.well-known/oauth-protected-resource/mcp"
+
+
+async def _get(url: str, path: str, **headers: str) -> httpx2.Response:
+    async with httpx2.AsyncClient(timeout=10) as session:
+        return await session.get(url.removesuffix("/mcp") + path, headers=headers)
+
+
+async def test_the_metadata_document_follows_the_host_and_origin_rules_of_mcp() -> None:
+    async with running_gateway({"ops": build("ops")}, security=BY_HOST) as gw, serving(gw) as url:
+        port = url.split(":")[2].split("/")[0]
+        rebound = await _get(url, METADATA, Host="evil.example.com")
+        foreign = await _get(url, METADATA, Origin="http://evil.example.com")
+        own = await _get(url, "/.well-known/oauth-protected-resource", Host=f"localhost:{port}")
+    assert (rebound.status_code, rebound.json()["error"]["code"]) == (421, INVALID_REQUEST)
+    assert "evil" not in rebound.text
+    assert (foreign.status_code, foreign.json()["error"]["code"]) == (403, INVALID_REQUEST)
+    assert own.status_code == 200 and own.json()["resource"] == f"http://localhost:{port}/mcp"
+
+
+async def test_a_configured_resource_url_names_the_resource_whatever_the_host() -> None:
+    security = {**SECURED, "http": {"allowed_hosts": ["*"]}}
+    async with running_gateway({"ops": build("ops")}, security=security) as gw, serving(gw) as url:
+        document = await _get(url, METADATA, Host="evil.example.com")
+    assert document.status_code == 200 and document.json()["resource"] == AUDIENCE
+
+
+@pytest.mark.parametrize("host", ["bad host", "evil.example.com:99999", "alice@evil.example.com", "[::zz]", "a/b"])
+async def test_a_malformed_host_is_400_on_the_metadata_and_the_401_never_a_500(
+    host: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    security = {**BY_HOST, "http": {"allowed_hosts": ["*"]}}
+    async with running_gateway({"ops": build("ops")}, security=security) as gw, serving(gw) as url:
+        document = await _get(url, METADATA, Host=host)
+        async with httpx2.AsyncClient(timeout=10) as session:
+            challenge = await session.post(url, headers={**MCP, "Host": host}, json=LIST)
+    for response in (document, challenge):
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == INVALID_REQUEST
+        assert "WWW-Authenticate" not in response.headers
+    assert not [r for r in caplog.records if r.exc_info]
