@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from mcp.server.auth.provider import AccessToken
 
 from gateway.config import AuthConfig, JwtConfig, LocalPrincipal
-from gateway.errors import Unauthorized
+from gateway.errors import InvalidToken, Unauthorized
 
 if TYPE_CHECKING:
     from gateway.jwt_auth import JwtVerifier
@@ -76,7 +76,9 @@ class Authenticator:
             return ANONYMOUS
         scheme, _, token = (authorization or "").partition(" ")
         token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+        if scheme and scheme.lower() != "bearer":
+            raise Unauthorized("The Bearer scheme is required: send 'Authorization: Bearer <token>'")
+        if not token:
             raise Unauthorized("Authentication required: send 'Authorization: Bearer <token>'")
         principal = self._api_key(token)
         if principal is None and self._jwt is not None and token.count(".") == 2:
@@ -84,7 +86,7 @@ class Authenticator:
             if identity is not None:
                 principal = Principal(*identity, method="jwt", token=token)
         if principal is None:
-            raise Unauthorized("The bearer token is not valid")
+            raise InvalidToken("The bearer token is not valid")
         return principal
 
     async def verify_token(self, token: str) -> AccessToken | None:

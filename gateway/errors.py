@@ -6,7 +6,8 @@
     ├── UnknownTarget          no tool, prompt or resource by that name        -> -32602
     ├── InvalidCursor          a list cursor the gateway did not hand out      -> -32602
     ├── InvalidArguments       arguments that fail the tool's inputSchema (data.path names where) -> -32602
-    ├── Unauthorized           no valid credentials (HTTP 401 before any JSON-RPC handling)   -> -32030
+    ├── Unauthorized           no bearer credential (HTTP 401 before any JSON-RPC handling)   -> -32030
+    │   └── InvalidToken       a bearer credential the gateway does not accept (error="invalid_token") -> -32030
     ├── Forbidden              the principal's rules do not allow this name                    -> -32031
     ├── RateLimited            the principal's (or the tool's) budget is spent; data.retryAfter -> -32032
     ├── ResultTooLarge         a backend's result exceeds its max_result_bytes                  -> -32033
@@ -85,7 +86,11 @@ class InvalidArguments(GatewayError):
 
 
 class Unauthorized(GatewayError):
-    """The request carries no credentials, or credentials the gateway does not accept."""
+    """The request carries no bearer credential: none at all, or another scheme."""
+
+
+class InvalidToken(Unauthorized):
+    """The request's bearer credential is not one the gateway accepts."""
 
 
 class Forbidden(GatewayError):

@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.auth import SCOPE_ADMITTED, SCOPE_PRINCIPAL, access_token
 from gateway.core import Gateway
-from gateway.errors import UNAUTHORIZED, RateLimited, Unauthorized, to_mcp_error
+from gateway.errors import UNAUTHORIZED, InvalidToken, RateLimited, Unauthorized, to_mcp_error
 from gateway.guard import CALLS
 from gateway.limits import too_deep
 
@@ -85,7 +85,7 @@ class SecurityLayer:
         try:
             principal = await self._guard.authenticator.authenticate(headers.get("authorization"))
         except Unauthorized as exc:
-            return await self._unauthorized(scope, exc, headers)(scope, receive, send)
+            return await self._unauthorized(scope, exc)(scope, receive, send)
         scope = {**scope, SCOPE_PRINCIPAL: principal}
         if self._auth.enabled:
             scope["user"] = AuthenticatedUser(access_token(principal))
@@ -127,11 +127,11 @@ class SecurityLayer:
             scope[SCOPE_ADMITTED] = charged
         return body
 
-    def _unauthorized(self, scope: Scope, exc: Unauthorized, headers: Headers) -> Response:
+    def _unauthorized(self, scope: Scope, exc: Unauthorized) -> Response:
         """401 with ``WWW-Authenticate: Bearer``, naming the metadata document when there is one (RFC 9728)."""
         parts = ['realm="mcp-gateway"']
-        if headers.get("authorization"):
-            parts.append('error="invalid_token"')
+        if isinstance(exc, InvalidToken):
+            parts.append('error="invalid_token"')  # RFC 6750: no error code when no bearer credential was sent
         if self._metadata_paths:
             resource = self._resource(scope)
             if resource is None:

@@ -184,6 +184,21 @@ async def test_http_without_or_with_a_bad_credential_is_401_with_www_authenticat
     assert response.json()["error"]["code"] == UNAUTHORIZED
 
 
+@pytest.mark.parametrize("authorization", ["Basic YWxpY2U6eA==", "Digest username=alice", "Bearer"])
+async def test_a_request_without_a_bearer_credential_gets_a_challenge_with_no_invalid_token(authorization: str) -> None:
+    async with (
+        running_gateway({"ops": build("ops")}, security=SECURED) as gw,
+        serving(gw) as url,
+        httpx2.AsyncClient(timeout=10) as session,
+    ):
+        response = await session.post(url, headers={**MCP, "Authorization": authorization}, json=LIST)
+    assert response.status_code == 401
+    challenge = response.headers["WWW-Authenticate"]
+    assert challenge.startswith("Bearer ") and "error=" not in challenge
+    assert 'resource_metadata="https://gateway.example.test/.well-known/oauth-protected-resource/mcp"' in challenge
+    assert response.json()["error"]["code"] == UNAUTHORIZED
+
+
 async def test_the_protected_resource_metadata_document_is_served() -> None:
     async with running_gateway({"ops": build("ops")}, security=SECURED) as gw, http(gw) as client:
         response = await client.get("/.well-known/oauth-protected-resource/mcp")
