@@ -47,8 +47,14 @@ from gateway.validation import ArgumentValidator
 
 ResultT = TypeVar("ResultT", bound=types.Result)
 RequestId = str | int | None
-# JSON-RPC methods that are calls, and the kind of thing each one names.
-CALLS = {"tools/call": "tool", "prompts/get": "prompt", "resources/read": "resource"}
+# JSON-RPC methods that spend rate-limit budget (so an HTTP front answers 429 for each), and their audit kind.
+CALLS = {
+    "tools/call": "tool",
+    "prompts/get": "prompt",
+    "resources/read": "resource",
+    "completion/complete": "completion",
+    "resources/subscribe": "subscription",
+}
 _OUTCOMES: dict[type[Exception], str] = {
     Forbidden: "denied",
     ToolWithheld: "withheld",
@@ -133,13 +139,14 @@ class Guard:
         kind = CALLS.get(method)
         if kind is None or not self.limiter.active:
             return False
-        name = params.get("name") if isinstance(params, Mapping) else None
-        tool = self._tool_name(name) if kind == "tool" and isinstance(name, str) else None
+        name = _named(method, params)
+        tool = self._tool_name(name) if kind == "tool" and name is not None else None
         try:
             await self.limiter.hit(principal, tool)
         except RateLimited:
-            shown = tool or (name if isinstance(name, str) else method)
-            self.audit.record(Entry(principal.name, kind, shown, None, "rate_limited", 0.0, request_id))
+            self.audit.record(
+                Entry(principal.name, kind, tool or name or method, None, "rate_limited", 0.0, request_id)
+            )
             raise
         return True
 
@@ -200,16 +207,17 @@ class Guard:
         params: types.CompleteRequestParams,
         *,
         request_id: RequestId = None,
+        admitted: bool = False,
     ) -> types.CompleteResult:
         """Completions reveal argument values, so they need the right to use the prompt or resource they name."""
         principal = self._principal(caller)
         ref = params.ref
         arguments = params.argument.model_dump()
         if isinstance(ref, types.PromptReference):
-            call = _Call(principal, "prompt", ref.name, arguments, request_id, audit_kind="completion")
+            call = _Call(principal, "prompt", ref.name, arguments, request_id, admitted, "completion")
             resolve = partial(self._router.route_prompt, ref.name)
         else:
-            call = _Call(principal, "resource", ref.uri, arguments, request_id, audit_kind="completion")
+            call = _Call(principal, "resource", ref.uri, arguments, request_id, admitted, "completion")
             resolve = partial(self._catalog.resolve_uri, ref.uri)
         return await self._run(call, resolve, partial(self._router.complete, params, caller))
 
@@ -285,6 +293,15 @@ class _Call:
     request_id: RequestId
     admitted: bool = False
     audit_kind: str | None = None
+
+
+def _named(method: str, params: Any) -> str | None:
+    """The name or URI a rated request names (a completion: its reference's)."""
+    named = params.get("ref") if method == "completion/complete" and isinstance(params, Mapping) else params
+    if not isinstance(named, Mapping):
+        return None
+    value = named.get("uri" if "uri" in named else "name")
+    return value if isinstance(value, str) else None
 
 
 def _resource_name(uri: str) -> str:

@@ -194,7 +194,7 @@ def build_server(
             await gateway.subscriptions.discard(listener, honored)
 
     async def complete(ctx: Ctx, params: types.CompleteRequestParams) -> types.CompleteResult:
-        return await guard.complete(caller(ctx), params, request_id=ctx.request_id)
+        return await guard.complete(caller(ctx), params, **call(ctx))
 
     async def cached_list(ctx: Ctx, call_next: CallNext) -> HandlerResult:
         """A list answer as the SDK last shaped it for this page, style and version, while the catalogue holds

@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Iterator
 from typing import Any
 
+import httpx2
 import pytest
 from mcp import MCPError, types
 
@@ -15,7 +16,7 @@ from gateway.auth import Principal
 from gateway.config import BackendConfig, LimitsConfig
 from gateway.errors import RATE_LIMITED, RESULT_TOO_LARGE, RateLimited, ResultTooLarge
 from gateway.limits import RateLimiter, bounded, result_size, too_deep
-from tests.support.inproc import client, http, running_gateway
+from tests.support.inproc import client, http, running_gateway, serving
 from tests.support.procs import free_port, listening, wait_until
 from tests.support.toy_server import build
 
@@ -104,6 +105,45 @@ async def test_over_http_the_refused_call_is_429_with_retry_after_and_the_budget
     assert answers[2].json()["error"]["code"] == RATE_LIMITED
     assert answers[2].json()["id"] == 2
     assert refilled.status_code == 200 and refilled.json()["result"]["content"][0]["text"] == "y"
+
+
+def request(method: str, params: dict[str, Any], request_id: int = 1) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+
+
+async def test_over_http_completions_and_subscriptions_over_budget_are_429_with_retry_after() -> None:
+    clock = Clock()
+    limits = {"per_principal": {"rate": 0.5, "burst": 1}}
+    completion = {
+        "ref": {"type": "ref/prompt", "name": "ops/greet"},
+        "argument": {"name": "who", "value": "a"},
+        "_meta": META,
+    }
+    legacy = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    async with (
+        running_gateway({"ops": build("ops")}, security={"limits": limits}) as gw,
+        serving(gw) as url,
+        httpx2.AsyncClient(timeout=10) as session,
+    ):
+        gw.guard.limiter = limiter(clock, **limits)
+        completing = {**MODERN, "Mcp-Method": "completion/complete"}
+        completed = [
+            await session.post(url, headers=completing, json=request("completion/complete", completion, i))
+            for i in range(2)
+        ]
+        clock.now += 2
+        opened = await session.post(url, headers=MCP, json=request("initialize", legacy))
+        own = {**MCP, "Mcp-Session-Id": opened.headers["mcp-session-id"], "MCP-Protocol-Version": "2025-11-25"}
+        await session.post(url, headers=own, json={"jsonrpc": "2.0", "method": "notifications/initialized"})
+        subscribe = {"uri": "ops+toy://about"}
+        subscribed = [
+            await session.post(url, headers=own, json=request("resources/subscribe", subscribe, i)) for i in range(2)
+        ]
+    for first, refused in (completed, subscribed):
+        assert first.status_code == 200
+        assert refused.status_code == 429 and refused.headers["Retry-After"] == "2"
+        assert refused.json()["error"]["code"] == RATE_LIMITED
+        assert refused.json()["error"]["data"] == {"retryAfter": pytest.approx(2.0, abs=0.01)}
 
 
 @pytest.fixture
