@@ -4,11 +4,11 @@
     ├── ConfigError            invalid configuration (the CLI exits 2; never reaches a client)
     ├── StartupError           a required backend could not be reached at start (the CLI exits 1)
     ├── UnknownTarget          no tool, prompt or resource by that name        -> -32602
+    │   └── Forbidden          the principal's rules do not allow this name: answered as unknown -> -32602
     ├── InvalidCursor          a list cursor the gateway did not hand out      -> -32602
     ├── InvalidArguments       arguments that fail the tool's inputSchema (data.path names where) -> -32602
     ├── Unauthorized           no bearer credential (HTTP 401 before any JSON-RPC handling)   -> -32030
     │   └── InvalidToken       a bearer credential the gateway does not accept (error="invalid_token") -> -32030
-    ├── Forbidden              the principal's rules do not allow this name                    -> -32031
     ├── RateLimited            the principal's (or the tool's) budget is spent; data.retryAfter -> -32032
     ├── ResultTooLarge         a backend's result exceeds its max_result_bytes                  -> -32033
     ├── ToolWithheld           a pinned tool changed and awaits an operator's approval          -> -32034
@@ -20,7 +20,10 @@
         └── BackendMisbehaved  the backend answered with something that is not valid MCP  -> -32603
 
 Errors a backend itself returns (``MCPError``) pass through unchanged: the client sees the
-backend's own code, message and data.
+backend's own code, message and data. A denial is answered exactly as an unknown name (same code, message shape
+and data, so the same HTTP status too): lists show a principal only what its rules allow, so a denied item is
+never one the caller was shown, and a call must not reveal what the lists hide. The audit log still records it as
+a denial. -32031 (the security model's "denied") is therefore reserved and not answered.
 """
 
 from __future__ import annotations
@@ -31,7 +34,6 @@ from mcp import MCPError
 from mcp.types import INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, REQUEST_TIMEOUT
 
 UNAUTHORIZED = -32030
-FORBIDDEN = -32031
 RATE_LIMITED = -32032
 RESULT_TOO_LARGE = -32033
 TOOL_WITHHELD = -32034
@@ -85,21 +87,17 @@ class InvalidArguments(GatewayError):
         super().__init__(f"Invalid arguments for {tool!r} at {path}: {problem}")
 
 
+class Forbidden(UnknownTarget):
+    """The principal may not use this tool, prompt or resource (``name`` as the caller wrote it); to the caller it
+    is unknown, as it is absent from the caller's lists."""
+
+
 class Unauthorized(GatewayError):
     """The request carries no bearer credential: none at all, or another scheme."""
 
 
 class InvalidToken(Unauthorized):
     """The request's bearer credential is not one the gateway accepts."""
-
-
-class Forbidden(GatewayError):
-    """The principal may not use this tool, prompt or resource."""
-
-    def __init__(self, principal: str, kind: str, name: str) -> None:
-        self.kind = kind
-        self.name = name
-        super().__init__(f"{principal!r} may not use {kind} {name!r}")
 
 
 class RateLimited(GatewayError):
@@ -192,8 +190,6 @@ def to_mcp_error(exc: GatewayError) -> MCPError:
         return MCPError(INVALID_PARAMS, str(exc))
     if isinstance(exc, InvalidArguments):
         return MCPError(INVALID_PARAMS, str(exc), {"tool": exc.tool, "path": exc.path})
-    if isinstance(exc, Forbidden):
-        return MCPError(FORBIDDEN, str(exc), {exc.kind: exc.name})
     if isinstance(exc, RateLimited):
         return MCPError(RATE_LIMITED, str(exc), {"retryAfter": exc.retry_after})
     if isinstance(exc, ResultTooLarge):

@@ -1,12 +1,13 @@
 """The guard: every per-call decision, for an explicit principal, in one place below the MCP front.
 
-A call goes: resolve the name to its backend and canonical name -> spend rate-limit budget (unless the transport
-already did, to answer HTTP 429 itself) -> refuse a withheld (changed, pinned) tool -> check the principal's rules
--> validate tool arguments against the tool's ``inputSchema`` -> forward through the ``Router`` with the caller's
-token at hand -> bound the result's size -> write one audit line, whatever happened. Lists go through ``listing``,
-which shows a principal only what it may use. The ``Caller`` (its principal, session and sink; see
-``gateway.caller``) is passed through to the router. Anything that serves MCP (the SDK handlers in ``server.py``, the
-stdio front, a direct HTTP path) calls these methods and nothing below them.
+A call goes: resolve the name to its backend and canonical name -> check the principal's rules (a denial is
+answered as the name being unknown, before any budget is spent, so a caller cannot tell what its lists hide) ->
+spend rate-limit budget (unless the transport already did, to answer HTTP 429 itself) -> refuse a withheld
+(changed, pinned) tool -> validate tool arguments against the tool's ``inputSchema`` -> forward through the
+``Router`` with the caller's token at hand -> bound the result's size -> write one audit line, whatever happened.
+Lists go through ``listing``, which shows a principal only what it may use. The ``Caller`` (its principal, session
+and sink; see ``gateway.caller``) is passed through to the router. Anything that serves MCP (the SDK handlers in
+``server.py``, the stdio front, a direct HTTP path) calls these methods and nothing below them.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ CALLS = {
     "resources/subscribe": "subscription",
 }
 _OUTCOMES: dict[type[Exception], str] = {
-    Forbidden: "denied",
+    Forbidden: "denied",  # before UnknownTarget, its base: to the caller a denial looks unknown, not here
     ToolWithheld: "withheld",
     InvalidArguments: "invalid_arguments",
     RateLimited: "rate_limited",
@@ -141,6 +142,8 @@ class Guard:
             return False
         name = _named(method, params)
         tool = self._tool_name(name) if kind == "tool" and name is not None else None
+        if tool is not None and not self.policy.allows(principal, tool):
+            tool = None  # a tool's own budget would tell a caller who may not see it that it exists
         try:
             await self.limiter.hit(principal, tool)
         except RateLimited:
@@ -254,10 +257,10 @@ class Guard:
         outcome = "cancelled"
         try:
             target = Target(call.kind, self._canonical(route := resolve()), route.backend)
+            if not self.policy.allows(call.principal, target.name):
+                raise Forbidden(call.kind, call.name)  # as the caller named it, before any budget: as if unknown
             if not call.admitted:
                 await self.limiter.hit(call.principal, target.name if target.kind == "tool" else None)
-            if not self.policy.allows(call.principal, target.name):
-                raise Forbidden(call.principal.name, target.kind, target.name)
             if check is not None:
                 check(target)
             with caller_token(call.principal.token):

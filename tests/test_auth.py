@@ -20,11 +20,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm
 from mcp import MCPError
-from mcp.types import INVALID_REQUEST
+from mcp.types import INVALID_PARAMS, INVALID_REQUEST
 
 from gateway.auth import Authenticator, Principal
 from gateway.config import AuthConfig
-from gateway.errors import FORBIDDEN, UNAUTHORIZED, Unauthorized
+from gateway.errors import UNAUTHORIZED, Unauthorized
 from tests.support.inproc import http, http_client, running_gateway, serving
 from tests.support.procs import ROOT
 from tests.support.toy_server import build
@@ -229,7 +229,7 @@ async def test_a_valid_jwts_roles_decide_what_it_sees_and_calls(mode: str) -> No
             await client.call_tool("ops/echo", {"text": "hi"})
     assert names and all(n.startswith("fin/") for n in names)
     assert echoed.content[0].text == "hi"  # type: ignore[union-attr]
-    assert caught.value.code == FORBIDDEN
+    assert caught.value.code == INVALID_PARAMS  # denied, and answered as unknown
 
 
 async def test_a_2025_session_answers_only_the_credential_that_opened_it() -> None:

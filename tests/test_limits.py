@@ -146,6 +146,28 @@ async def test_over_http_completions_and_subscriptions_over_budget_are_429_with_
         assert refused.json()["error"]["data"] == {"retryAfter": pytest.approx(2.0, abs=0.01)}
 
 
+async def test_a_hidden_tools_own_limit_does_not_tell_it_apart_from_an_unknown_name() -> None:
+    security = {
+        "limits": {
+            "per_principal": {"rate": 100, "burst": 100},
+            "per_tool": {"ops/record": {"rate": 0.01, "burst": 1}},
+        },
+        "policy": {"rules": [{"principals": ["*"], "deny": ["ops/record"]}], "default": "allow"},
+    }
+    arguments = {"tag": "x", "seconds": 0}
+    async with (
+        running_gateway({"ops": build("ops")}, security=security) as gw,
+        serving(gw) as url,
+        httpx2.AsyncClient(timeout=10) as session,
+    ):
+        answers = [
+            await session.post(url, headers=headers(name), json=call(name, arguments, i))
+            for i, name in enumerate(["ops/record", "ops/record", "ops/no_such", "ops/no_such"])
+        ]
+    assert {a.status_code for a in answers} == {400}
+    assert {a.json()["error"]["code"] for a in answers} == {types.INVALID_PARAMS}
+
+
 @pytest.fixture
 def redis_url() -> Iterator[str]:
     """A throwaway redis-server on a free loopback port (``make test`` installs Debian's package when missing)."""

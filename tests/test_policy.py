@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mcp import MCPError
+from mcp import MCPError, types
 
 from gateway.auth import Principal
 from gateway.config import PolicyConfig
-from gateway.errors import FORBIDDEN
 from gateway.policy import Policy
 from tests.support.inproc import client, running_gateway
 from tests.support.toy_server import build
@@ -96,10 +95,13 @@ async def test_a_denied_call_is_refused_and_never_reaches_the_backend(tmp_path: 
             await alice.get_prompt("hr/greet", {"who": "x"})
         with pytest.raises(MCPError) as resource:
             await alice.read_resource("hr+toy://about")
+        with pytest.raises(MCPError) as unknown:
+            await alice.call_tool("ops/no_such_tool", {})
         allowed = await alice.call_tool("ops/search", {"query": "disk"})
-    assert {e.value.code for e in (denied, other, prompt, resource)} == {FORBIDDEN}
+    # A denied name is answered as an unknown one: its lists hide it, so must its calls.
+    assert {e.value.code for e in (denied, other, prompt, resource)} == {types.INVALID_PARAMS}
     assert denied.value.data == {"tool": "ops/record"}
-    assert "alice" in denied.value.message and "ops/record" in denied.value.message
+    assert denied.value.message == unknown.value.message.replace("ops/no_such_tool", "ops/record")
     assert not journal.exists()
     assert allowed.structured_content == {"result": ["ops:disk"]}
 
@@ -124,5 +126,5 @@ async def test_hearing_of_a_resource_needs_the_right_to_read_it() -> None:
             wanted = ["hr+toy://about", "ops+toy://notes/1"]
             async with modern.listen(resource_subscriptions=wanted) as subscription:
                 honored = subscription.honored.resource_subscriptions
-    assert denied.value.code == FORBIDDEN
+    assert denied.value.code == types.INVALID_PARAMS
     assert honored == ["ops+toy://notes/1"]

@@ -10,7 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,9 +18,8 @@ from typing import Any
 import jwt
 import pytest
 import yaml
-from mcp import MCPError
+from mcp import MCPError, types
 
-from gateway.errors import FORBIDDEN
 from tests.support.inproc import http_client
 from tests.support.procs import ROOT, Processes, free_port, http_get, listening, wait_until
 
@@ -154,7 +153,7 @@ async def test_a_denied_call_never_reaches_the_backend_and_every_call_is_audited
             await alice.call_tool("ops/record", {"tag": "must-not-arrive", "seconds": 0})
         allowed = await alice.call_tool("ops/slow_read", {"seconds": 0})
         secured.seen += [denied.value.message, allowed.model_dump_json()]
-    assert denied.value.code == FORBIDDEN
+    assert denied.value.code == types.INVALID_PARAMS  # denied, and answered as unknown
     assert allowed.content[0].text == "read done"  # type: ignore[union-attr]
     assert secured.journal.read_text().splitlines() == ["read"]
     outcomes = [
@@ -200,3 +199,93 @@ def test_configured_secrets_never_appear_in_responses_logs_or_cli_output(secured
     everything = "\n".join([log, *secured.seen])
     leaked = [name for name, value in SECRETS.items() if value in everything]
     assert not leaked, f"secrets shown: {leaked}"
+
+
+MODERN_META = {
+    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+    "io.modelcontextprotocol/clientCapabilities": {},
+}
+# What bob may not use, each with a name nobody serves in the same place: the two must be answered alike.
+HIDDEN = [
+    ("tools/call", {"name": "ops/search", "arguments": {"query": "x"}}, "ops/search", "ops/no_such"),
+    ("prompts/get", {"name": "hr/greet", "arguments": {"who": "x"}}, "hr/greet", "hr/no_such"),
+    ("resources/read", {"uri": "hr+toy://about"}, "hr+toy://about", "zz+toy://about"),
+    (
+        "completion/complete",
+        {"ref": {"type": "ref/prompt", "name": "hr/greet"}, "argument": {"name": "who", "value": "a"}},
+        "hr/greet",
+        "hr/no_such",
+    ),
+    (
+        "completion/complete",
+        {
+            "ref": {"type": "ref/resource", "uri": "ops+toy://notes/{note_id}"},
+            "argument": {"name": "note_id", "value": "1"},
+        },
+        "ops+toy://notes/{note_id}",
+        "zz+toy://notes/{note_id}",
+    ),
+]
+
+
+def _swap(value: Any, old: str, new: str) -> Any:
+    return json.loads(json.dumps(value).replace(old, new))
+
+
+def _modern(secured: Secured, method: str, params: dict[str, Any], token: str) -> tuple[int, dict[str, Any]]:
+    """One stateless 2026 request, as a client sends it (routing headers included); its status and error."""
+    headers = {
+        "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream",
+        "Authorization": f"Bearer {token}",
+        "MCP-Protocol-Version": "2026-07-28",
+        "Mcp-Method": method,
+    }
+    named = params.get("name", params.get("uri"))
+    if method != "completion/complete" and isinstance(named, str):
+        headers["Mcp-Name"] = named
+    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": {**params, "_meta": MODERN_META}}
+    request = urllib.request.Request(secured.url, json.dumps(body).encode(), headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            status, text = response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        status, text = exc.code, exc.read().decode()
+    return status, json.loads(text)["error"]
+
+
+@pytest.mark.parametrize(("method", "params", "hidden", "unknown"), HIDDEN)
+def test_a_denied_name_is_answered_exactly_as_an_unknown_one_over_2026_http(
+    secured: Secured, method: str, params: dict[str, Any], hidden: str, unknown: str
+) -> None:
+    token = SECRETS["BOB_KEY"]
+    denied = _modern(secured, method, params, token)
+    absent = _modern(secured, method, _swap(params, hidden, unknown), token)
+    assert denied[1]["code"] == types.INVALID_PARAMS
+    assert list(denied) == _swap(list(absent), unknown, hidden)
+    denials = [e for e in map(json.loads, secured.audit.read_text().splitlines()) if e["principal"] == "bob"]
+    kind = {"tools/call": "tool", "prompts/get": "prompt", "resources/read": "resource"}.get(method, "completion")
+    assert any(e["kind"] == kind and e["outcome"] == "denied" for e in denials)
+
+
+async def test_a_denied_name_is_answered_exactly_as_an_unknown_one_in_a_2025_session(secured: Secured) -> None:
+    async with http_client(secured.url, mode="legacy", token=SECRETS["BOB_KEY"]) as bob:
+        calls: dict[str, Callable[[str], Awaitable[Any]]] = {
+            "tools/call": lambda name: bob.call_tool(name, {"query": "x"}),
+            "prompts/get": lambda name: bob.get_prompt(name, {"who": "x"}),
+            "resources/read": lambda name: bob.read_resource(name),
+            "completion/complete": lambda name: bob.complete(
+                types.PromptReference(type="ref/prompt", name=name), {"name": "who", "value": "a"}
+            ),
+        }
+        answered = []
+        for method, hidden, unknown in [(m, h, u) for m, _, h, u in HIDDEN[:4]]:
+            errors = []
+            for name in (hidden, unknown):
+                with pytest.raises(MCPError) as caught:
+                    await calls[method](name)
+                errors.append((caught.value.code, caught.value.message, caught.value.data))
+            answered.append((errors[0], _swap(list(errors[1]), unknown, hidden)))
+    for denied, absent in answered:
+        assert denied[0] == types.INVALID_PARAMS
+        assert list(denied) == absent
