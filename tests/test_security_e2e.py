@@ -160,7 +160,8 @@ async def test_a_denied_call_never_reaches_the_backend_and_every_call_is_audited
     outcomes = [
         (e["principal"], e["name"], e["outcome"]) for e in map(json.loads, secured.audit.read_text().splitlines())
     ]
-    assert ("alice", "ops/record", "denied") in outcomes and ("alice", "ops/slow_read", "ok") in outcomes
+    assert ("api_key:alice", "ops/record", "denied") in outcomes
+    assert ("api_key:alice", "ops/slow_read", "ok") in outcomes
     verified = cli(secured, "audit", "verify", str(secured.audit))
     assert verified.returncode == 0, verified.stderr
 
