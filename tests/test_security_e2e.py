@@ -15,12 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import jwt
 import pytest
 import yaml
-from mcp import MCPError
+from mcp import Client, MCPError
+from mcp.client.streamable_http import streamable_http_client
 
 from gateway.errors import FORBIDDEN
+from gateway.redaction import SESSION_MASK
 from tests.support.inproc import http_client
 from tests.support.procs import ROOT, Processes, free_port, http_get, listening, wait_until
 
@@ -201,3 +204,32 @@ def test_configured_secrets_never_appear_in_responses_logs_or_cli_output(secured
     everything = "\n".join([log, *secured.seen])
     leaked = [name for name, value in SECRETS.items() if value in everything]
     assert not leaked, f"secrets shown: {leaked}"
+
+
+async def test_session_ids_never_appear_in_the_log(secured: Secured) -> None:
+    """Opened, refused to another credential, ended: the SDK logs each, and the gateway (at debug) hides the id."""
+    issued: list[str] = []
+
+    async def remember(response: httpx2.Response) -> None:
+        if (session := response.headers.get("mcp-session-id")) and session not in issued:
+            issued.append(session)
+
+    alice_auth = {"Authorization": f"Bearer {SECRETS['ALICE_KEY']}"}
+    async with (
+        httpx2.AsyncClient(headers=alice_auth, event_hooks={"response": [remember]}) as http,
+        Client(streamable_http_client(secured.url, http_client=http), mode="legacy") as alice,  # type: ignore[arg-type]
+    ):
+        await alice.call_tool("hr/echo", {"text": "hi"})
+        headers = {
+            "Authorization": f"Bearer {SECRETS['BOB_KEY']}",
+            "Accept": "application/json, text/event-stream",
+            "Mcp-Session-Id": issued[0],
+            "MCP-Protocol-Version": "2025-11-25",
+        }
+        async with httpx2.AsyncClient(timeout=10) as bob:
+            refused = await bob.post(secured.url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"}, headers=headers)
+    assert refused.status_code == 404
+    # Each line is written before the response it precedes, the last one (the DELETE's) before the client left.
+    log = secured.log.read_text()
+    assert issued[0] not in log
+    assert log.count(SESSION_MASK) >= 3
