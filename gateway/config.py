@@ -281,9 +281,20 @@ class SecurityConfig(_Model):
     pinning: PinningConfig = PinningConfig()
 
     @model_validator(mode="after")
-    def _subjects_need_jwts(self) -> SecurityConfig:
-        if self.auth.jwt is None and any(rule.subjects for rule in self.policy.rules):
-            raise ValueError("a policy rule names JWT 'subjects', but no 'security.auth.jwt' is configured")
+    def _subjects_apart(self) -> SecurityConfig:
+        """JWT subjects and configured principals are told apart in rules; a config that mixes them up says so."""
+        rules = self.policy.rules
+        if self.auth.jwt is None:
+            if any(rule.subjects for rule in rules):
+                raise ValueError("a policy rule names JWT 'subjects', but no 'security.auth.jwt' is configured")
+            return self
+        known = {key.principal for key in self.auth.api_keys} | {self.auth.local.name, "*"}
+        unknown = sorted({name for rule in rules for name in rule.principals} - known)
+        if unknown:
+            raise ValueError(
+                f"policy rules name principals {unknown} that no API key or local principal has; "
+                "name JWT subjects under 'subjects'"
+            )
         return self
 
 

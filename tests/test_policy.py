@@ -63,6 +63,7 @@ def test_a_rule_must_name_whom_it_is_for() -> None:
 
 
 ISSUER = "https://idp.example.test"
+JWT = {"issuer": ISSUER, "audience": "gateway", "algorithms": ["HS256"], "secret": "s" * 32}
 
 
 def test_a_plain_name_is_a_configured_principal_and_jwt_subjects_are_named_as_such() -> None:
@@ -87,6 +88,7 @@ def test_a_plain_name_is_a_configured_principal_and_jwt_subjects_are_named_as_su
         {"policy": {"rules": [{"principals": ["jwt:alice"], "allow": ["*"]}]}},
         {"policy": {"rules": [{"subjects": [""], "allow": ["*"]}]}},
         {"policy": {"rules": [{"subjects": ["alice"], "allow": ["*"]}]}},  # and no JWTs configured
+        {"auth": {"jwt": JWT}, "policy": {"rules": [{"principals": ["carol"], "allow": ["*"]}]}},  # no such key
     ],
 )
 def test_rules_naming_principals_that_cannot_exist_are_refused_at_load(security: dict[str, Any]) -> None:
