@@ -1,10 +1,11 @@
 """The audit log: one JSON line per call, each carrying the hash of the line before it.
 
-A line records the time, principal, kind, canonical name, backend, outcome, latency, request id and a SHA-256 of
-the arguments (the arguments themselves only with ``include_arguments``, and then with every key named in
-``redact_keys`` replaced, at any depth). ``prev`` is the SHA-256 of the previous line's bytes (64 zeros for the
-first), so ``verify`` finds any line that was edited, removed or moved. Lines cut from the end of the file leave
-no trace in what remains; ship the log elsewhere if that matters. One writer per file: give each replica its own.
+A line records the time, principal (its key, which names its source: ``api_key:alice``), kind, canonical name,
+backend, outcome, latency, request id and a SHA-256 of the arguments (the arguments themselves only with
+``include_arguments``, and then with every key named in ``redact_keys`` replaced, at any depth). ``prev`` is the
+SHA-256 of the previous line's bytes (64 zeros for the first), so ``verify`` finds any line that was edited,
+removed or moved. Lines cut from the end of the file leave no trace in what remains; ship the log elsewhere if
+that matters. One writer per file: give each replica its own.
 """
 
 from __future__ import annotations

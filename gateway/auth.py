@@ -1,6 +1,10 @@
 """Who is calling: principals, and the two ways an HTTP caller proves who it is.
 
-A ``Principal`` is a name with roles and scopes; policy, rate limits and the audit log speak only of principals.
+A ``Principal`` is a name with roles and scopes, and the source that vouched for the name: an API key, a JWT from
+the configured issuer, the local stdio user, or nobody (authentication off). Names from different sources are
+different principals (an IdP's subject ``alice`` is not the API-key principal ``alice``): ``Principal.key`` tells
+them apart wherever a principal owns something (sessions, per-client backend sessions, rate-limit buckets, audit
+lines). Policy, rate limits and the audit log speak only of principals.
 API keys are kept as SHA-256 digests and compared in constant time against every configured digest, so neither the
 key nor which entry matched shows in the timing. JWTs are checked as an OAuth 2.1 resource server checks them:
 signature (RS256/ES256 from a JWKS URL or a PEM file, HS256 from a secret), issuer, audience, expiry and
@@ -15,7 +19,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from mcp.server.auth.provider import AccessToken
 
@@ -28,17 +32,27 @@ if TYPE_CHECKING:
 # Where the HTTP security layer leaves its findings in the ASGI scope, for whatever serves the request.
 SCOPE_PRINCIPAL = "gateway.principal"
 SCOPE_ADMITTED = "gateway.admitted"
+Source = Literal["api_key", "jwt", "local", "anonymous"]
 
 
 @dataclass(frozen=True)
 class Principal:
-    """An authenticated caller. ``token`` is its bearer token, kept only to forward to backends that want it."""
+    """An authenticated caller. ``method`` is the source that vouched for ``name``; ``issuer`` the JWT issuer that
+    did (``jwt`` only). ``token`` is its bearer token, kept only to forward to backends that want it."""
 
     name: str
     roles: frozenset[str] = frozenset()
     scopes: frozenset[str] = frozenset()
-    method: str = "anonymous"
+    method: Source = "anonymous"
+    issuer: str | None = None
     token: str | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def key(self) -> str:
+        """Who this is, unique across sources: ``api_key:alice``, ``jwt:<issuer>#<subject>``, ``local:desk``."""
+        if self.method == "jwt":
+            return f"jwt:{self.issuer}#{self.name}"
+        return f"{self.method}:{self.name}"
 
 
 ANONYMOUS = Principal("anonymous")
@@ -84,13 +98,14 @@ class Authenticator:
         if principal is None and self._jwt is not None and token.count(".") == 2:
             identity = await self._jwt.verify(token)
             if identity is not None:
-                principal = Principal(*identity, method="jwt", token=token)
+                name, roles, scopes, issuer = identity
+                principal = Principal(name, roles, scopes, method="jwt", issuer=issuer, token=token)
         if principal is None:
             raise InvalidToken("The bearer token is not valid")
         return principal
 
     async def verify_token(self, token: str) -> AccessToken | None:
-        """The SDK's ``TokenVerifier`` hook: the principal as an ``AccessToken`` (client_id = principal name)."""
+        """The SDK's ``TokenVerifier`` hook: the principal as an ``AccessToken`` (client_id = principal key)."""
         try:
             principal = await self.authenticate(f"Bearer {token}")
         except Unauthorized:
@@ -107,13 +122,18 @@ class Authenticator:
 
 
 def access_token(principal: Principal) -> AccessToken:
-    """What the SDK's auth layer knows of a principal (it binds 2025 sessions to it)."""
+    """What the SDK's auth layer knows of a principal. It binds a 2025 session to the client id, issuer and
+    subject of the credential that opened it, so the client id is the principal's key: a JWT subject never
+    shares a session with the API-key principal of the same name."""
+    claims: dict[str, Any] = {"method": principal.method, "roles": sorted(principal.roles)}
+    if principal.issuer is not None:
+        claims["iss"] = principal.issuer
     return AccessToken(
         token=principal.token or "",
-        client_id=principal.name,
+        client_id=principal.key,
         scopes=sorted(principal.scopes),
         subject=principal.name,
-        claims={"method": principal.method, "roles": sorted(principal.roles)},
+        claims=claims,
     )
 
 

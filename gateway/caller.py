@@ -14,8 +14,9 @@ from gateway.sink import Sink
 class Caller:
     """The client behind one request.
 
-    ``session`` is its downstream session (a 2025 ``Mcp-Session-Id``, or the stdio client; ``None`` for a
-    stateless 2026 client): backends with per-client sessions keep one connection per value. ``sink`` receives
+    ``session`` is its downstream session, one the gateway issued: a 2025 ``Mcp-Session-Id`` the SDK's session
+    manager let this principal into, or the stdio client; ``None`` for a 2026 client, whatever headers it sent.
+    Backends with per-client sessions keep one connection per ``session_key``. ``sink`` receives
     what a backend sends during the request (progress, logs, requests of its own) on the way to this client.
     ``log_level`` is the lowest log level it wants from this request (``None``: none), asked of the backend.
     ``capabilities`` are the ones it declared, told to 2026 backends in its place. ``identity`` is
@@ -30,6 +31,13 @@ class Caller:
     identity: str = ""
     modern: bool = True
     principal: Principal | None = None
+
+    @property
+    def session_key(self) -> tuple[str, str] | None:
+        """The per-client backend sessions this caller may use: its principal's, in its downstream session."""
+        if self.session is None:
+            return None
+        return (self.principal.key if self.principal is not None else "", self.session)
 
 
 ANONYMOUS = Caller()

@@ -151,7 +151,7 @@ async def _once(
     if upstream.sessions is None:
         return await _request(upstream, client, method, params, result_type, deadline, caller)
     try:
-        async with upstream.sessions.lease(caller.session, caller.sink) as lease:
+        async with upstream.sessions.lease(caller.session_key, caller.sink) as lease:
             try:
                 return await _request(upstream, lease.client, method, params, result_type, deadline, caller)
             except (_NotDelivered, _Lost):

@@ -23,7 +23,7 @@ from gateway import __version__, audit
 from gateway.config import GatewayConfig, Settings, describe_errors, load_config
 from gateway.errors import ConfigError, StartupError
 from gateway.naming import Style
-from gateway.redaction import Redactor
+from gateway.redaction import Redactor, hide_session_ids
 from gateway.running import approve_tools, print_catalog, run_demo, serve_http, serve_stdio
 from gateway.status import print_status
 
@@ -51,6 +51,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         stream=sys.stderr,
     )
     logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per backend request drowns everything else
+    hide_session_ids()
     try:
         config = _config(args, settings)
     except ConfigError as exc:

@@ -189,18 +189,39 @@ class AuthConfig(_Model):
 
 
 class RuleConfig(_Model):
-    """Allow and deny patterns on canonical names, for the principals, roles or scopes named ("*": everyone)."""
+    """Allow and deny patterns on canonical names, for the principals, JWT subjects, roles or scopes named.
+
+    ``principals`` are the names the gateway's own configuration gives (API keys, the local stdio principal), and
+    ``"*"`` there means everyone; ``subjects`` are subjects of the configured JWT issuer (``"*"``: any of them).
+    An IdP's subject ``alice`` is not the API-key principal ``alice``.
+    """
 
     principals: tuple[str, ...] = ()
+    subjects: tuple[str, ...] = ()
     roles: tuple[str, ...] = ()
     scopes: tuple[str, ...] = ()
     allow: tuple[str, ...] = ()
     deny: tuple[str, ...] = ()
 
+    @field_validator("principals")
+    @classmethod
+    def _configured_names(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        for name in names:
+            if name != "*" and not re.match(NAME_PATTERN, name):
+                raise ValueError(f"{name!r} is not a configured principal's name; name JWT subjects under 'subjects'")
+        return names
+
+    @field_validator("subjects")
+    @classmethod
+    def _non_empty(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not name for name in names):
+            raise ValueError("a JWT subject is never empty")
+        return names
+
     @model_validator(mode="after")
     def _has_subject(self) -> RuleConfig:
-        if not (self.principals or self.roles or self.scopes):
-            raise ValueError("a rule names at least one of 'principals', 'roles' and 'scopes'")
+        if not (self.principals or self.subjects or self.roles or self.scopes):
+            raise ValueError("a rule names at least one of 'principals', 'subjects', 'roles' and 'scopes'")
         return self
 
 
@@ -258,6 +279,23 @@ class SecurityConfig(_Model):
     http: HttpConfig = HttpConfig()
     audit: AuditConfig = AuditConfig()
     pinning: PinningConfig = PinningConfig()
+
+    @model_validator(mode="after")
+    def _subjects_apart(self) -> SecurityConfig:
+        """JWT subjects and configured principals are told apart in rules; a config that mixes them up says so."""
+        rules = self.policy.rules
+        if self.auth.jwt is None:
+            if any(rule.subjects for rule in rules):
+                raise ValueError("a policy rule names JWT 'subjects', but no 'security.auth.jwt' is configured")
+            return self
+        known = {key.principal for key in self.auth.api_keys} | {self.auth.local.name, "*"}
+        unknown = sorted({name for rule in rules for name in rule.principals} - known)
+        if unknown:
+            raise ValueError(
+                f"policy rules name principals {unknown} that no API key or local principal has; "
+                "name JWT subjects under 'subjects'"
+            )
+        return self
 
 
 class GatewayConfig(_Model):

@@ -147,9 +147,8 @@ class Guard:
         try:
             await self.limiter.hit(principal, tool)
         except RateLimited:
-            self.audit.record(
-                Entry(principal.name, kind, tool or name or method, None, "rate_limited", 0.0, request_id)
-            )
+            shown = tool or (name if isinstance(name, str) else method)
+            self.audit.record(Entry(principal.key, kind, shown, None, "rate_limited", 0.0, request_id))
             raise
         return True
 
@@ -274,7 +273,7 @@ class Guard:
             latency = (time.perf_counter() - started) * 1000
             name, backend = (target.name, target.backend) if target else (call.name, None)
             kind = call.audit_kind or call.kind
-            entry = Entry(call.principal.name, kind, name, backend, outcome, latency, call.request_id, call.arguments)
+            entry = Entry(call.principal.key, kind, name, backend, outcome, latency, call.request_id, call.arguments)
             self.audit.record(entry)
 
     def _canonical(self, route: Route) -> str:

@@ -24,6 +24,7 @@ class Identity(NamedTuple):
     name: str
     roles: frozenset[str]
     scopes: frozenset[str]
+    issuer: str
 
 
 class JwtVerifier:
@@ -64,7 +65,7 @@ class JwtVerifier:
             return None
         roles = _names(_claim(claims, config.roles_claim))
         scopes = _names(_claim(claims, config.scopes_claim))
-        return Identity(name, roles, scopes)
+        return Identity(name, roles, scopes, str(claims["iss"]))
 
     async def _signing_key(self, token: str) -> Any:
         assert self._jwks is not None

@@ -46,8 +46,10 @@ class RateLimiter:
 
     async def hit(self, principal: Principal, tool: str | None = None) -> None:
         """Spend one token from each bucket that applies; ``RateLimited`` says when the next call fits."""
-        budgets = [(f"{principal.name} on {tool}", f"{principal.name}\n{tool}", self._config.per_tool.get(tool or ""))]
-        budgets.append((repr(principal.name), principal.name, self._config.per_principal))
+        # Buckets are keyed by the principal's key: a JWT subject never spends an API-key principal's budget.
+        key = principal.key
+        budgets = [(f"{principal.name} on {tool}", f"{key}\n{tool}", self._config.per_tool.get(tool or ""))]
+        budgets.append((repr(principal.name), key, self._config.per_principal))
         for label, key, budget in budgets:
             if budget is not None:
                 await self._spend(label, key, budget)

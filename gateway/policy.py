@@ -1,8 +1,11 @@
-"""Who may use what: allow and deny patterns on canonical names, per principal, role or scope.
+"""Who may use what: allow and deny patterns on canonical names, per principal, JWT subject, role or scope.
 
 Patterns are shell-style (``ops/*``, ``hr/approve_leave``, ``fin/*``) and match the canonical name of a tool or
 prompt (``<prefix>/<name>``) or of a resource (``<prefix>/<backend URI>``, so ``ops/*`` covers ``ops+ops://x`` as
-well). Every rule whose subject matches the principal takes part: a matching deny pattern refuses, whatever any
+well). A rule's ``principals`` name principals the configuration vouches for (API keys, the local stdio user;
+``"*"`` is everyone), its ``subjects`` name subjects of the configured JWT issuer, so an IdP cannot mint a token
+that a rule for an API-key principal of the same name takes for that principal. Every rule whose subject matches
+the principal takes part: a matching deny pattern refuses, whatever any
 rule allows; otherwise a matching allow pattern admits; otherwise the default decides. The default ``auto`` is
 allow-all while authentication is off (a loopback gateway, or one started with ``--allow-unauthenticated``) and
 deny-all once it is on.
@@ -50,15 +53,18 @@ class Policy:
 class _Rule:
     def __init__(self, config: RuleConfig) -> None:
         self._principals = set(config.principals)
+        self._subjects = set(config.subjects)
         self._roles = set(config.roles)
         self._scopes = set(config.scopes)
         self.allow = config.allow
         self.deny = config.deny
 
     def applies_to(self, principal: Principal) -> bool:
+        names = self._subjects if principal.method == "jwt" else self._principals
         return (
             EVERYONE in self._principals
-            or principal.name in self._principals
+            or principal.name in names
+            or (principal.method == "jwt" and EVERYONE in self._subjects)
             or bool(self._roles & principal.roles)
             or bool(self._scopes & principal.scopes)
         )

@@ -3,6 +3,9 @@
 The secrets are the configured values themselves (``GatewayConfig.secret_values``). Log records are redacted
 where they are made, through the logging record factory, so every handler (uvicorn's, a test's capture, stderr)
 gets the redacted text, tracebacks included.
+
+Session ids are cut from the log too (``hide_session_ids``): a 2025 ``Mcp-Session-Id`` and a backend's session id
+of ours are bearer-like handles, yet the SDK logs them at INFO and WARNING as it opens, refuses and ends sessions.
 """
 
 from __future__ import annotations
@@ -14,6 +17,12 @@ from contextlib import contextmanager
 from typing import Any
 
 MASK = "[redacted]"
+SESSION_MASK = "[session]"
+# The SDK's loggers that name sessions, and where in their lines the id stands (any id, even a made-up one).
+SESSION_LOGGERS = ("mcp.server.streamable_http_manager", "mcp.server.streamable_http", "mcp.client.streamable_http")
+_SESSION_ID = re.compile(
+    r"(?:(?<=session ID: )|(?<=Terminating session: )|(?<=Session )|(?<=for session ))\S+?(?=: credential|\s|$)"
+)
 
 
 class Redactor:
@@ -62,3 +71,25 @@ class Redactor:
             yield
         finally:
             logging.setLogRecordFactory(previous)
+
+
+class _SessionIds(logging.Filter):
+    """Masks session ids in the records of the SDK's session loggers."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a bad format string: logging reports it when the record is emitted
+            return True
+        hidden = _SESSION_ID.sub(SESSION_MASK, message)
+        if hidden != message:
+            record.msg, record.args = hidden, None
+        return True
+
+
+def hide_session_ids() -> None:
+    """Keep session ids out of the log, whatever its level (the CLI calls this once, as it sets logging up)."""
+    for name in SESSION_LOGGERS:
+        found = logging.getLogger(name)
+        if not any(isinstance(f, _SessionIds) for f in found.filters):
+            found.addFilter(_SessionIds())

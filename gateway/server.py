@@ -114,6 +114,7 @@ def build_server(
 
     def caller(ctx: Ctx) -> Caller:
         """The client behind a request, as the layers below need it (see ``gateway.caller``)."""
+        modern = ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
         principal, session = who(ctx), _session(ctx)
         if ctx.request_id is None:
             return Caller(session=session, principal=principal)
@@ -123,8 +124,8 @@ def build_server(
             sink=relay,
             log_level=relay.log_floor,
             capabilities=ctx.session.client_capabilities,
-            identity=f"{principal.name}\0{session or ''}",
-            modern=ctx.protocol_version in MODERN_PROTOCOL_VERSIONS,
+            identity=f"{principal.key}\0{session or ''}",
+            modern=modern,
             principal=principal,
         )
 
@@ -298,25 +299,28 @@ def redacted(redactor: Redactor, error: MCPError) -> MCPError:
 def stateless_caller(request: Request, capabilities: Any) -> Caller:
     """The caller of a 2026 request served by the stateless fast path (``gateway.fastpath``), as ``caller`` in
     ``build_server`` builds it for the same request on the SDK path: its principal from the ASGI scope, no log
-    messages and no progress asked for (the fast path leaves such requests to the SDK), and no back-channel."""
+    messages and no progress asked for (the fast path leaves such requests to the SDK), and no back-channel. A
+    2026 request has no downstream session, whatever ``Mcp-Session-Id`` it carries: the SDK checks no session
+    for it, so the header is only a claim."""
     principal = principal_of(request.scope)
-    session: str | None = request.headers.get(SESSION_HEADER)
     declared = types.ClientCapabilities.model_validate(capabilities) if isinstance(capabilities, dict) else None
     return Caller(
-        session=session,
         sink=NoBackChannel(declared),
         capabilities=declared,
-        identity=f"{principal.name}\0{session or ''}",
+        identity=f"{principal.key}\0",
         modern=True,
         principal=principal,
     )
 
 
 def _session(ctx: Ctx) -> str | None:
-    """The caller's downstream session: its ``Mcp-Session-Id`` over HTTP (none for a stateless 2026 client), or
-    the one stdio client."""
+    """The caller's downstream session: over HTTP a 2025 request's ``Mcp-Session-Id`` (the SDK's session manager
+    served the request only because the session is live and was opened with this request's credential), none for
+    a 2026 request (its header names nothing the SDK checked); the one stdio client is one session."""
     if ctx.request is None:
         return STDIO_SESSION
+    if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+        return None
     session: str | None = ctx.request.headers.get(SESSION_HEADER)
     return session
 

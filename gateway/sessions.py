@@ -1,5 +1,8 @@
 """Per-client backend sessions (``session: per_client``): each downstream session gets its own upstream one.
 
+A session is keyed by the principal and the downstream session the gateway issued to it (``Caller.session_key``),
+never by a header alone: a request reaches only backend sessions its own principal opened in its own session.
+
 For stateful servers, and to keep a backend's requests to its client on the right connection, a backend can be
 given one connection per downstream session instead of the shared one. A session is opened on first use, closed
 when the downstream session ends (``end``) or has been idle for ``session_idle_timeout``, and at most
@@ -30,12 +33,13 @@ from gateway.sink import Sink
 from gateway.transports import Connector, TransportHooks, open_client
 
 logger = logging.getLogger(__name__)
+Key = tuple[str, str]
 NO_CALL = "no call of this client is in flight on this backend session to answer the request"
 
 
 @dataclass(eq=False)
 class _Session:
-    key: str | None
+    key: Key | None
     client: Client | None = None
     error: str | None = None
     busy: int = 0
@@ -60,7 +64,7 @@ class ClientSessions:
         self.config = config
         self._connect = connect
         self._on_stderr = on_stderr
-        self._sessions: dict[str, _Session] = {}
+        self._sessions: dict[Key, _Session] = {}
         self._tg: TaskGroup | None = None
 
     @property
@@ -76,7 +80,7 @@ class ClientSessions:
                 self._expire()
 
     @asynccontextmanager
-    async def lease(self, key: str | None, sink: Sink | None = None) -> AsyncIterator[Lease]:
+    async def lease(self, key: Key | None, sink: Sink | None = None) -> AsyncIterator[Lease]:
         """The client for ``key``'s session, opened on first use; ``None`` gets a connection for this use only.
 
         While the lease lasts, the backend's requests on that connection go to ``sink``.
@@ -97,12 +101,12 @@ class ClientSessions:
             if key is None:
                 session.close.set()
 
-    def end(self, key: str) -> None:
-        """The downstream session ended: close its backend session."""
-        if (session := self._sessions.get(key)) is not None:
+    def end(self, downstream: str) -> None:
+        """The downstream session ended (the SDK let only its owner end it): close its backend session."""
+        for session in [s for key, s in self._sessions.items() if key[1] == downstream]:
             self._drop(session)
 
-    def _get(self, key: str) -> _Session:
+    def _get(self, key: Key) -> _Session:
         session = self._sessions.get(key)
         if session is None:
             if len(self._sessions) >= self.config.max_sessions:
@@ -126,7 +130,7 @@ class ClientSessions:
             del self._sessions[session.key]
         session.close.set()
 
-    def _open(self, key: str | None) -> _Session:
+    def _open(self, key: Key | None) -> _Session:
         if self._tg is None:
             raise BackendUnavailable(self.config.name, "not running")
         session = _Session(key)

@@ -18,7 +18,7 @@ from tests.support.inproc import client, running_gateway
 from tests.support.toy_server import build
 
 pytestmark = pytest.mark.anyio
-ALICE = Principal("alice", frozenset({"ops"}))
+ALICE = Principal("alice", frozenset({"ops"}), method="api_key")
 
 
 def security(path: Path, **audit: Any) -> dict[str, Any]:
@@ -44,11 +44,11 @@ async def test_a_line_is_written_for_every_call_allowed_or_not(tmp_path: Path) -
     lines = await audited_calls(tmp_path / "audit.jsonl")
     summary = [(e["principal"], e["kind"], e["name"], e["backend"], e["outcome"]) for e in lines]
     assert summary == [
-        ("alice", "tool", "ops/echo", "ops", "ok"),
-        ("alice", "tool", "hr/echo", "hr", "denied"),
-        ("alice", "tool", "ops/echo", "ops", "invalid_arguments"),
-        ("alice", "tool", "ops/nope", None, "unknown"),
-        ("alice", "resource", "ops/toy://about", "ops", "ok"),
+        ("api_key:alice", "tool", "ops/echo", "ops", "ok"),
+        ("api_key:alice", "tool", "hr/echo", "hr", "denied"),
+        ("api_key:alice", "tool", "ops/echo", "ops", "invalid_arguments"),
+        ("api_key:alice", "tool", "ops/nope", None, "unknown"),
+        ("api_key:alice", "resource", "ops/toy://about", "ops", "ok"),
     ]
     first = lines[0]
     assert first["arguments_sha256"] == digest({"text": "hello", "token": "t-123"})

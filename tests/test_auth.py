@@ -77,7 +77,8 @@ async def test_without_a_configured_method_everyone_is_anonymous() -> None:
 async def test_a_valid_jwt_gives_its_subject_roles_and_scopes() -> None:
     auth = authenticator(**JWT_HS256)
     found = await auth.authenticate(f"Bearer {hs256(roles=['finance'], scope='read write')}")
-    assert found == Principal("carol", frozenset({"finance"}), frozenset({"read", "write"}), method="jwt")
+    expected = Principal("carol", frozenset({"finance"}), frozenset({"read", "write"}), method="jwt", issuer=ISSUER)
+    assert found == expected and found.key == f"jwt:{ISSUER}#carol"
 
 
 async def test_claims_are_configurable_and_may_be_nested() -> None:
@@ -245,6 +246,44 @@ async def test_a_2025_session_answers_only_the_credential_that_opened_it() -> No
             "/mcp", headers={**MCP, **session, "Authorization": f"Bearer {hs256()}"}, json={**LIST, "id": 2}
         )
     assert other.status_code == 404
+
+
+async def test_a_jwt_whose_subject_is_an_api_key_principals_name_is_another_principal() -> None:
+    """The IdP's ``alice`` gets into neither the session the API key ``alice`` opened nor her rules."""
+    token, modern = hs256(sub="alice"), {**MCP, "MCP-Protocol-Version": "2026-07-28"}
+    async with running_gateway({"ops": build("ops")}, security=SECURED) as gw, http(gw) as client:
+        init = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+        opened = await client.post(
+            "/mcp",
+            headers={**MCP, "Authorization": f"Bearer {ALICE_KEY}"},
+            json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init},
+        )
+        session = {"Mcp-Session-Id": opened.headers["mcp-session-id"], "MCP-Protocol-Version": "2025-11-25"}
+        intruder = await client.post(
+            "/mcp", headers={**MCP, **session, "Authorization": f"Bearer {token}"}, json={**LIST, "id": 2}
+        )
+        owner = await client.post(
+            "/mcp", headers={**MCP, **session, "Authorization": f"Bearer {ALICE_KEY}"}, json={**LIST, "id": 3}
+        )
+        meta = {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+        }
+        call = {"name": "ops/echo", "arguments": {"text": "hi"}, "_meta": meta}
+        headers = {**modern, "Mcp-Method": "tools/call", "Mcp-Name": "ops/echo"}
+        results = [
+            (
+                await client.post(
+                    "/mcp",
+                    headers={**headers, "Authorization": f"Bearer {credential}"},
+                    json={"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": call},
+                )
+            ).json()
+            for credential in (ALICE_KEY, token)
+        ]
+    assert intruder.status_code == 404 and owner.status_code == 200
+    assert results[0]["result"]["content"][0]["text"] == "hi"
+    assert results[1]["error"]["code"] == INVALID_PARAMS  # the rule names the API-key principal alice only
 
 
 def test_pyjwt_is_imported_only_by_a_gateway_that_takes_jwts() -> None:

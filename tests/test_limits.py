@@ -56,6 +56,15 @@ async def test_the_burst_passes_the_next_call_waits_and_the_budget_refills() -> 
         await limits.hit(ALICE)
 
 
+async def test_a_jwt_subject_never_spends_the_budget_of_the_api_key_principal_of_its_name() -> None:
+    limits = limiter(Clock(), per_principal={"rate": 1, "burst": 1}, per_tool={"ops/x": {"rate": 1, "burst": 1}})
+    key = Principal("alice", method="api_key")
+    await limits.hit(key, "ops/x")
+    await limits.hit(Principal("alice", method="jwt", issuer="https://idp.example.test"), "ops/x")
+    with pytest.raises(RateLimited):
+        await limits.hit(key, "ops/x")
+
+
 async def test_a_tool_limit_applies_on_top_of_the_principals_own() -> None:
     clock = Clock()
     limits = limiter(

@@ -10,7 +10,7 @@ import pytest
 from mcp import MCPError, types
 
 from gateway.auth import Principal
-from gateway.config import PolicyConfig
+from gateway.config import PolicyConfig, SecurityConfig
 from gateway.policy import Policy
 from tests.support.inproc import client, running_gateway
 from tests.support.toy_server import build
@@ -59,6 +59,40 @@ def test_the_default_is_allow_without_authentication_and_deny_with_it() -> None:
 def test_a_rule_must_name_whom_it_is_for() -> None:
     with pytest.raises(ValueError, match="at least one of"):
         PolicyConfig.model_validate({"rules": [{"allow": ["*"]}]})
+
+
+ISSUER = "https://idp.example.test"
+JWT = {"issuer": ISSUER, "audience": "gateway", "algorithms": ["HS256"], "secret": "s" * 32}
+
+
+def test_a_plain_name_is_a_configured_principal_and_jwt_subjects_are_named_as_such() -> None:
+    rules = policy(
+        rules=[
+            {"principals": ["alice"], "allow": ["ops/*"]},
+            {"subjects": ["alice"], "allow": ["hr/*"]},
+            {"subjects": ["*"], "allow": ["fin/*"]},
+        ]
+    )
+    key, token = Principal("alice", method="api_key"), Principal("alice", method="jwt", issuer=ISSUER)
+    assert [rules.allows(key, name) for name in ("ops/x", "hr/x", "fin/x")] == [True, False, False]
+    assert [rules.allows(token, name) for name in ("ops/x", "hr/x", "fin/x")] == [False, True, True]
+    assert rules.allows(Principal("desk", method="local"), "ops/x") is False
+    everyone = policy(rules=[{"principals": ["*"], "allow": ["ops/*"]}])
+    assert everyone.allows(key, "ops/x") and everyone.allows(token, "ops/x")
+
+
+@pytest.mark.parametrize(
+    "security",
+    [
+        {"policy": {"rules": [{"principals": ["jwt:alice"], "allow": ["*"]}]}},
+        {"policy": {"rules": [{"subjects": [""], "allow": ["*"]}]}},
+        {"policy": {"rules": [{"subjects": ["alice"], "allow": ["*"]}]}},  # and no JWTs configured
+        {"auth": {"jwt": JWT}, "policy": {"rules": [{"principals": ["carol"], "allow": ["*"]}]}},  # no such key
+    ],
+)
+def test_rules_naming_principals_that_cannot_exist_are_refused_at_load(security: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        SecurityConfig.model_validate(security)
 
 
 pytestmark = pytest.mark.anyio

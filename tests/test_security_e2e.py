@@ -15,11 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import jwt
 import pytest
 import yaml
-from mcp import MCPError, types
+from mcp import Client, MCPError, types
+from mcp.client.streamable_http import streamable_http_client
 
+from gateway.redaction import SESSION_MASK
 from tests.support.inproc import http_client
 from tests.support.procs import ROOT, Processes, free_port, http_get, listening, wait_until
 
@@ -159,7 +162,8 @@ async def test_a_denied_call_never_reaches_the_backend_and_every_call_is_audited
     outcomes = [
         (e["principal"], e["name"], e["outcome"]) for e in map(json.loads, secured.audit.read_text().splitlines())
     ]
-    assert ("alice", "ops/record", "denied") in outcomes and ("alice", "ops/slow_read", "ok") in outcomes
+    assert ("api_key:alice", "ops/record", "denied") in outcomes
+    assert ("api_key:alice", "ops/slow_read", "ok") in outcomes
     verified = cli(secured, "audit", "verify", str(secured.audit))
     assert verified.returncode == 0, verified.stderr
 
@@ -263,7 +267,7 @@ def test_a_denied_name_is_answered_exactly_as_an_unknown_one_over_2026_http(
     absent = _modern(secured, method, _swap(params, hidden, unknown), token)
     assert denied[1]["code"] == types.INVALID_PARAMS
     assert list(denied) == _swap(list(absent), unknown, hidden)
-    denials = [e for e in map(json.loads, secured.audit.read_text().splitlines()) if e["principal"] == "bob"]
+    denials = [e for e in map(json.loads, secured.audit.read_text().splitlines()) if e["principal"] == "api_key:bob"]
     kind = {"tools/call": "tool", "prompts/get": "prompt", "resources/read": "resource"}.get(method, "completion")
     assert any(e["kind"] == kind and e["outcome"] == "denied" for e in denials)
 
@@ -289,3 +293,32 @@ async def test_a_denied_name_is_answered_exactly_as_an_unknown_one_in_a_2025_ses
     for denied, absent in answered:
         assert denied[0] == types.INVALID_PARAMS
         assert list(denied) == absent
+
+
+async def test_session_ids_never_appear_in_the_log(secured: Secured) -> None:
+    """Opened, refused to another credential, ended: the SDK logs each, and the gateway (at debug) hides the id."""
+    issued: list[str] = []
+
+    async def remember(response: httpx2.Response) -> None:
+        if (session := response.headers.get("mcp-session-id")) and session not in issued:
+            issued.append(session)
+
+    alice_auth = {"Authorization": f"Bearer {SECRETS['ALICE_KEY']}"}
+    async with (
+        httpx2.AsyncClient(headers=alice_auth, event_hooks={"response": [remember]}) as http,
+        Client(streamable_http_client(secured.url, http_client=http), mode="legacy") as alice,  # type: ignore[arg-type]
+    ):
+        await alice.call_tool("hr/echo", {"text": "hi"})
+        headers = {
+            "Authorization": f"Bearer {SECRETS['BOB_KEY']}",
+            "Accept": "application/json, text/event-stream",
+            "Mcp-Session-Id": issued[0],
+            "MCP-Protocol-Version": "2025-11-25",
+        }
+        async with httpx2.AsyncClient(timeout=10) as bob:
+            refused = await bob.post(secured.url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"}, headers=headers)
+    assert refused.status_code == 404
+    # Each line is written before the response it precedes, the last one (the DELETE's) before the client left.
+    log = secured.log.read_text()
+    assert issued[0] not in log
+    assert log.count(SESSION_MASK) >= 3

@@ -11,13 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx2
 import pytest
-from mcp import Client, MCPError
+from mcp import Client, MCPError, types
+from mcp.client.streamable_http import streamable_http_client
 
-from gateway.config import BackendConfig
+from gateway.config import BackendConfig, GatewayConfig
+from gateway.core import Gateway
 from gateway.errors import OUTCOME_UNKNOWN, BackendUnavailable
 from gateway.sessions import ClientSessions
 from tests.support import toy_server
+from tests.support.inproc import serving
 from tests.support.procs import ROOT, Processes, alive, children, free_port, http_get, listening, wait_until
 
 pytestmark = pytest.mark.anyio
@@ -118,18 +122,18 @@ async def pool(**fields: Any) -> AsyncIterator[ClientSessions]:
 async def test_the_cap_replaces_the_least_recently_used_idle_session_and_refuses_when_all_are_busy() -> None:
     async with pool(max_sessions=2) as sessions:
         for key in ("a", "b"):
-            async with sessions.lease(key) as lease:
+            async with sessions.lease(("p", key)) as lease:
                 await lease.client.call_tool("remember", {"value": key})
-        async with sessions.lease("a") as lease:
+        async with sessions.lease(("p", "a")) as lease:
             assert text(await lease.client.call_tool("recall", {})).startswith("a@")
-        async with sessions.lease("c") as lease:  # "b" is the least recently used
+        async with sessions.lease(("p", "c")) as lease:  # "b" is the least recently used
             await lease.client.call_tool("remember", {"value": "c"})
         assert sessions.count == 2
-        async with sessions.lease("b") as lease:  # "a" made way this time; "b" starts afresh
+        async with sessions.lease(("p", "b")) as lease:  # "a" made way this time; "b" starts afresh
             assert text(await lease.client.call_tool("recall", {})).startswith("@")
-        async with sessions.lease("b"), sessions.lease("c"):
+        async with sessions.lease(("p", "b")), sessions.lease(("p", "c")):
             with pytest.raises(BackendUnavailable, match="all 2 client sessions are busy"):
-                async with sessions.lease("d"):
+                async with sessions.lease(("p", "d")):
                     pass
 
 
@@ -138,9 +142,119 @@ async def test_idle_sessions_close_and_a_sessionless_request_leaves_nothing_open
         async with sessions.lease(None) as lease:
             await lease.client.call_tool("echo", {"text": "x"})
             assert sessions.count == 0
-        async with sessions.lease("a") as lease:
+        async with sessions.lease(("p", "a")) as lease:
             await lease.client.call_tool("echo", {"text": "x"})
         assert sessions.count == 1
         with anyio.fail_after(5):
             while sessions.count:
                 await anyio.sleep(0.05)
+
+
+ALICE_KEY, BOB_KEY = "alice-key-0123456789abcdef", "bob-key-0123456789abcdef00"
+OWNERS = {
+    "auth": {"api_keys": [{"principal": "alice", "key": ALICE_KEY}, {"principal": "bob", "key": BOB_KEY}]},
+    "policy": {"default": "allow"},
+}
+
+
+@asynccontextmanager
+async def owned(processes: Processes, max_sessions: int) -> AsyncIterator[str]:
+    """A gateway with API keys on a real socket, in front of a toy backend over HTTP with per-client sessions."""
+    toy = free_port()
+    processes.start("-m", "tests.support.toy_server", "--port", str(toy))
+    wait_until(lambda: listening(toy))
+    backend = BackendConfig(
+        name="own",
+        url=f"http://127.0.0.1:{toy}/mcp",
+        protocol="legacy",
+        session="per_client",
+        max_sessions=max_sessions,
+    )
+    config = GatewayConfig.model_validate({"backends": [backend], "security": OWNERS})
+    async with Gateway(config) as gateway, serving(gateway) as url:
+        yield url
+
+
+@asynccontextmanager
+async def session_client(url: str, token: str) -> AsyncIterator[tuple[Client, list[str]]]:
+    """A 2025 client, and the session ids the gateway gave it."""
+    issued: list[str] = []
+
+    async def remember(response: httpx2.Response) -> None:
+        if (session := response.headers.get("mcp-session-id")) and session not in issued:
+            issued.append(session)
+
+    auth, hooks = {"Authorization": f"Bearer {token}"}, {"response": [remember]}
+    async with (
+        httpx2.AsyncClient(headers=auth, event_hooks=hooks) as http,
+        Client(streamable_http_client(url, http_client=http), mode="legacy") as client,  # type: ignore[arg-type]
+    ):
+        yield client, issued
+
+
+async def stateless(
+    url: str, token: str, name: str, session: str, arguments: dict[str, Any] | None = None, **meta: Any
+) -> dict[str, Any]:
+    """A raw 2026 ``tools/call`` carrying ``Mcp-Session-Id: session``; the JSON-RPC response."""
+    envelope = {types.PROTOCOL_VERSION_META_KEY: "2026-07-28", types.CLIENT_CAPABILITIES_META_KEY: {}, **meta}
+    params = {"name": name, "arguments": arguments or {}, "_meta": envelope}
+    message = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Accept": "application/json, text/event-stream",
+        "MCP-Protocol-Version": "2026-07-28",
+        "Mcp-Method": "tools/call",
+        "Mcp-Name": name,
+        "Mcp-Session-Id": session,
+    }
+    async with httpx2.AsyncClient(timeout=30) as http:
+        response = await http.post(url, json=message, headers=headers)
+    body = response.text if "json" in response.headers["content-type"] else _last_event(response.text)
+    return dict(json.loads(body))
+
+
+def _last_event(stream: str) -> str:
+    return [line[5:] for line in stream.splitlines() if line.startswith("data:")][-1]
+
+
+async def test_another_principal_naming_a_session_never_reaches_its_backend_session(processes: Processes) -> None:
+    async with owned(processes, max_sessions=4) as url, session_client(url, ALICE_KEY) as (alice, issued):
+        await alice.call_tool("own/remember", {"value": "alice-secret"})
+        before = text(await alice.call_tool("own/recall", {}))
+        assert before.startswith("alice-secret@")
+        (session,) = issued
+        # The fast path serves a plain call; one asking for log messages goes through the SDK's handlers.
+        plain = await stateless(url, BOB_KEY, "own/recall", session)
+        logged = await stateless(url, BOB_KEY, "own/recall", session, **{types.LOG_LEVEL_META_KEY: "debug"})
+        for answer in (plain, logged):
+            assert answer["result"]["content"][0]["text"].startswith("@")
+        # Her own 2026 call naming her session is no different: a 2026 request has no session.
+        assert (await stateless(url, ALICE_KEY, "own/recall", session))["result"]["content"][0]["text"][0] == "@"
+        assert text(await alice.call_tool("own/recall", {})) == before
+
+
+async def test_made_up_session_ids_evict_no_clients_backend_session(processes: Processes) -> None:
+    async with owned(processes, max_sessions=4) as url, session_client(url, ALICE_KEY) as (alice, _):
+        await alice.call_tool("own/remember", {"value": "alice-secret"})
+        before = text(await alice.call_tool("own/recall", {}))
+        # Each opens a backend session for that request alone, and takes no place among the four.
+        for n in range(6):
+            answer = await stateless(url, BOB_KEY, "own/remember", f"made-up-{n}", {"value": "bob"})
+            assert answer["result"]["content"][0]["text"] == "remembered"
+        assert text(await alice.call_tool("own/recall", {})) == before
+
+
+async def test_a_2025_session_of_another_principal_is_refused_before_any_backend(processes: Processes) -> None:
+    async with owned(processes, max_sessions=4) as url, session_client(url, ALICE_KEY) as (alice, issued):
+        await alice.call_tool("own/remember", {"value": "alice-secret"})
+        headers = {
+            "Authorization": f"Bearer {BOB_KEY}",
+            "Accept": "application/json, text/event-stream",
+            "Mcp-Session-Id": issued[0],
+            "MCP-Protocol-Version": "2025-11-25",
+        }
+        call = {"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "own/recall", "arguments": {}}}
+        async with httpx2.AsyncClient(timeout=30) as http:
+            refused = await http.post(url, json=call, headers=headers)
+        assert refused.status_code == 404
+        assert text(await alice.call_tool("own/recall", {})).startswith("alice-secret@")
