@@ -40,6 +40,11 @@ class Principal:
     method: str = "anonymous"
     token: str | None = field(default=None, repr=False, compare=False)
 
+    @property
+    def key(self) -> str:
+        """Who this is across credential sources: the same name from an API key and a JWT are two callers."""
+        return f"{self.method}:{self.name}"
+
 
 ANONYMOUS = Principal("anonymous")
 
