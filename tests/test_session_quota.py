@@ -1,5 +1,5 @@
-"""2025 session admission over real HTTP: a cap per principal, and a full table that sheds the largest holder's
-least recently used session."""
+"""2025 session admission over real HTTP: a cap per principal, a full table that sheds the largest holder's least
+recently used session, and openings that spend the principal's rate-limit budget."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from mcp.server.streamable_http import StreamableHTTPServerTransport
 
 import gateway.app
 from gateway.app import MCP_PATH
+from gateway.errors import RATE_LIMITED
 from gateway.session_table import SessionTable
 from tests.support.inproc import http_client, running_gateway, serving
 from tests.support.toy_server import build
@@ -162,3 +163,21 @@ async def test_with_default_settings_the_101st_session_of_a_principal_closes_its
             assert spy.table.size == 100
         assert [await use(http, session) for session in sessions[:2]] == [404, 200]
     assert tools
+
+
+async def test_opening_a_session_over_the_rate_limit_gets_429_with_retry_after() -> None:
+    limits = {"per_principal": {"rate": 0.001, "burst": 2}}
+    async with gateway_at(limits=limits) as (_, http):
+        session = await open_session(http)
+        await open_session(http)
+        refused = await http.post(MCP_PATH, json={**INITIALIZE, "id": 7}, headers=headers(None))
+        stream = await http.get(MCP_PATH, headers={"Accept": "text/event-stream"})
+        listed = await use(http, session)
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) >= 1
+    error = refused.json()
+    assert error["id"] == 7
+    assert error["error"]["code"] == RATE_LIMITED
+    assert error["error"]["data"]["retryAfter"] > 0
+    assert stream.status_code == 429  # a GET without a session would open one too
+    assert listed == 200  # requests in an open session are not openings
