@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import math
 import weakref
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import anyio
@@ -78,9 +80,10 @@ class SessionTable:
         """The principal's open sessions, least recently used first."""
         return sorted(self._live(key), key=self._last_use)
 
-    def largest_holder(self, prefer: str) -> str | None:
-        """The principal holding the most open sessions (``prefer`` on a tie), or None when nobody holds one."""
-        counts = {key: len(live) for key in list(self._held) if (live := self._live(key))}
+    def largest_holder(self, prefer: str, opening: Mapping[str, int]) -> str | None:
+        """The principal holding the most sessions, counting those it is ``opening`` (``prefer`` on a tie)."""
+        counts = Counter(opening)
+        counts.update({key: len(live) for key in list(self._held) if (live := self._live(key))})
         return max(counts, key=lambda key: (counts[key], key == prefer), default=None)
 
     async def close(self, session_id: str) -> None:

@@ -40,11 +40,11 @@ async def test_closing_a_session_forgets_it_at_once_and_terminates_its_transport
     transport = StreamableHTTPServerTransport(mcp_session_id="s1", idle_timeout=60)
     made._server_instances["s1"] = transport
     table.hold("s1", "api_key:alice")
-    assert (table.size, table.held("api_key:alice"), table.largest_holder("x")) == (1, ["s1"], "api_key:alice")
+    assert (table.size, table.held("api_key:alice"), table.largest_holder("x", {})) == (1, ["s1"], "api_key:alice")
     await table.close("s1")
     await table.close("s1")  # already gone: nothing to do
     assert transport.is_terminated
-    assert (table.size, table.held("api_key:alice"), table.largest_holder("x")) == (0, [], None)
+    assert (table.size, table.held("api_key:alice"), table.largest_holder("x", {"x": 1})) == (0, [], "x")
 
 
 def scope(**headers: str) -> dict[str, Any]:
