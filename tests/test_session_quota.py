@@ -166,6 +166,18 @@ async def test_with_default_settings_the_101st_session_of_a_principal_closes_its
     assert tools
 
 
+async def test_a_closed_sessions_backend_sessions_close_with_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    ended: list[str] = []
+    limits = {"max_sessions_per_principal": 1}
+    async with running_gateway({"toy": build("toy")}, security={"limits": limits}) as gw:
+        monkeypatch.setattr(gw.router, "end_session", ended.append)
+        async with serving(gw) as url, httpx2.AsyncClient(base_url=url.removesuffix(MCP_PATH), timeout=10) as http:
+            first = await open_session(http)
+            second = await open_session(http)
+            assert [await use(http, session) for session in (first, second)] == [404, 200]
+    assert ended == [first]
+
+
 async def test_opening_a_session_over_the_rate_limit_gets_429_with_retry_after() -> None:
     limits = {"per_principal": {"rate": 0.001, "burst": 2}}
     async with gateway_at(limits=limits) as (_, http):
