@@ -26,6 +26,7 @@ from gateway.fastpath import FastPath
 from gateway.http_security import SecurityLayer
 from gateway.pages import ListCache
 from gateway.server import SESSION_HEADER, build_server
+from gateway.session_quota import SessionQuota
 from gateway.session_table import SessionTable
 
 MCP_PATH = "/mcp"
@@ -112,7 +113,8 @@ def build_app(gateway: Gateway, *, host: str = "127.0.0.1") -> GatewayApp:
 
     lists, sessions = ListCache(), SessionTable()
     server = build_server(gateway, lists=lists, sessions=sessions)
-    max_body = gateway.config.security.limits.max_body_bytes
+    limits = gateway.config.security.limits
+    max_body = limits.max_body_bytes
     # Host and Origin are checked by the security layer, against the configured allow-lists.
     security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
     app: Starlette = server.streamable_http_app(
@@ -120,6 +122,7 @@ def build_app(gateway: Gateway, *, host: str = "127.0.0.1") -> GatewayApp:
         host=host,
         json_response=gateway.config.json_response,
         max_request_body_size=max_body,
+        max_sessions=limits.max_client_sessions,
         transport_security=security,
         custom_starlette_routes=[
             Route("/healthz", healthz, methods=["GET"]),
@@ -128,7 +131,12 @@ def build_app(gateway: Gateway, *, host: str = "127.0.0.1") -> GatewayApp:
     )
     stamp = server.server_info_stamp
     sessions.bind(server.session_manager)
-    _wrap_endpoint(app, lambda endpoint: FastPath(endpoint, gateway, lists, sessions, stamp, security, max_body))
+
+    def wrap(endpoint: ASGIApp) -> ASGIApp:
+        quota = SessionQuota(endpoint, sessions, limits.max_sessions_per_principal, gateway.router.end_session)
+        return FastPath(quota, gateway, lists, sessions, stamp, security, max_body)
+
+    _wrap_endpoint(app, wrap)
     return GatewayApp(SecurityLayer(app, gateway, MCP_PATH), gateway.router.end_session)
 
 

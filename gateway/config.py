@@ -246,6 +246,9 @@ class LimitsConfig(_Model):
     store: SecretStr = SecretStr("memory")
     max_body_bytes: int = Field(default=4 * MIB, ge=1024, le=1024 * MIB)
     max_json_depth: int = Field(default=64, ge=4, le=1000)
+    # Open 2025 client sessions: per principal (its least recently used one closes for a new one), and in all.
+    max_sessions_per_principal: int = Field(default=100, ge=1, le=1_000_000)
+    max_client_sessions: int = Field(default=10_000, ge=1, le=1_000_000)
 
     @field_validator("store")
     @classmethod

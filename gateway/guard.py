@@ -152,6 +152,11 @@ class Guard:
             raise
         return True
 
+    async def admit_session(self, principal: Principal) -> None:
+        """Spend a call's worth of the principal's budget on opening a session: one holds memory until it ends."""
+        if self.limiter.active:
+            await self.limiter.hit(principal)
+
     async def call_tool(
         self,
         caller: Caller,

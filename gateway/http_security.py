@@ -33,6 +33,7 @@ from gateway.core import Gateway
 from gateway.errors import UNAUTHORIZED, InvalidToken, RateLimited, Unauthorized, to_mcp_error
 from gateway.guard import CALLS
 from gateway.limits import too_deep
+from gateway.session_table import opens_session
 
 METADATA = "/.well-known/oauth-protected-resource"
 # A Host header as RFC 9110 allows it: a name or IPv4 address, or a bracketed IPv6 one, and an optional port.
@@ -95,10 +96,12 @@ class SecurityLayer:
             if isinstance(read, Response):
                 return await read(scope, receive, send)
             receive = _replay(read, receive)
+        elif (refused := await self._budget(scope, None, None, None)) is not None:
+            return await refused(scope, receive, send)
         await self._app(scope, receive, send)
 
     async def _read(self, scope: Scope, receive: Receive, headers: Headers) -> bytes | Response:
-        """The body, or the refusal: too large, too deep, or a call over its budget."""
+        """The body, or the refusal: too large, too deep, or a call or session opening over its budget."""
         limit = self._limits.max_body_bytes
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
@@ -111,21 +114,27 @@ class SecurityLayer:
         except RecursionError:
             return _refusal(400, INVALID_REQUEST, "JSON nested too deeply")
         except ValueError:
-            return body  # not JSON: the SDK answers with its parse error
+            message = None  # not JSON: the SDK answers with its parse error
         if too_deep(message, self._limits.max_json_depth):
             return _refusal(400, INVALID_REQUEST, f"JSON nested deeper than {self._limits.max_json_depth} levels")
-        method = message.get("method") if isinstance(message, dict) else None
-        if isinstance(method, str) and method in CALLS and "id" in message:
-            request_id = message["id"] if isinstance(message["id"], str | int) else None
-            try:
-                charged = await self._guard.admit(scope[SCOPE_PRINCIPAL], method, message.get("params"), request_id)
-            except RateLimited as exc:
-                retry = {"Retry-After": str(math.ceil(exc.retry_after))}
-                return _refusal(
-                    429, to_mcp_error(exc).code, str(exc), request_id, retry, {"retryAfter": exc.retry_after}
-                )
-            scope[SCOPE_ADMITTED] = charged
-        return body
+        fields = message if isinstance(message, dict) else {}
+        method = fields.get("method") if "id" in fields else None
+        call = method if isinstance(method, str) else None
+        return await self._budget(scope, call, fields.get("params"), fields.get("id")) or body
+
+    async def _budget(self, scope: Scope, method: str | None, params: Any, request_id: Any) -> Response | None:
+        """A call, or a request that opens a session, spends the principal's budget first: 429 once it is spent."""
+        principal = scope[SCOPE_PRINCIPAL]
+        request_id = request_id if isinstance(request_id, str | int) else None
+        try:
+            if method is not None and method in CALLS:
+                scope[SCOPE_ADMITTED] = await self._guard.admit(principal, method, params, request_id)
+            elif opens_session(scope):
+                await self._guard.admit_session(principal)
+        except RateLimited as exc:
+            retry = {"Retry-After": str(math.ceil(exc.retry_after))}
+            return _refusal(429, to_mcp_error(exc).code, str(exc), request_id, retry, {"retryAfter": exc.retry_after})
+        return None
 
     def _unauthorized(self, scope: Scope, exc: Unauthorized) -> Response:
         """401 with ``WWW-Authenticate: Bearer``, naming the metadata document when there is one (RFC 9728)."""

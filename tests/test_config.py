@@ -124,6 +124,8 @@ def test_omitted_fields_take_their_documented_defaults(write: WriteFile) -> None
     assert config.naming.style == "auto"
     assert config.naming.separator == "__"
     assert config.naming.max_length == 64
+    limits = config.security.limits
+    assert (limits.max_sessions_per_principal, limits.max_client_sessions) == (100, 10_000)
 
 
 # -- ${VAR} substitution -------------------------------------------------------------------------------------------
