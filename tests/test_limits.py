@@ -144,6 +144,7 @@ async def test_over_http_completions_and_subscriptions_over_budget_are_429_with_
         opened = await session.post(url, headers=MCP, json=request("initialize", legacy))
         own = {**MCP, "Mcp-Session-Id": opened.headers["mcp-session-id"], "MCP-Protocol-Version": "2025-11-25"}
         await session.post(url, headers=own, json={"jsonrpc": "2.0", "method": "notifications/initialized"})
+        clock.now += 2  # opening the session spent the budget too
         subscribe = {"uri": "ops+toy://about"}
         subscribed = [
             await session.post(url, headers=own, json=request("resources/subscribe", subscribe, i)) for i in range(2)
