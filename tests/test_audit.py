@@ -359,5 +359,5 @@ def test_a_served_gateway_restarted_after_an_oversized_name_keeps_an_intact_anch
         wait_until(lambda: listening(port) and http_get(f"http://127.0.0.1:{port}/readyz")[0] == 200)
         anyio.run(call, name)
         assert processes.stop(gateway) == 0
-    assert [(e["seq"], e.get("reason")) for e in lines_of(path)][-1] == (6, "shutdown")
     assert verify(path) == 0
+    assert [(e["seq"], e.get("reason")) for e in lines_of(path)][-1] == (6, "shutdown")
