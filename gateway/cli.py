@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,9 +20,12 @@ from pathlib import Path
 import anyio
 from pydantic import ValidationError
 
-from gateway import __version__, audit
+from gateway import __version__
+from gateway.audit_chain import Anchor, anchor_beside, read_anchor
+from gateway.audit_key import AuditKey, beside, read_key
+from gateway.audit_verify import verify
 from gateway.config import GatewayConfig, Settings, describe_errors, load_config
-from gateway.errors import ConfigError, StartupError
+from gateway.errors import AuditLogError, ConfigError, StartupError
 from gateway.naming import Style
 from gateway.redaction import Redactor, hide_session_ids
 from gateway.running import approve_tools, print_catalog, run_demo, serve_http, serve_stdio
@@ -36,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "audit":
-        raise SystemExit(_verify(args.file))
+        raise SystemExit(_verify(args))
     try:
         settings = Settings()
     except ValidationError as exc:
@@ -101,19 +105,56 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def _verify(path: Path) -> int:
-    """``mcp-gateway audit verify FILE``: 0 when the chain is intact, 1 naming the first broken line."""
+def _verify(args: argparse.Namespace) -> int:
+    """``mcp-gateway audit verify FILE``: 0 when intact, 1 naming the first broken line, 2 without a usable key or
+    file."""
+    path: Path = args.file
+    try:
+        key = _audit_key(args)
+    except AuditLogError as exc:
+        print(f"mcp-gateway: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    anchor, anchor_problem = _anchor(args, key)
     try:
         with path.open("rb") as handle:
-            count, problem = audit.verify(handle)
+            verdict = verify(handle, key, anchor)
     except OSError as exc:
         print(f"mcp-gateway: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_CONFIG
+    if anchor is None and anchor_problem is None and verdict.lines and not args.no_anchor:
+        anchor_problem = f"no anchor at {args.anchor or anchor_beside(path)} (--no-anchor checks a copy without one)"
+    problem = verdict.problem or anchor_problem
     if problem is not None:
-        print(f"{path}: TAMPERED: {problem} ({count} lines verified before it)", file=sys.stderr)
+        print(f"{path}: TAMPERED: {problem} ({verdict.lines} lines verified before it)", file=sys.stderr)
         return 1
-    print(f"{path}: intact, {count} lines")
+    notes = [f"{verdict.unanchored} after the last checkpoint"] if verdict.unanchored else []
+    notes += ["the end was not checked against an anchor"] if args.no_anchor else []
+    print(f"{path}: intact, {verdict.lines} lines" + (f" ({'; '.join(notes)})" if notes else ""))
     return 0
+
+
+def _anchor(args: argparse.Namespace, key: AuditKey) -> tuple[Anchor | None, str | None]:
+    """The log's anchor (``None``: there is none), or what is wrong with it (reported if every line verifies)."""
+    if args.no_anchor:
+        return None, None
+    path: Path = args.anchor or anchor_beside(args.file)
+    try:
+        return read_anchor(path, key), None
+    except AuditLogError as exc:
+        return None, str(exc)
+
+
+def _audit_key(args: argparse.Namespace) -> AuditKey:
+    """The key ``audit verify`` was given: a file, an environment variable, or the file beside the log."""
+    if args.key_env:
+        secret = os.environ.get(args.key_env)
+        if not secret:
+            raise AuditLogError(f"the environment variable {args.key_env} is not set")
+        return AuditKey.derive(secret.strip())
+    path: Path = args.key_file or beside(args.file)
+    if args.key_file is None and not path.exists():
+        raise AuditLogError(f"no audit key: {path} does not exist; give --key-file or --key-env")
+    return read_key(path)
 
 
 def _run(args: argparse.Namespace, settings: Settings, config: GatewayConfig) -> int:
@@ -166,8 +207,14 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="start the three sample backends and the gateway on localhost")
     tools = commands.add_parser("tools", help="connect to every backend and print the aggregated catalogue")
     audit_ = commands.add_parser("audit", help="check an audit log: 'audit verify FILE'")
-    audit_.add_argument("action", choices=["verify"], help="verify the hash chain of every line")
+    audit_.add_argument("action", choices=["verify"], help="verify every line's MAC, the chain and the anchor")
     audit_.add_argument("file", type=Path, help="the audit log (JSON lines)")
+    keys = audit_.add_mutually_exclusive_group()
+    keys.add_argument("--key-file", type=Path, help="the file holding the audit key (default: FILE.key)")
+    keys.add_argument("--key-env", metavar="NAME", help="the environment variable holding the audit key")
+    anchors = audit_.add_mutually_exclusive_group()
+    anchors.add_argument("--anchor", type=Path, help="the log's anchor (default: FILE.anchor)")
+    anchors.add_argument("--no-anchor", action="store_true", help="verify without the anchor: an end cut off passes")
     for sub in (serve, stdio, demo, tools):
         sub.add_argument("--config", type=Path, help="YAML config, or an mcpServers JSON file (env GATEWAY_CONFIG)")
         sub.add_argument("--name-style", choices=["auto", "canonical", "strict"], help="force one naming style")

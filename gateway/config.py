@@ -28,6 +28,7 @@ PREFIX_PATTERN = r"^([A-Za-z][A-Za-z0-9-]{0,31})?$"
 DEFAULT_STRICT_CLIENTS = ("claude", "anthropic", "openai", "chatgpt", "codex")
 MIB = 1024 * 1024
 MIN_SECRET = 8
+MIN_AUDIT_KEY = 32
 LOOPBACK_HOSTS = ("127.0.0.1", "127.0.0.1:*", "localhost", "localhost:*", "[::1]", "[::1]:*")
 LOOPBACK_ORIGINS = (
     "http://127.0.0.1",
@@ -266,9 +267,30 @@ class HttpConfig(_Model):
 
 
 class AuditConfig(_Model):
+    """The audit log; its HMAC key lives outside it (see ``gateway.audit_key``)."""
+
     file: Path | None = None
+    # The HMAC key itself, or a file holding it; with neither, "<file>.key", generated (mode 0600) on first start.
+    key: SecretStr | None = None
+    key_file: Path | None = None
+    # Where the last checkpoint is recorded ("<file>.anchor" by default), so lines cut off the end are found.
+    anchor_file: Path | None = None
+    checkpoint_every: int = Field(default=100, ge=1, le=1_000_000)
     include_arguments: bool = False
-    redact_keys: tuple[str, ...] = ("password", "secret", "token", "api_key", "apikey", "authorization")
+    # Key names redacted besides the common secret names (matched the same way: case and "_-. " ignored).
+    redact_keys: tuple[str, ...] = ()
+    # Longer strings (names, principals, argument keys and values) are cut, marked with their length.
+    max_field_chars: int = Field(default=1024, ge=64, le=1_000_000)
+    # Recorded arguments whose JSON is longer are replaced by a marker with their length.
+    max_arguments_chars: int = Field(default=16_384, ge=256, le=100_000_000)
+
+    @model_validator(mode="after")
+    def _one_key(self) -> AuditConfig:
+        if self.key is not None and self.key_file is not None:
+            raise ValueError("give at most one of 'key' and 'key_file'")
+        if self.key is not None and len(self.key.get_secret_value()) < MIN_AUDIT_KEY:
+            raise ValueError(f"the audit key must be at least {MIN_AUDIT_KEY} characters")
+        return self
 
 
 class PinningConfig(_Model):
@@ -329,7 +351,7 @@ class GatewayConfig(_Model):
         return backends
 
     def secret_values(self) -> list[str]:
-        """Every configured value that must never be shown: keys, the JWT secret, the store URL, and each
+        """Every configured value that must never be shown: keys, the JWT secret, the store URL, the audit key, and each
         backend's header and environment values (those shorter than ``MIN_SECRET`` cannot be told from words)."""
         auth, found = self.security.auth, []
         found += [k.key.get_secret_value() for k in auth.api_keys if k.key is not None]
@@ -337,6 +359,8 @@ class GatewayConfig(_Model):
             found.append(auth.jwt.secret.get_secret_value())
         if self.security.limits.store.get_secret_value() != "memory":
             found.append(self.security.limits.store.get_secret_value())
+        if self.security.audit.key is not None:
+            found.append(self.security.audit.key.get_secret_value())
         for backend in self.backends:
             for value in [*backend.headers.values(), *backend.env.values()]:
                 found += [value, *value.split(" ", 1)[1:]]  # "Bearer t0k": the token on its own too

@@ -5,7 +5,8 @@ backend has either connected or failed its first attempt (bounded by ``start_tim
 every reachable backend listed. Nobody sees the catalogue before that, so the listings that arrive meanwhile are
 merged once, at the end of the start, not batch by batch as they come (and the garbage collector runs less while
 the start allocates them: ``gateway.heap``). Leaving the block cancels the supervisors, which closes every backend
-session and ends stdio subprocesses (the SDK bounds each of those steps with its own timeouts).
+session and ends stdio subprocesses (the SDK bounds each of those steps with its own timeouts), and closes the
+audit log with a checkpoint.
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ class Gateway:
                     self.notifier.close()
                     tg.cancel_scope.cancel()
         finally:
+            self.guard.audit.close()
             with anyio.CancelScope(shield=True):
                 await self.guard.limiter.aclose()
 

@@ -3,6 +3,7 @@
     GatewayError
     ├── ConfigError            invalid configuration (the CLI exits 2; never reaches a client)
     ├── StartupError           a required backend could not be reached at start (the CLI exits 1)
+    │   └── AuditLogError      the audit log, its key or its anchor cannot be used as they are
     ├── UnknownTarget          no tool, prompt or resource by that name        -> -32602
     │   └── Forbidden          the principal's rules do not allow this name: answered as unknown -> -32602
     ├── InvalidCursor          a list cursor the gateway did not hand out      -> -32602
@@ -51,6 +52,10 @@ class ConfigError(GatewayError):
 
 class StartupError(GatewayError):
     """The gateway cannot start as configured; the message names the backend."""
+
+
+class AuditLogError(StartupError):
+    """The audit log cannot be continued: its key is missing or unusable, or the log or its anchor fail to verify."""
 
 
 class UnknownTarget(GatewayError):

@@ -1,8 +1,10 @@
-"""Configured secrets never leave the process: they are cut from log records, errors and status documents.
+"""Secrets never leave the process: configured values are cut from log records, errors and status documents, and
+values under secret-looking key names from the structured arguments the gateway records.
 
-The secrets are the configured values themselves (``GatewayConfig.secret_values``). Log records are redacted
+The configured secrets are the values themselves (``GatewayConfig.secret_values``). Log records are redacted
 where they are made, through the logging record factory, so every handler (uvicorn's, a test's capture, stderr)
-gets the redacted text, tracebacks included.
+gets the redacted text, tracebacks included. Arguments are a caller's own and unknown in advance, so there the
+key names decide (``SecretNames``).
 
 Session ids are cut from the log too (``hide_session_ids``): a 2025 ``Mcp-Session-Id`` and a backend's session id
 of ours are bearer-like handles, yet the SDK logs them at INFO and WARNING as it opens, refuses and ends sessions.
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -23,6 +25,17 @@ SESSION_LOGGERS = ("mcp.server.streamable_http_manager", "mcp.server.streamable_
 _SESSION_ID = re.compile(
     r"(?:(?<=session ID: )|(?<=Terminating session: )|(?<=Session )|(?<=for session ))\S+?(?=: credential|\s|$)"
 )
+
+# Secret key names, searched in a name once lowercased and stripped of "_", "-", "." and spaces, so db_password,
+# newPassword, x-api-key and "API Key" are all caught. The look-aheads spare the ordinary names that contain a
+# secret word: author and authority, tokens_used and max_tokens (counts), tokenizer, secretary.
+_SECRET_NAME = re.compile(
+    r"pass(word|wd|phrase)|pwd|secret(?!ar)|credential|cookie|signature|bearer|authorization|auth(?!or|enticated)"
+    r"|token(?!s|i[sz]|count|limit|budget|usage|used)"
+    r"|(api|access|private|signing|encryption|master|license)key"
+    r"|session(id|key)?$|^(pass|pin|otp)$"
+)
+_SEPARATORS = re.compile(r"[\s_.\-]+")
 
 
 class Redactor:
@@ -93,3 +106,27 @@ def hide_session_ids() -> None:
         found = logging.getLogger(name)
         if not any(isinstance(f, _SessionIds) for f in found.filters):
             found.addFilter(_SessionIds())
+
+
+class SecretNames:
+    """Key names whose values are secrets: the common ones by pattern, and ``extra`` names exactly (both after the
+    same normalisation)."""
+
+    def __init__(self, extra: Iterable[str] = ()) -> None:
+        self._extra = frozenset(_normal(name) for name in extra)
+
+    def __contains__(self, name: object) -> bool:
+        normal = _normal(str(name))
+        return normal in self._extra or _SECRET_NAME.search(normal) is not None
+
+    def redact(self, value: Any) -> Any:
+        """The same JSON-like structure with the value under every secret name, at any depth, masked."""
+        if isinstance(value, dict):
+            return {k: MASK if k in self else self.redact(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.redact(v) for v in value]
+        return value
+
+
+def _normal(name: str) -> str:
+    return _SEPARATORS.sub("", name.lower())

@@ -1,4 +1,5 @@
-"""Configured secrets are cut from log records (tracebacks included), status documents and errors."""
+"""Configured secrets are cut from log records (tracebacks included), status documents and errors; values under
+secret-looking key names from recorded arguments."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import logging
 import pytest
 
 from gateway.config import GatewayConfig
-from gateway.redaction import MASK, Redactor
+from gateway.redaction import MASK, Redactor, SecretNames
 
 TOKEN = "s3cr3t-token-value"
 
@@ -51,3 +52,60 @@ def test_log_records_are_redacted_where_they_are_made(caplog: pytest.LogCaptureF
     text = caplog.text
     assert f"header was Bearer {MASK}" in text and f"backend said {MASK}" in text
     assert TOKEN not in text
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "db_password",
+        "newPassword",
+        "client_secret",
+        "x-api-key",
+        "accessToken",
+        "private_key",
+        "API Key",
+        "Authorization",
+        "auth",
+        "basicAuth",
+        "refresh_token",
+        "id.token",
+        "session_id",
+        "Set-Cookie",
+        "credentials",
+        "signature",
+        "passphrase",
+        "pwd",
+        "pass",
+    ],
+)
+def test_secret_looking_key_names_are_caught_whatever_their_case_and_separators(name: str) -> None:
+    assert name in SecretNames()
+    assert SecretNames().redact({"outer": [{name: "hunter2", "n": 1}]}) == {"outer": [{name: MASK, "n": 1}]}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "author",
+        "authority",
+        "co-author",
+        "tokens_used",
+        "max_tokens",
+        "tokenizer",
+        "secretary",
+        "keyboard",
+        "passenger",
+        "bypass",
+        "sort_key",
+        "session_timeout",
+        "is_authenticated",
+        "text",
+    ],
+)
+def test_ordinary_key_names_that_contain_a_secret_word_are_kept(name: str) -> None:
+    assert name not in SecretNames()
+
+
+def test_configured_names_are_matched_after_the_same_normalisation() -> None:
+    names = SecretNames(["employee_ssn"])
+    assert "Employee-SSN" in names and "employee_ssn_hint" not in names
