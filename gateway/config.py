@@ -260,10 +260,22 @@ class LimitsConfig(_Model):
 
 
 class HttpConfig(_Model):
-    """Host and Origin allow-lists against DNS rebinding ("host:*" any port; "*" anything)."""
+    """The HTTP front: Host and Origin allow-lists against DNS rebinding ("host:*" any port; "*" anything), and
+    what one connection may hold of the server (read by ``http_limits``)."""
 
     allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
     allowed_origins: tuple[str, ...] = LOOPBACK_ORIGINS
+    # A request's line and headers together, and its number of header fields: 431 and closed above either.
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * MIB)
+    max_headers: int = Field(default=100, ge=8, le=10_000)
+    # Seconds a request's line and headers may take to arrive (from its first byte, or from the accept for a
+    # connection's first request), and its body after them: 408 and closed past either.
+    header_timeout: float = Field(default=10.0, gt=0, le=3600)
+    body_timeout: float = Field(default=30.0, gt=0, le=3600)
+    # Open connections from one client address (0: no cap). Behind a reverse proxy every client has its address.
+    max_connections_per_client: int = Field(default=256, ge=0, le=1_000_000)
+    # Seconds an idle keep-alive connection stays open between requests.
+    keep_alive_timeout: int = Field(default=5, ge=1, le=3600)
 
 
 class AuditConfig(_Model):

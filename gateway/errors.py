@@ -13,6 +13,9 @@
     ├── RateLimited            the principal's (or the tool's) budget is spent; data.retryAfter -> -32032
     ├── ResultTooLarge         a backend's result exceeds its max_result_bytes                  -> -32033
     ├── ToolWithheld           a pinned tool changed and awaits an operator's approval          -> -32034
+    ├── HeadTooLarge           request line and headers past their size or count (HTTP 431)    -> -32600
+    ├── RequestTimeout         a request's head or body not in by its deadline (HTTP 408)       -> -32600
+    ├── TooManyConnections     the client's address has its share of connections (HTTP 429)     -> -32032
     └── BackendError           something about one backend
         ├── BackendUnavailable the backend is not connected, or its circuit is open  -> -32050
         ├── OutcomeUnknown     the connection dropped mid-call; the call may or may not have run  -> -32051
@@ -32,7 +35,7 @@ from __future__ import annotations
 from typing import Any
 
 from mcp import MCPError
-from mcp.types import INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, REQUEST_TIMEOUT
+from mcp.types import INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, REQUEST_TIMEOUT
 
 UNAUTHORIZED = -32030
 RATE_LIMITED = -32032
@@ -129,6 +132,24 @@ class ToolWithheld(GatewayError):
         super().__init__(f"Tool {name!r} changed since it was pinned and awaits approval (mcp-gateway tools --approve)")
 
 
+class HeadTooLarge(GatewayError):
+    """A request's line and headers are larger, or more numerous, than the server reads."""
+
+
+class RequestTimeout(GatewayError):
+    """A request's head or body did not arrive within its deadline."""
+
+    def __init__(self, part: str, seconds: float) -> None:
+        super().__init__(f"Request {part} not received within {seconds:g} s")
+
+
+class TooManyConnections(GatewayError):
+    """The client's address already holds as many open connections as one address may."""
+
+    def __init__(self, address: str, limit: int) -> None:
+        super().__init__(f"Too many open connections from {address} (at most {limit})")
+
+
 class BackendError(GatewayError):
     """A failure that belongs to one backend, named in the message."""
 
@@ -203,6 +224,10 @@ def to_mcp_error(exc: GatewayError) -> MCPError:
         return MCPError(TOOL_WITHHELD, str(exc), {"tool": exc.name})
     if isinstance(exc, Unauthorized):
         return MCPError(UNAUTHORIZED, str(exc))
+    if isinstance(exc, HeadTooLarge | RequestTimeout):
+        return MCPError(INVALID_REQUEST, str(exc))
+    if isinstance(exc, TooManyConnections):
+        return MCPError(RATE_LIMITED, str(exc))
     if isinstance(exc, BackendError):
         data: dict[str, Any] = {"backend": exc.backend}
         return MCPError(_CODES.get(type(exc), BACKEND_UNAVAILABLE), str(exc), data)

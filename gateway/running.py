@@ -22,10 +22,12 @@ import uvicorn
 import yaml
 from mcp.server.stdio import stdio_server
 from sse_starlette.sse import AppStatus
+from starlette.types import ASGIApp
 
 from gateway.app import MCP_PATH, GatewayApp, build_app
 from gateway.config import GatewayConfig
 from gateway.core import Gateway
+from gateway.http_limits import protocol_for
 from gateway.naming import Style, strict_name
 from gateway.server import build_server
 
@@ -41,16 +43,24 @@ async def serve_http(config: GatewayConfig, host: str, port: int, banner: str | 
     finish, and close every backend."""
     async with Gateway(config) as gateway:
         app = build_app(gateway, host=host)
-        settings = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            http="httptools",
-            timeout_graceful_shutdown=config.shutdown_grace,
-            log_level="warning",
-        )
         lines = (f"mcp-gateway listening on http://{host}:{port}{MCP_PATH}", banner)
-        await _Server(settings, app, gateway, *lines).serve()
+        await _Server(server_config(app, config, host, port), app, gateway, *lines).serve()
+
+
+def server_config(app: ASGIApp, config: GatewayConfig, host: str, port: int) -> uvicorn.Config:
+    """uvicorn as the gateway runs it: httptools within the per-connection limits of ``http_limits``, no
+    WebSockets (the gateway serves none), and the configured keep-alive and shutdown grace."""
+    http = config.security.http
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=protocol_for(http),
+        ws="none",
+        timeout_keep_alive=http.keep_alive_timeout,
+        timeout_graceful_shutdown=config.shutdown_grace,
+        log_level="warning",
+    )
 
 
 class _Server(uvicorn.Server):

@@ -568,6 +568,17 @@ def test_out_of_range_timeouts_are_rejected_by_their_path(write: WriteFile, fiel
     assert f"backends[0].{field}" in message
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("max_header_bytes", "100"), ("max_headers", "0"), ("header_timeout", "0"), ("body_timeout", "-1"),
+     ("max_connections_per_client", "-1"), ("keep_alive_timeout", "0")],
+)  # fmt: skip
+def test_http_server_limits_out_of_range_are_rejected_by_their_path(write: WriteFile, field: str, value: str) -> None:
+    message = config_error(write(f"backends: []\nsecurity:\n  http:\n    {field}: {value}\n"))
+
+    assert f"security.http.{field}" in message
+
+
 def test_invalid_yaml_is_reported_with_its_line(write: WriteFile) -> None:
     path = write("backends:\n  - name: ops\n   url: http://o/mcp\n")
 

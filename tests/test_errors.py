@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import pytest
 from mcp import MCPError
-from mcp.types import INTERNAL_ERROR, INVALID_PARAMS, REQUEST_TIMEOUT
+from mcp.types import INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, REQUEST_TIMEOUT
 
 from gateway.errors import (
     BACKEND_UNAVAILABLE,
+    RATE_LIMITED,
     BackendError,
     BackendTimeout,
     BackendUnavailable,
     ConfigError,
     GatewayError,
+    HeadTooLarge,
+    RequestTimeout,
+    TooManyConnections,
     UnknownTarget,
     to_mcp_error,
 )
@@ -88,6 +92,18 @@ def test_the_error_data_survives_the_wire_form() -> None:
 )
 def test_every_gateway_error_is_a_gateway_error(exc: Exception) -> None:
     assert isinstance(exc, GatewayError)
+
+
+@pytest.mark.parametrize(
+    ("exc", "code"),
+    [
+        (HeadTooLarge("More than 100 request header fields"), INVALID_REQUEST),
+        (RequestTimeout("body", 30), INVALID_REQUEST),
+        (TooManyConnections("10.0.0.7", 256), RATE_LIMITED),
+    ],
+)
+def test_the_http_servers_refusals_become_json_rpc_errors(exc: GatewayError, code: int) -> None:
+    assert to_mcp_error(exc).code == code
 
 
 def test_backend_errors_carry_the_backend_name() -> None:

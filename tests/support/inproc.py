@@ -18,6 +18,7 @@ from gateway.app import MCP_PATH, build_app
 from gateway.auth import Principal
 from gateway.config import BackendConfig, GatewayConfig
 from gateway.core import Gateway
+from gateway.running import server_config
 from gateway.server import build_server
 from tests.support.procs import free_port
 
@@ -92,9 +93,10 @@ async def http(gateway: Gateway, **headers: str) -> AsyncIterator[httpx2.AsyncCl
 
 @asynccontextmanager
 async def serving(gateway: Gateway) -> AsyncIterator[str]:
-    """The gateway's HTTP app on a real loopback socket; yields the ``/mcp`` URL."""
+    """The gateway's HTTP app on a real loopback socket, served as ``mcp-gateway serve`` serves it; yields the
+    ``/mcp`` URL."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(build_app(gateway), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(server_config(build_app(gateway), gateway.config, "127.0.0.1", port))
     async with anyio.create_task_group() as tg:
         tg.start_soon(server.serve)
         with anyio.fail_after(10):
