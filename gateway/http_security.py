@@ -92,7 +92,10 @@ class SecurityLayer:
             scope["user"] = AuthenticatedUser(access_token(principal))
             scope["auth"] = AuthCredentials(sorted(principal.scopes))
         if scope["method"] == "POST":
-            read = await self._read(scope, receive, headers)
+            try:
+                read = await self._read(scope, receive, headers)
+            except _ClientGone:
+                return  # nobody to answer, and a partial body must not pass for a whole one
             if isinstance(read, Response):
                 return await read(scope, receive, send)
             receive = _replay(read, receive)
@@ -208,14 +211,19 @@ def _refusal(
     return JSONResponse({"jsonrpc": "2.0", "id": request_id, "error": error}, status_code=status, headers=headers)
 
 
+class _ClientGone(Exception):
+    """The client disconnected before its request body was complete."""
+
+
 async def _body(receive: Receive, limit: int) -> bytes | None:
-    """The whole request body, or ``None`` once it passes ``limit`` bytes (the rest is never read)."""
+    """The whole request body, or ``None`` once it passes ``limit`` bytes (the rest is never read); raises
+    ``_ClientGone`` when the client leaves first."""
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            break
+            raise _ClientGone
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
