@@ -349,7 +349,8 @@ def test_a_served_gateway_restarted_after_an_oversized_name_keeps_an_intact_anch
     config.write_text(json.dumps({"backends": [backend], "security": {"audit": {"file": str(path)}}}))
 
     async def call(name: str) -> None:
-        async with http_client(f"http://127.0.0.1:{port}/mcp") as caller:
+        # A 2025 session: a 2026 client would also put the name in its Mcp-Name header, which the front caps.
+        async with http_client(f"http://127.0.0.1:{port}/mcp", mode="legacy") as caller:
             with pytest.raises(MCPError) as refused:
                 await caller.call_tool(name, {})
         assert refused.value.code == INVALID_PARAMS
