@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from enum import StrEnum
+from functools import partial
 from typing import Any, TypeVar
 
 import anyio
@@ -30,6 +31,7 @@ from mcp_types import METHOD_NOT_FOUND
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel
 
+from gateway import looptime
 from gateway.backchannel import BackChannel
 from gateway.breaker import CircuitBreaker
 from gateway.catalog import Snapshot
@@ -186,8 +188,7 @@ class Upstream:
                     await self._probe(client)
                 if self._dirty:
                     self._dirty = False
-                    with anyio.fail_after(self.config.connect_timeout):
-                        snapshot = await self._list_all(client)
+                    snapshot = await looptime.within(self.config.connect_timeout, partial(self._list_all, client))
                     self.tools = {t.name: t for t in snapshot.tools}
                     await self._on_change(self, snapshot)
         raise ConnectionLost(self._lost)
@@ -198,16 +199,25 @@ class Upstream:
             self.suspect()
 
     async def _probe(self, client: Client) -> None:
-        """A cheap request proves the connection; a failed probe ends it (and counts against the breaker)."""
+        """A cheap request proves the connection; a failed probe ends it (and counts against the breaker).
+
+        Its deadline counts only time the gateway's loop was free to read the answer (``gateway.looptime``): a
+        probe that the gateway itself starved passes no verdict.
+        """
         try:
-            with anyio.fail_after(self.config.connect_timeout):
-                if self.modern:
-                    await client.session.send_request(types.DiscoverRequest(), types.DiscoverResult)
-                else:
-                    await client.session.send_ping()
+            await looptime.within(self.config.connect_timeout, partial(self._ping, client))
+        except looptime.Starved as exc:
+            logger.warning("backend %s: health probe inconclusive: %s", self.name, exc)
         except Exception as exc:
+            # Down at once: closing the connection to a backend that stopped answering can take a while.
             self.breaker.failure()
-            raise ConnectionLost(f"health probe failed: {_describe(exc)}") from None
+            self.lose(f"health probe failed: {_describe(exc)}")
+
+    async def _ping(self, client: Client) -> None:
+        if self.modern:
+            await client.session.send_request(types.DiscoverRequest(), types.DiscoverResult)
+        else:
+            await client.session.send_ping()
 
     async def _listen(self, client: Client) -> None:
         """2026 links: one listen stream at a time, replaced (the new one acknowledged before the old one ends) when
