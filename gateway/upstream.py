@@ -33,7 +33,7 @@ from pydantic import BaseModel
 
 from gateway import looptime
 from gateway.backchannel import BackChannel
-from gateway.breaker import CircuitBreaker
+from gateway.breaker import Breakers, CircuitBreaker
 from gateway.catalog import Snapshot
 from gateway.config import BackendConfig, GatewayConfig
 from gateway.forward import Forwarder
@@ -82,6 +82,8 @@ class Upstream:
         self.client: Client | None = None
         self.tools: dict[str, types.Tool] = {}
         self.breaker = CircuitBreaker(config.breaker_threshold, config.breaker_cooldown)
+        # What fails inside one call's exchange counts per tool (``gateway.calls``), not against the link.
+        self.call_breakers = Breakers(config.breaker_threshold, config.breaker_cooldown)
         self.stderr_tail: deque[str] = deque(maxlen=STDERR_LINES)
         self.attempted = anyio.Event()
         self.ready = anyio.Event()
@@ -96,6 +98,7 @@ class Upstream:
         self._wake = anyio.Event()
         self._dirty = False
         self._suspect = False
+        self._next_probe = anyio.Event()  # set when the next probe to start has passed its verdict
         self._lost: str | None = None
         self._busy = anyio.CancelScope()
         per_client = config.session == "per_client"
@@ -133,6 +136,7 @@ class Upstream:
         self.state, self.error = State.DOWN, reason
         if self.ready.is_set():
             self.ready = anyio.Event()
+        self._judged()
 
     async def _connection(self, started: float) -> None:
         """Connect, publish the listing, then serve until the connection ends."""
@@ -162,12 +166,14 @@ class Upstream:
         self.tools = {t.name: t for t in snapshot.tools}
         self.state, self.error = State.READY, None
         self.breaker.reset()
+        self.call_breakers.reset()
         logger.info(
             "backend %s (%s) ready: %s, %d tools, %.2f s",
             self.name, self.config.transport.value, self.protocol_version, len(snapshot.tools), elapsed,
         )  # fmt: skip
         await self._on_change(self, snapshot)
         self.ready.set()
+        self._judged()
         self.attempted.set()
         async with anyio.create_task_group() as tg:
             if not self.modern:
@@ -185,7 +191,11 @@ class Upstream:
                 self._wake = anyio.Event()
                 if self._suspect:
                     self._suspect = False
-                    await self._probe(client)
+                    probed, self._next_probe = self._next_probe, anyio.Event()
+                    try:
+                        await self._probe(client)
+                    finally:
+                        probed.set()
                 if self._dirty:
                     self._dirty = False
                     snapshot = await looptime.within(self.config.connect_timeout, partial(self._list_all, client))
@@ -346,6 +356,22 @@ class Upstream:
         """Something looked wrong: probe the connection now."""
         self._signal(suspect=True)
 
+    async def checked(self) -> None:
+        """Probe the connection now and return once that probe has passed its verdict (or the connection is gone):
+        a request lost in flight is repeated only on a connection known to work, not on one to a backend that
+        has just restarted without our session."""
+        if self.state is not State.READY:
+            return
+        probed = self._next_probe
+        self.suspect()
+        with anyio.move_on_after(looptime.CAP * self.config.connect_timeout):
+            await probed.wait()
+
+    def _judged(self) -> None:
+        """The link has been judged (down, or connected afresh): nobody need wait for the next probe."""
+        self._next_probe.set()
+        self._next_probe = anyio.Event()
+
     def lose(self, reason: str, client: Client | None = None) -> None:
         """The connection is gone: refuse new requests at once and let the supervisor reconnect.
 
@@ -374,8 +400,11 @@ class Upstream:
         return Snapshot(tuple(tools), tuple(prompts), tuple(resources), tuple(templates))
 
     def status(self) -> dict[str, Any]:
-        """State, protocol, breaker and, while not ready, the reason and the last stderr lines."""
+        """State, protocol, breakers (the link's, and those of calls not closed) and, while not ready, the reason
+        and the last stderr lines."""
         entry: dict[str, Any] = {"state": self.state.value, "breaker": self.breaker.state.value}
+        if opened := self.call_breakers.states():
+            entry["call_breakers"] = {key: state.value for key, state in opened.items()}
         if self.protocol_version:
             entry["protocol"] = self.protocol_version
         if self.sessions is not None:
