@@ -1,4 +1,4 @@
-"""Requests to one backend: deadlines, the circuit breaker, and what happens when a connection drops mid-call.
+"""Requests to one backend: deadlines, the circuit breakers, and what happens when a connection drops mid-call.
 
 A request is never retried blindly. When the connection turns out to be gone before the backend saw the request
 (a session the backend no longer knows, a stream already closed), it is sent again once over the new
@@ -7,10 +7,10 @@ again: reads, prompts, completions, and tools that declare ``readOnlyHint`` or `
 the backend's ``idempotent_tools``. Any other tool call ends with ``OutcomeUnknown``.
 
 Failures are judged by what failed. The link (an HTTP backend refusing connections or forgetting our session, a
-stdio process that exited, the one stream of an SSE backend) takes the backend down and counts against its
-breaker. What fails inside one call's exchange (its own HTTP response cut short, an invalid or oversized answer,
-its deadline) fails that call only, counts against the breaker of that tool (``Breakers``), and has the link
-probed in case it is more than that.
+stdio process that exited, the one stream of an SSE backend) takes the backend down and counts against its breaker.
+What fails inside one call's exchange (its own HTTP connection closed while the request was written or its response
+cut short, an invalid or oversized answer, its deadline) fails that call only, counts against the breaker of that
+tool (``Breakers``), and has the link probed in case it is more than that.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from gateway.caller import ANONYMOUS, Caller
 from gateway.config import Transport
 from gateway.errors import BackendMisbehaved, BackendTimeout, BackendUnavailable, OutcomeUnknown, ResultTooLarge
 from gateway.exchange import exchange
-from gateway.forward import InvalidAnswer, TooLarge
+from gateway.forward import InvalidAnswer, TooLarge, Undelivered
 from gateway.upstream import State, Upstream
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
@@ -205,6 +205,9 @@ async def _request(
     except (anyio.ClosedResourceError, anyio.BrokenResourceError):
         _link_failed(upstream, client, key, "the connection is closed")
         raise _NotDelivered("the connection is closed") from None
+    except Undelivered as exc:
+        _exchange_failed(upstream, key, answered=False)
+        raise _NotDelivered(str(exc)) from None
     except ValidationError as exc:
         _exchange_failed(upstream, key)
         raise BackendMisbehaved(upstream.name, f"{exc.error_count()} validation errors") from None
