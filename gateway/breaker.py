@@ -4,8 +4,8 @@ Closed: calls pass; consecutive failures are counted. After ``threshold`` of the
 instead of waiting out their timeouts. After ``cooldown`` seconds it is half-open: one trial call passes (others
 still fail at once); its success closes the breaker, its failure opens it for another cool-down.
 
-A backend has one ``CircuitBreaker`` for its link and ``Breakers``, one per tool, for what fails inside a single
-call's exchange, so a tool that keeps failing is cut off without taking its backend's other tools along.
+A backend has one ``CircuitBreaker`` for its link and ``Breakers``, one per tool and prompt, for what fails inside
+a single call's exchange, so a tool that keeps failing is cut off without taking its backend's other tools along.
 """
 
 from __future__ import annotations
@@ -79,8 +79,9 @@ class CircuitBreaker:
 
 
 class Breakers:
-    """One breaker per key (a tool), made at its first failure and forgotten when it closes again: only keys
-    that failed take memory, and keys name what the backend listed."""
+    """One breaker per key (a tool or a prompt), made at its first failure and forgotten when it closes again: only
+    keys that failed take memory, and keys name what the backend listed. The key ``None`` has no breaker (a
+    resource read or a completion, whose only bounded key would be shared by every resource of the backend)."""
 
     def __init__(self, threshold: int, cooldown: float, clock: Callable[[], float] = anyio.current_time) -> None:
         self.threshold = threshold
@@ -88,21 +89,24 @@ class Breakers:
         self._clock = clock
         self._failing: dict[str, CircuitBreaker] = {}
 
-    def admit(self, key: str) -> None:
-        if (breaker := self._failing.get(key)) is not None:
+    def admit(self, key: str | None) -> None:
+        if key is not None and (breaker := self._failing.get(key)) is not None:
             breaker.admit()
 
-    def success(self, key: str) -> None:
-        self._failing.pop(key, None)
+    def success(self, key: str | None) -> None:
+        if key is not None:
+            self._failing.pop(key, None)
 
-    def failure(self, key: str) -> None:
+    def failure(self, key: str | None) -> None:
+        if key is None:
+            return
         breaker = self._failing.get(key)
         if breaker is None:
             breaker = self._failing[key] = CircuitBreaker(self.threshold, self.cooldown, self._clock)
         breaker.failure()
 
-    def abandon(self, key: str) -> None:
-        if (breaker := self._failing.get(key)) is not None:
+    def abandon(self, key: str | None) -> None:
+        if key is not None and (breaker := self._failing.get(key)) is not None:
             breaker.abandon()
 
     def reset(self) -> None:

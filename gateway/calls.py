@@ -10,7 +10,7 @@ Failures are judged by what failed. The link (an HTTP backend refusing connectio
 stdio process that exited, the one stream of an SSE backend) takes the backend down and counts against its breaker.
 What fails inside one call's exchange (its own HTTP connection closed while the request was written or its response
 cut short, an invalid or oversized answer, its deadline) fails that call only, counts against the breaker of that
-tool (``Breakers``), and has the link probed in case it is more than that.
+tool or prompt (``Breakers``), and has the link probed in case it is more than that.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ async def _send(
     """Send; after a dropped connection, once more if that is safe, and after a connection the backend never got
     the request on, once more over the next connection: three sends at most."""
     deadline = deadline or upstream.config.call_timeout
-    key = f"{method} {what}" if what else method
+    key = f"{method} {what}" if what else None
     lost = undelivered = False
     while True:
         try:
@@ -149,7 +149,7 @@ async def _once(
     result_type: type[ResultT],
     deadline: float,
     caller: Caller,
-    key: str,
+    key: str | None,
 ) -> ResultT | types.InputRequiredResult:
     client = upstream.client
     if client is None or upstream.state is not State.READY:
@@ -170,7 +170,7 @@ async def _once(
         raise
 
 
-def _admit(upstream: Upstream, key: str) -> None:
+def _admit(upstream: Upstream, key: str | None) -> None:
     """Both breakers must let the call through; a trial one of them granted is handed back if the other refuses."""
     try:
         upstream.breaker.admit()
@@ -191,7 +191,7 @@ async def _request(
     result_type: type[ResultT],
     deadline: float,
     caller: Caller,
-    key: str,
+    key: str | None,
 ) -> ResultT | types.InputRequiredResult:
     """One request over one connection, its outcome fed to the breakers."""
     try:
@@ -225,7 +225,7 @@ async def _request(
     return result
 
 
-def _classify(upstream: Upstream, client: Client, exc: MCPError, deadline: float, key: str) -> None:
+def _classify(upstream: Upstream, client: Client, exc: MCPError, deadline: float, key: str | None) -> None:
     """Raise the gateway's view of an SDK error; return when it is the backend's own error."""
     if exc.code == REQUEST_TIMEOUT:
         _exchange_failed(upstream, key, answered=False)
@@ -247,13 +247,13 @@ def _exchange_only(upstream: Upstream, client: Client) -> bool:
     return client is not upstream.client or upstream.config.transport is Transport.STREAMABLE_HTTP
 
 
-def _answered(upstream: Upstream, key: str) -> None:
+def _answered(upstream: Upstream, key: str | None) -> None:
     """The backend answered (its own error included): the link and the tool both work."""
     upstream.breaker.success()
     upstream.call_breakers.success(key)
 
 
-def _exchange_failed(upstream: Upstream, key: str, *, answered: bool = True) -> None:
+def _exchange_failed(upstream: Upstream, key: str | None, *, answered: bool = True) -> None:
     """One call's exchange failed: the tool's breaker counts it; unless the backend answered at all, which proves
     the link, the link is probed."""
     upstream.call_breakers.failure(key)
@@ -264,7 +264,7 @@ def _exchange_failed(upstream: Upstream, key: str, *, answered: bool = True) -> 
         upstream.suspect()
 
 
-def _link_failed(upstream: Upstream, client: Client, key: str, reason: str) -> None:
+def _link_failed(upstream: Upstream, client: Client, key: str | None, reason: str) -> None:
     """The connection itself is gone: the backend's breaker counts it and the supervisor reconnects."""
     upstream.call_breakers.abandon(key)
     if client is upstream.client:

@@ -114,3 +114,11 @@ def test_a_key_is_forgotten_once_it_succeeds_and_its_trial_passes_after_the_cool
     b.success("k")
     b.admit("k")
     assert b.states() == {}
+
+
+def test_a_call_without_a_key_has_no_breaker() -> None:
+    b, _ = breakers(threshold=1)
+    for _ in range(3):
+        b.failure(None)
+    b.admit(None)
+    assert b.states() == {}
