@@ -1,10 +1,16 @@
-"""Requests to one backend: deadlines, the circuit breaker, and what happens when a connection drops mid-call.
+"""Requests to one backend: deadlines, the circuit breakers, and what happens when a connection drops mid-call.
 
 A request is never retried blindly. When the connection turns out to be gone before the backend saw the request
 (a session the backend no longer knows, a stream already closed), it is sent again once over the new
 connection. When the connection drops while the request is in flight, only requests that are safe to repeat go
 again: reads, prompts, completions, and tools that declare ``readOnlyHint`` or ``idempotentHint`` or are listed in
 the backend's ``idempotent_tools``. Any other tool call ends with ``OutcomeUnknown``.
+
+Failures are judged by what failed. The link (an HTTP backend refusing connections or forgetting our session, a
+stdio process that exited, the one stream of an SSE backend) takes the backend down and counts against its breaker.
+What fails inside one call's exchange (its own HTTP connection closed while the request was written or its response
+cut short, an invalid or oversized answer, its deadline) fails that call only, counts against the breaker of that
+tool or prompt (``Breakers``), and has the link probed in case it is more than that.
 """
 
 from __future__ import annotations
@@ -18,9 +24,10 @@ from pydantic import BaseModel, ValidationError
 
 from gateway.breaker import CircuitOpen
 from gateway.caller import ANONYMOUS, Caller
+from gateway.config import Transport
 from gateway.errors import BackendMisbehaved, BackendTimeout, BackendUnavailable, OutcomeUnknown, ResultTooLarge
 from gateway.exchange import exchange
-from gateway.forward import InvalidAnswer, TooLarge
+from gateway.forward import InvalidAnswer, TooLarge, Undelivered
 from gateway.upstream import State, Upstream
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
@@ -69,7 +76,7 @@ async def get_prompt(
     resume: dict[str, Any] | None = None,
 ) -> types.GetPromptResult | types.InputRequiredResult:
     params = _params(name=name, arguments=arguments, **(resume or {}))
-    return await _send(upstream, "prompts/get", params, types.GetPromptResult, caller)
+    return await _send(upstream, "prompts/get", params, types.GetPromptResult, caller, what=name)
 
 
 async def complete(
@@ -104,24 +111,26 @@ async def _send(
     replayable: bool = True,
     what: str = "",
 ) -> ResultT | types.InputRequiredResult:
-    """Send once; after a dropped connection, once more over the next connection if that is safe."""
+    """Send; after a dropped connection, once more if that is safe, and after a connection the backend never got
+    the request on, once more over the next connection: three sends at most."""
     deadline = deadline or upstream.config.call_timeout
-    try:
-        return await _once(upstream, method, params, result_type, deadline, caller)
-    except _Lost:
-        if not replayable:
-            raise OutcomeUnknown(upstream.name, what) from None
-    except _NotDelivered:
-        pass
-    await _reconnected(upstream)
-    try:
-        return await _once(upstream, method, params, result_type, deadline, caller)
-    except _Lost:
-        if not replayable:
-            raise OutcomeUnknown(upstream.name, what) from None
-        raise BackendUnavailable(upstream.name, "the connection dropped again") from None
-    except _NotDelivered as exc:
-        raise BackendUnavailable(upstream.name, str(exc)) from None
+    key = f"{method} {what}" if what else None
+    lost = undelivered = False
+    while True:
+        try:
+            return await _once(upstream, method, params, result_type, deadline, caller, key)
+        except _Lost:
+            if not replayable:
+                raise OutcomeUnknown(upstream.name, what) from None
+            if lost:
+                raise BackendUnavailable(upstream.name, "the connection dropped again") from None
+            lost = True
+            await upstream.checked()
+        except _NotDelivered as exc:
+            if undelivered:
+                raise BackendUnavailable(upstream.name, str(exc)) from None
+            undelivered = True
+        await _reconnected(upstream)
 
 
 async def _reconnected(upstream: Upstream) -> None:
@@ -140,26 +149,38 @@ async def _once(
     result_type: type[ResultT],
     deadline: float,
     caller: Caller,
+    key: str | None,
 ) -> ResultT | types.InputRequiredResult:
     client = upstream.client
     if client is None or upstream.state is not State.READY:
         raise BackendUnavailable(upstream.name, upstream.error or upstream.state.value)
-    try:
-        upstream.breaker.admit()
-    except CircuitOpen as exc:
-        raise BackendUnavailable(upstream.name, str(exc)) from None
+    _admit(upstream, key)
     if upstream.sessions is None:
-        return await _request(upstream, client, method, params, result_type, deadline, caller)
+        return await _request(upstream, client, method, params, result_type, deadline, caller, key)
     try:
         async with upstream.sessions.lease(caller.session_key, caller.sink) as lease:
             try:
-                return await _request(upstream, lease.client, method, params, result_type, deadline, caller)
+                return await _request(upstream, lease.client, method, params, result_type, deadline, caller, key)
             except (_NotDelivered, _Lost):
                 lease.discard()
                 raise
     except BackendUnavailable:
         upstream.breaker.abandon()
+        upstream.call_breakers.abandon(key)
         raise
+
+
+def _admit(upstream: Upstream, key: str | None) -> None:
+    """Both breakers must let the call through; a trial one of them granted is handed back if the other refuses."""
+    try:
+        upstream.breaker.admit()
+    except CircuitOpen as exc:
+        raise BackendUnavailable(upstream.name, str(exc)) from None
+    try:
+        upstream.call_breakers.admit(key)
+    except CircuitOpen as exc:
+        upstream.breaker.abandon()
+        raise BackendUnavailable(upstream.name, f"{key}: {exc}") from None
 
 
 async def _request(
@@ -170,46 +191,84 @@ async def _request(
     result_type: type[ResultT],
     deadline: float,
     caller: Caller,
+    key: str | None,
 ) -> ResultT | types.InputRequiredResult:
-    """One request over one connection, its outcome fed to the breaker."""
+    """One request over one connection, its outcome fed to the breakers."""
     try:
         # The raw path rides the shared connection's session; per-client connections keep the SDK's.
         forwarder = upstream.forwarder if client is upstream.client else None
         result = await exchange(client, forwarder, upstream.modern, method, params, result_type, deadline, caller)
     except MCPError as exc:
-        _classify(upstream, client, exc, deadline)
-        upstream.breaker.success()
+        _classify(upstream, client, exc, deadline, key)
+        _answered(upstream, key)
         raise
     except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-        upstream.breaker.failure()
-        upstream.lose("the connection is closed", client)
+        _link_failed(upstream, client, key, "the connection is closed")
         raise _NotDelivered("the connection is closed") from None
+    except Undelivered as exc:
+        _exchange_failed(upstream, key, answered=False)
+        raise _NotDelivered(str(exc)) from None
     except ValidationError as exc:
-        upstream.breaker.success()
+        _exchange_failed(upstream, key)
         raise BackendMisbehaved(upstream.name, f"{exc.error_count()} validation errors") from None
     except TooLarge as exc:
-        upstream.breaker.success()
+        _exchange_failed(upstream, key)
         raise ResultTooLarge(upstream.name, exc.limit + 1, exc.limit) from None
     except InvalidAnswer as exc:
-        upstream.breaker.success()
+        _exchange_failed(upstream, key)
         raise BackendMisbehaved(upstream.name, str(exc)) from None
     except BaseException:
         upstream.breaker.abandon()
+        upstream.call_breakers.abandon(key)
         raise
-    upstream.breaker.success()
+    _answered(upstream, key)
     return result
 
 
-def _classify(upstream: Upstream, client: Client, exc: MCPError, deadline: float) -> None:
+def _classify(upstream: Upstream, client: Client, exc: MCPError, deadline: float, key: str | None) -> None:
     """Raise the gateway's view of an SDK error; return when it is the backend's own error."""
     if exc.code == REQUEST_TIMEOUT:
-        upstream.breaker.failure()
+        _exchange_failed(upstream, key, answered=False)
         raise BackendTimeout(upstream.name, deadline) from None
     if exc.code == INVALID_REQUEST and exc.message.lower() in _SESSION_GONE:
-        upstream.breaker.failure()
-        upstream.lose("the backend no longer knows our session (it restarted)", client)
+        _link_failed(upstream, client, key, "the backend no longer knows our session (it restarted)")
         raise _NotDelivered(exc.message) from None
     if exc.code == CONNECTION_CLOSED:
-        upstream.breaker.failure()
-        upstream.lose(f"connection lost ({exc.message})", client)
+        if _exchange_only(upstream, client):
+            _exchange_failed(upstream, key, answered=False)
+        else:
+            _link_failed(upstream, client, key, f"connection lost ({exc.message})")
         raise _Lost(exc.message) from None
+
+
+def _exchange_only(upstream: Upstream, client: Client) -> bool:
+    """Whether a dropped connection was the call's own: each streamable-HTTP request has its own response (and
+    the link's end is seen by the transport), and a per-client connection is one caller's."""
+    return client is not upstream.client or upstream.config.transport is Transport.STREAMABLE_HTTP
+
+
+def _answered(upstream: Upstream, key: str | None) -> None:
+    """The backend answered (its own error included): the link and the tool both work."""
+    upstream.breaker.success()
+    upstream.call_breakers.success(key)
+
+
+def _exchange_failed(upstream: Upstream, key: str | None, *, answered: bool = True) -> None:
+    """One call's exchange failed: the tool's breaker counts it; unless the backend answered at all, which proves
+    the link, the link is probed."""
+    upstream.call_breakers.failure(key)
+    if answered:
+        upstream.breaker.success()
+    else:
+        upstream.breaker.abandon()
+        upstream.suspect()
+
+
+def _link_failed(upstream: Upstream, client: Client, key: str | None, reason: str) -> None:
+    """The connection itself is gone: the backend's breaker counts it and the supervisor reconnects."""
+    upstream.call_breakers.abandon(key)
+    if client is upstream.client:
+        upstream.breaker.failure()
+        upstream.lose(reason, client)
+    else:
+        upstream.breaker.abandon()

@@ -6,7 +6,8 @@ with the headers and ``_meta`` envelope the SDK session stamps on its own reques
 the SDK negotiated (seen on its requests through ``Link.observe``). Answers are read as JSON or as an SSE stream.
 
 Failures are raised the way the SDK session raises them, so ``gateway.calls`` applies one set of rules to both
-paths: ``anyio.BrokenResourceError`` when the request surely did not reach the backend, ``MCPError`` with
+paths: ``anyio.BrokenResourceError`` when the backend could not be reached, ``Undelivered`` when it closed the
+connection while the request was being written (so it cannot have acted on it), ``MCPError`` with
 ``CONNECTION_CLOSED`` when the connection dropped after it was sent, ``REQUEST_TIMEOUT`` past the deadline,
 ``INVALID_REQUEST`` "Session terminated" on a 404 to a session, the backend's own error as it sent it, and
 ``InvalidAnswer`` for an answer that is not a JSON-RPC response to the request. A call abandoned by its deadline
@@ -29,7 +30,7 @@ from anyio.abc import TaskGroup
 from mcp import MCPError
 from mcp.types import CONNECTION_CLOSED, INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, REQUEST_TIMEOUT
 
-from gateway.http1 import ConnectionDropped, NotSent, Origin, Pool, Response
+from gateway.http1 import ConnectionDropped, NotSent, Origin, Pool, Response, Unreachable
 from gateway.sink import Sink
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,11 @@ _ACCEPT = "application/json, text/event-stream"
 
 class InvalidAnswer(Exception):
     """The backend answered with something that is not a JSON-RPC response to the request."""
+
+
+class Undelivered(Exception):
+    """The backend took the connection but closed it before the whole request was written: this request's
+    failure (one the backend refused to read, say), not the link's."""
 
 
 class TooLarge(Exception):
@@ -131,8 +137,10 @@ class Forwarder:
     ) -> dict[str, Any]:
         try:
             response = await self._pool.request(head, body)
-        except NotSent as exc:
+        except Unreachable as exc:
             raise anyio.BrokenResourceError(str(exc)) from None
+        except NotSent as exc:
+            raise Undelivered(str(exc)) from None
         except ConnectionDropped as exc:
             raise MCPError(CONNECTION_CLOSED, str(exc)) from None
         try:

@@ -5,11 +5,11 @@ keep the connection for the next call. A general client (httpx2 and its pool) co
 rest of the gateway together; this one builds the request bytes in one join and reads bodies by
 ``Content-Length``, chunked or to the end of the connection, copying each body once.
 
-Errors say which side of the request they happened on: ``NotSent`` when the request surely did not reach the
-server (no connection, or a kept-alive connection that the server had already closed), ``ConnectionDropped``
-once the server may have seen it. A kept-alive connection is reused only while the server cannot have closed
-it yet (younger than ``IDLE_REUSE``, no end of stream seen); when a write to one fails anyway, the request goes
-once more over a new connection. Nothing is resent after it was written.
+Errors say which side of the request they happened on: ``NotSent`` when the request surely did not reach the server
+(``Unreachable``: no connection could be made; or a connection the server closed while the request was being
+written), ``ConnectionDropped`` once the server may have seen it. A kept-alive connection is reused only while the
+server cannot have closed it yet (younger than ``IDLE_REUSE``, no end of stream seen); when a write to one fails
+anyway, the request goes once more over a new connection. Nothing is resent after it was written.
 """
 
 from __future__ import annotations
@@ -36,6 +36,10 @@ class HttpError(Exception):
 
 class NotSent(HttpError):
     """The request did not reach the server: sending it again is safe."""
+
+
+class Unreachable(NotSent):
+    """No connection to the server could be made."""
 
 
 class ConnectionDropped(HttpError):
@@ -212,7 +216,7 @@ class Pool:
                     limit=MAX_HEAD,
                 )
         except (OSError, TimeoutError) as exc:
-            raise NotSent(f"cannot connect to {origin.authority}: {exc!r}") from None
+            raise Unreachable(f"cannot connect to {origin.authority}: {exc!r}") from None
         return Connection(reader, writer)
 
     async def _exchange(self, connection: Connection, head: Mapping[str, str], body: bytes) -> Response:

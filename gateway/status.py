@@ -1,7 +1,8 @@
 """``mcp-gateway status``: a running gateway's ``/readyz``, as a table an operator reads or as JSON.
 
 It asks the gateway rather than connecting to the backends itself, so it shows what clients see now: each
-backend's state, its circuit breaker, its tool count and, when it is not ready, why.
+backend's state, its circuit breaker, its tool count and, when it is not ready, why (and which tools' own breakers
+are not closed).
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ def _row(backend: dict[str, Any]) -> tuple[str, ...]:
     reason = backend.get("error", "")
     if backend.get("stderr"):
         reason += f" (stderr: {backend['stderr'][-1]})"
+    if calls := backend.get("call_breakers"):
+        reason = " ".join([reason, "breakers:", ", ".join(f"{key} {state}" for key, state in calls.items())]).strip()
     return (
         str(backend.get("name", "?")),
         str(backend.get("state", "?")),

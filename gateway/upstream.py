@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from enum import StrEnum
+from functools import partial
 from typing import Any, TypeVar
 
 import anyio
@@ -30,8 +31,9 @@ from mcp_types import METHOD_NOT_FOUND
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel
 
+from gateway import looptime
 from gateway.backchannel import BackChannel
-from gateway.breaker import CircuitBreaker
+from gateway.breaker import Breakers, CircuitBreaker
 from gateway.catalog import Snapshot
 from gateway.config import BackendConfig, GatewayConfig
 from gateway.forward import Forwarder
@@ -80,6 +82,8 @@ class Upstream:
         self.client: Client | None = None
         self.tools: dict[str, types.Tool] = {}
         self.breaker = CircuitBreaker(config.breaker_threshold, config.breaker_cooldown)
+        # What fails inside one call's exchange counts per tool (``gateway.calls``), not against the link.
+        self.call_breakers = Breakers(config.breaker_threshold, config.breaker_cooldown)
         self.stderr_tail: deque[str] = deque(maxlen=STDERR_LINES)
         self.attempted = anyio.Event()
         self.ready = anyio.Event()
@@ -94,6 +98,7 @@ class Upstream:
         self._wake = anyio.Event()
         self._dirty = False
         self._suspect = False
+        self._next_probe = anyio.Event()  # set when the next probe to start has passed its verdict
         self._lost: str | None = None
         self._busy = anyio.CancelScope()
         per_client = config.session == "per_client"
@@ -131,6 +136,7 @@ class Upstream:
         self.state, self.error = State.DOWN, reason
         if self.ready.is_set():
             self.ready = anyio.Event()
+        self._judged()
 
     async def _connection(self, started: float) -> None:
         """Connect, publish the listing, then serve until the connection ends."""
@@ -160,12 +166,14 @@ class Upstream:
         self.tools = {t.name: t for t in snapshot.tools}
         self.state, self.error = State.READY, None
         self.breaker.reset()
+        self.call_breakers.reset()
         logger.info(
             "backend %s (%s) ready: %s, %d tools, %.2f s",
             self.name, self.config.transport.value, self.protocol_version, len(snapshot.tools), elapsed,
         )  # fmt: skip
         await self._on_change(self, snapshot)
         self.ready.set()
+        self._judged()
         self.attempted.set()
         async with anyio.create_task_group() as tg:
             if not self.modern:
@@ -183,11 +191,14 @@ class Upstream:
                 self._wake = anyio.Event()
                 if self._suspect:
                     self._suspect = False
-                    await self._probe(client)
+                    probed, self._next_probe = self._next_probe, anyio.Event()
+                    try:
+                        await self._probe(client)
+                    finally:
+                        probed.set()
                 if self._dirty:
                     self._dirty = False
-                    with anyio.fail_after(self.config.connect_timeout):
-                        snapshot = await self._list_all(client)
+                    snapshot = await looptime.within(self.config.connect_timeout, partial(self._list_all, client))
                     self.tools = {t.name: t for t in snapshot.tools}
                     await self._on_change(self, snapshot)
         raise ConnectionLost(self._lost)
@@ -198,16 +209,25 @@ class Upstream:
             self.suspect()
 
     async def _probe(self, client: Client) -> None:
-        """A cheap request proves the connection; a failed probe ends it (and counts against the breaker)."""
+        """A cheap request proves the connection; a failed probe ends it (and counts against the breaker).
+
+        Its deadline counts only time the gateway's loop was free to read the answer (``gateway.looptime``): a
+        probe that the gateway itself starved passes no verdict.
+        """
         try:
-            with anyio.fail_after(self.config.connect_timeout):
-                if self.modern:
-                    await client.session.send_request(types.DiscoverRequest(), types.DiscoverResult)
-                else:
-                    await client.session.send_ping()
+            await looptime.within(self.config.connect_timeout, partial(self._ping, client))
+        except looptime.Starved as exc:
+            logger.warning("backend %s: health probe inconclusive: %s", self.name, exc)
         except Exception as exc:
+            # Down at once: closing the connection to a backend that stopped answering can take a while.
             self.breaker.failure()
-            raise ConnectionLost(f"health probe failed: {_describe(exc)}") from None
+            self.lose(f"health probe failed: {_describe(exc)}")
+
+    async def _ping(self, client: Client) -> None:
+        if self.modern:
+            await client.session.send_request(types.DiscoverRequest(), types.DiscoverResult)
+        else:
+            await client.session.send_ping()
 
     async def _listen(self, client: Client) -> None:
         """2026 links: one listen stream at a time, replaced (the new one acknowledged before the old one ends) when
@@ -336,6 +356,22 @@ class Upstream:
         """Something looked wrong: probe the connection now."""
         self._signal(suspect=True)
 
+    async def checked(self) -> None:
+        """Probe the connection now and return once that probe has passed its verdict (or the connection is gone):
+        a request lost in flight is repeated only on a connection known to work, not on one to a backend that
+        has just restarted without our session."""
+        if self.state is not State.READY:
+            return
+        probed = self._next_probe
+        self.suspect()
+        with anyio.move_on_after(looptime.CAP * self.config.connect_timeout):
+            await probed.wait()
+
+    def _judged(self) -> None:
+        """The link has been judged (down, or connected afresh): nobody need wait for the next probe."""
+        self._next_probe.set()
+        self._next_probe = anyio.Event()
+
     def lose(self, reason: str, client: Client | None = None) -> None:
         """The connection is gone: refuse new requests at once and let the supervisor reconnect.
 
@@ -364,8 +400,11 @@ class Upstream:
         return Snapshot(tuple(tools), tuple(prompts), tuple(resources), tuple(templates))
 
     def status(self) -> dict[str, Any]:
-        """State, protocol, breaker and, while not ready, the reason and the last stderr lines."""
+        """State, protocol, breakers (the link's, and those of calls not closed) and, while not ready, the reason
+        and the last stderr lines."""
         entry: dict[str, Any] = {"state": self.state.value, "breaker": self.breaker.state.value}
+        if opened := self.call_breakers.states():
+            entry["call_breakers"] = {key: state.value for key, state in opened.items()}
         if self.protocol_version:
             entry["protocol"] = self.protocol_version
         if self.sessions is not None:

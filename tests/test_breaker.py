@@ -1,10 +1,10 @@
-"""The circuit breaker on its own, with a clock the test moves."""
+"""The circuit breakers on their own (the link's, and one per tool), with a clock the test moves."""
 
 from __future__ import annotations
 
 import pytest
 
-from gateway.breaker import BreakerState, CircuitBreaker, CircuitOpen
+from gateway.breaker import Breakers, BreakerState, CircuitBreaker, CircuitOpen
 
 
 class Clock:
@@ -87,3 +87,38 @@ def test_an_abandoned_trial_lets_the_next_call_try() -> None:
     b.abandon()
     b.admit()
     assert b.state is BreakerState.HALF_OPEN
+
+
+def breakers(threshold: int = 2) -> tuple[Breakers, Clock]:
+    clock = Clock()
+    return Breakers(threshold, 10.0, clock), clock
+
+
+def test_one_keys_failures_open_its_breaker_and_no_other() -> None:
+    b, _ = breakers()
+    b.failure("tools/call cut")
+    b.failure("tools/call cut")
+    with pytest.raises(CircuitOpen):
+        b.admit("tools/call cut")
+    b.admit("tools/call echo")
+    assert b.states() == {"tools/call cut": BreakerState.OPEN}
+
+
+def test_a_key_is_forgotten_once_it_succeeds_and_its_trial_passes_after_the_cooldown() -> None:
+    b, clock = breakers(threshold=1)
+    b.failure("k")
+    clock.now += 10
+    b.admit("k")
+    with pytest.raises(CircuitOpen):
+        b.admit("k")
+    b.success("k")
+    b.admit("k")
+    assert b.states() == {}
+
+
+def test_a_call_without_a_key_has_no_breaker() -> None:
+    b, _ = breakers(threshold=1)
+    for _ in range(3):
+        b.failure(None)
+    b.admit(None)
+    assert b.states() == {}

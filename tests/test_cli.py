@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.status import render
 from tests.support.procs import ROOT, Processes, alive, children, free_port, http_get, listening, wait_until
 from tests.support.stack import Stack
 
@@ -170,3 +171,10 @@ def test_allow_unauthenticated_serves_beyond_loopback_and_says_so(processes: Pro
     wait_until(lambda: listening(port), what="the gateway to listen")
     assert processes.stop(proc) == 0
     assert "AUTHENTICATION IS OFF on 0.0.0.0" in log.read_text()
+
+
+def test_status_names_the_tools_whose_own_breaker_is_open() -> None:
+    calls = {"tools/call cut": "open"}
+    backend = {"name": "toy", "state": "ready", "breaker": "closed", "tools": 3, "call_breakers": calls}
+    lines = render({"status": "ready", "backends": [backend]}).splitlines()
+    assert lines[2].split() == ["toy", "ready", "closed", "3", "-", "breakers:", "tools/call", "cut", "open"]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -20,7 +22,7 @@ import pytest
 from mcp import MCPError, types
 
 from gateway import http1
-from gateway.forward import EventParser, Forwarder, InvalidAnswer, Link
+from gateway.forward import EventParser, Forwarder, InvalidAnswer, Link, Undelivered
 
 pytestmark = pytest.mark.anyio
 CALL = {"method": "tools/call", "params": {"name": "echo", "arguments": {"text": "hi"}}}
@@ -288,6 +290,26 @@ async def test_nobody_listening_means_the_request_was_not_delivered() -> None:
     with pytest.raises(anyio.BrokenResourceError):
         await fwd.send(dict(CALL), {}, 5.0, modern=True)
     fwd.close()
+
+
+async def test_a_backend_that_closes_the_connection_while_the_request_is_written_did_not_take_it() -> None:
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Read the head, then reset the connection with the body unread (as a server refusing it may)."""
+        await reader.readuntil(b"\r\n\r\n")
+        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.close()
+
+    listener = await asyncio.start_server(refuse, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    fwd = Forwarder(f"http://127.0.0.1:{port}/mcp", {}, 5.0, Link(), 1 << 20)
+    huge = {"method": "tools/call", "params": {"name": "echo", "arguments": {"text": "x" * (32 << 20)}}}
+    try:
+        with anyio.fail_after(10), pytest.raises(Undelivered):
+            await fwd.send(huge, {}, 5.0, modern=True)
+    finally:
+        fwd.close()
+        listener.close()
+        await listener.wait_closed()
 
 
 def hanging_call(hang: anyio.Event) -> Any:

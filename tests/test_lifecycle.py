@@ -250,7 +250,7 @@ async def test_a_required_backend_that_cannot_connect_stops_the_start() -> None:
     assert "required backend 'gone'" in repr(failed.value)
 
 
-async def test_the_breaker_opens_after_repeated_timeouts_then_half_opens_and_closes(
+async def test_a_tools_breaker_opens_after_its_repeated_timeouts_then_half_opens_and_closes_and_no_other_tool_waits(
     processes: Processes, tmp_path: Path
 ) -> None:
     toy = Toy(processes, tmp_path / "journal").start()
@@ -258,21 +258,24 @@ async def test_the_breaker_opens_after_repeated_timeouts_then_half_opens_and_clo
         name="toy", url=toy.url, breaker_threshold=2, breaker_cooldown=1.0, tool_timeouts={"slow": 0.3}
     )
     async with gateway_for(backend) as (gw, c):
+        upstream = gw.upstreams["toy"]
         for _ in range(2):
             with pytest.raises(MCPError):
                 await c.call_tool("toy/slow", {"seconds": 30})
         started = time.monotonic()
         with pytest.raises(MCPError) as refused:
-            await c.call_tool("toy/echo", {"text": "x"})
+            await c.call_tool("toy/slow", {"seconds": 0})
         refused_in = time.monotonic() - started
-        open_state = gw.status()["backends"][0]["breaker"]
-        await until(lambda: gw.upstreams["toy"].breaker.state.value == "half_open", limit=5)
-        trial = await c.call_tool("toy/echo", {"text": "trial"})
-        closed_state = gw.status()["backends"][0]["breaker"]
+        echoed = await c.call_tool("toy/echo", {"text": "x"})
+        status = gw.status()["backends"][0]
+        await until(lambda: upstream.call_breakers.states().get("tools/call slow") != "open", limit=5)
+        trial = await c.call_tool("toy/slow", {"seconds": 0})
+        closed = upstream.call_breakers.states()
     assert refused.value.code == BACKEND_UNAVAILABLE and "circuit open" in refused.value.message
     assert refused_in < 0.2
-    assert open_state == "open"
-    assert trial.content[0].text == "trial" and closed_state == "closed"  # type: ignore[union-attr]
+    assert echoed.content[0].text == "x"  # type: ignore[union-attr]
+    assert status["breaker"] == "closed" and status["call_breakers"] == {"tools/call slow": "open"}
+    assert trial.content[0].text == "done" and closed == {}  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("protocol", ["legacy", "auto"])

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
+import uvicorn
 from mcp import MCPError, types
 from mcp.server import MCPServer
 from mcp.server.connection import Connection
@@ -21,6 +22,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.shared.message import ServerMessageMetadata
 from pydantic import BaseModel, Field
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class Named(BaseModel):
@@ -118,6 +120,10 @@ def build(name: str = "toy", journal: Path | None = None) -> MCPServer:
             handle.write(tag + "\n")
         await anyio.sleep(seconds)
         return "recorded"
+
+    @server.tool(description="Answer; over streamable HTTP the answer's connection is cut halfway (see ``cutting``).")
+    def cut() -> str:
+        return "cut " * 100
 
     @server.tool(description="Exit the process at once.")
     def crash() -> str:
@@ -238,6 +244,46 @@ def build(name: str = "toy", journal: Path | None = None) -> MCPServer:
     return server
 
 
+class Cut(Exception):
+    """Raised by ``cutting`` so the HTTP server drops a connection whose response has begun."""
+
+
+def cutting(app: ASGIApp) -> ASGIApp:
+    """The app, except that the response to a ``cut`` tool call stops halfway through its first body part and its
+    connection is dropped, as a backend that fails mid-answer does."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return await app(scope, receive, send)
+        messages = [await receive()]
+        while messages[-1].get("more_body"):
+            messages.append(await receive())
+        body = b"".join(m.get("body", b"") for m in messages)
+        queued = iter(messages)
+
+        async def replay() -> Message:
+            return next(queued, None) or await receive()
+
+        if b'"name":"cut"' not in body.replace(b" ", b""):
+            return await app(scope, replay, send)
+
+        cut = False
+
+        async def half(message: Message) -> None:
+            nonlocal cut
+            if cut:
+                raise Cut
+            if message["type"] == "http.response.body" and message.get("body"):
+                cut = True
+                await send({**message, "body": message["body"][: len(message["body"]) // 2], "more_body": True})
+                raise Cut
+            await send(message)
+
+        await app(scope, replay, half)
+
+    return wrapped
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--name", default="toy")
@@ -257,7 +303,8 @@ def main() -> None:
     elif args.transport == "sse":
         server.run(args.transport, host="127.0.0.1", port=args.port)
     else:
-        server.run(args.transport, host="127.0.0.1", port=args.port, json_response=args.json_response)
+        app = cutting(server.streamable_http_app(json_response=args.json_response, host="127.0.0.1"))
+        uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="critical")
 
 
 if __name__ == "__main__":
