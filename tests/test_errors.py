@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from mcp import MCPError
 from mcp.types import INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, REQUEST_TIMEOUT
@@ -9,17 +12,61 @@ from mcp.types import INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, REQUEST_T
 from gateway.errors import (
     BACKEND_UNAVAILABLE,
     RATE_LIMITED,
+    AuditLogError,
     BackendError,
+    BackendMisbehaved,
     BackendTimeout,
     BackendUnavailable,
     ConfigError,
+    Forbidden,
     GatewayError,
     HeadTooLarge,
+    InvalidArguments,
+    InvalidCursor,
+    InvalidRequestState,
+    InvalidToken,
+    OutcomeUnknown,
+    RateLimited,
     RequestTimeout,
+    ResultTooLarge,
+    StartupError,
+    SubscriptionsUnsupported,
+    ToolWithheld,
     TooManyConnections,
+    Unauthorized,
     UnknownTarget,
     to_mcp_error,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
+# One of each error in the tree; a class missing here fails the first test below.
+EXAMPLES: list[GatewayError] = [
+    GatewayError("odd"),
+    ConfigError("bad"),
+    StartupError("ops"),
+    AuditLogError("key"),
+    UnknownTarget("tool", "x"),
+    Forbidden("tool", "x"),
+    InvalidCursor("c"),
+    InvalidRequestState(),
+    InvalidArguments("ops/x", "$.a", "not a string"),
+    Unauthorized("none"),
+    InvalidToken("expired"),
+    RateLimited("alice", 1.0),
+    ResultTooLarge("ops", 2, 1),
+    ToolWithheld("ops/x"),
+    HeadTooLarge("too many fields"),
+    RequestTimeout("head", 10),
+    TooManyConnections("10.0.0.7", 256),
+    BackendError("ops", "odd"),
+    BackendUnavailable("ops"),
+    OutcomeUnknown("ops", "x"),
+    BackendTimeout("ops", 1),
+    SubscriptionsUnsupported("ops"),
+    BackendMisbehaved("ops", "not MCP"),
+]
+# Reserved for "denied": listed in the tables, never answered (a denial is answered as unknown).
+RESERVED = {-32031}
 
 
 def test_an_unknown_target_becomes_invalid_params_naming_what_was_asked_for() -> None:
@@ -110,3 +157,27 @@ def test_backend_errors_carry_the_backend_name() -> None:
     for exc in (BackendUnavailable("ops", "down"), BackendTimeout("ops", 3)):
         assert isinstance(exc, BackendError)
         assert exc.backend == "ops"
+
+
+def subclasses(cls: type[GatewayError]) -> set[type[GatewayError]]:
+    return {cls}.union(*(subclasses(sub) for sub in cls.__subclasses__()))
+
+
+def table_codes(document: Path) -> set[int]:
+    """The codes in the first column of a document's "## Errors" table."""
+    text = document.read_text()
+    start = text.index("## Errors\n")
+    end = text.find("\n## ", start + 1)
+    rows = re.findall(r"^\| ([^|]*) \|", text[start : end if end != -1 else None], flags=re.M)
+    return {int(code) for row in rows for code in re.findall(r"`(-\d+)`", row)}
+
+
+def test_the_examples_hold_one_of_every_error_in_the_tree() -> None:
+    assert {type(exc) for exc in EXAMPLES} == subclasses(GatewayError)
+
+
+@pytest.mark.parametrize("document", ["README.md", "docs/architecture.md"])
+def test_the_error_tables_list_exactly_the_codes_the_tree_answers(document: str) -> None:
+    answered = {to_mcp_error(exc).code for exc in EXAMPLES}
+
+    assert table_codes(ROOT / document) == answered | RESERVED
