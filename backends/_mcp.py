@@ -3,7 +3,7 @@
 MCPServer 2.3.0 reports arguments that fail a tool's input schema as an `isError` result (with pydantic's text,
 input values included) and an unknown tool the same way, and a prompt missing a required argument as an internal
 error. Callers of these backends, the gateway first, need a malformed call (JSON-RPC -32602) told apart from a call
-the domain refused (`isError`), so a middleware validates tool and prompt arguments before the SDK's handlers run.
+the domain refused (`isError`), so `StrictServer` answers those with -32602 instead.
 """
 
 import inspect
@@ -11,12 +11,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from mcp.server import MCPServer
-from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.mcpserver.prompts import Prompt
 from mcp.server.mcpserver.tools import Tool
 from mcp.shared.exceptions import MCPError
-from mcp.types import INVALID_PARAMS, ToolAnnotations
+from mcp.types import INVALID_PARAMS, CallToolResult, GetPromptResult, Icon, InputRequiredResult, ToolAnnotations
 from pydantic import Field, ValidationError
 
 ToolKind = Literal["read", "create", "update"]
@@ -26,15 +26,10 @@ SearchQuery = Annotated[
 ]
 SearchLimit = Annotated[int, Field(ge=1, le=50, description="Maximum number of hits")]
 
-_ANNOTATIONS: dict[ToolKind, ToolAnnotations] = {
-    "read": ToolAnnotations(read_only_hint=True, open_world_hint=False),
-    "create": ToolAnnotations(
-        read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
-    ),
-    "update": ToolAnnotations(
-        read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
-    ),
-}
+READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+CREATE = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
+UPDATE = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+_ANNOTATIONS: dict[ToolKind, ToolAnnotations] = {"read": READ, "create": CREATE, "update": UPDATE}
 
 
 class DomainError(ToolError):
@@ -57,49 +52,68 @@ def prompt(fn: Callable[..., Any], title: str) -> Prompt:
 
 
 def make_server(name: str, instructions: str, tools: Sequence[Tool], prompts: Sequence[Prompt]) -> MCPServer:
-    """An MCPServer whose tool and prompt arguments are checked up front (see the module docstring)."""
-    check = _ArgumentCheck({t.name: t for t in tools}, {p.name: p for p in prompts})
-    server: MCPServer = MCPServer(name, instructions=instructions, tools=list(tools), middleware=[check])
+    """A StrictServer with these tools and prompts."""
+    server = StrictServer(name, instructions=instructions, tools=list(tools))
     for item in prompts:
         server.add_prompt(item)
     return server
 
 
-class _ArgumentCheck:
-    """Server middleware raising -32602 for unknown tools and for tool or prompt arguments that do not validate."""
+class StrictServer(MCPServer[Any]):
+    """An MCPServer answering -32602 for unknown tools and prompts and for arguments that do not validate.
 
-    def __init__(self, tools: Mapping[str, Tool], prompts: Mapping[str, Prompt]) -> None:
-        self._tools = tools
-        self._prompts = prompts
+    A tool registered with `@server.tool()` is described by its docstring without the indentation, whatever the
+    Python version (3.13 strips it when compiling; 3.11 and 3.12 keep it in `__doc__`).
+    """
 
-    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
-        params = ctx.params or {}
-        arguments = params.get("arguments")
-        name = params.get("name")
-        # Malformed envelopes are left to the SDK, which rejects them with -32602 itself.
-        if isinstance(name, str) and isinstance(arguments, Mapping | None):
-            if ctx.method == "tools/call":
-                self._check_tool(name, dict(arguments or {}))
-            elif ctx.method == "prompts/get":
-                self._check_prompt(name, arguments or {})
-        return await call_next(ctx)
+    def add_tool(
+        self,
+        fn: Callable[..., Any],
+        name: str | None = None,
+        title: str | None = None,
+        description: str | None = None,
+        annotations: ToolAnnotations | None = None,
+        icons: list[Icon] | None = None,
+        meta: dict[str, Any] | None = None,
+        structured_output: bool | None = None,
+    ) -> None:
+        super().add_tool(
+            fn,
+            name=name,
+            title=title,
+            description=description or inspect.getdoc(fn),
+            annotations=annotations,
+            icons=icons,
+            meta=meta,
+            structured_output=structured_output,
+        )
 
-    def _check_tool(self, name: str, arguments: dict[str, Any]) -> None:
-        found = self._tools.get(name)
-        if found is None:
-            raise invalid_params(f"Unknown tool: {name}")
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
         try:
-            found.fn_metadata.validate_arguments(arguments)
-        except ValidationError as exc:
-            raise _invalid_arguments(f"tool {name!r}", exc) from None
+            return await super().call_tool(name, arguments, context)
+        except UnexpectedToolError:
+            raise
+        except ToolError as exc:
+            # The SDK's own sign of arguments that failed the input schema (it logs them as rejected).
+            if isinstance(exc.__cause__, ValidationError):
+                raise _invalid_arguments(f"tool {name!r}", exc.__cause__) from None
+            if name not in {listed.name for listed in await self.list_tools()}:
+                raise invalid_params(f"Unknown tool: {name}") from None
+            raise
 
-    def _check_prompt(self, name: str, arguments: Mapping[str, Any]) -> None:
-        found = self._prompts.get(name)
+    async def get_prompt(
+        self, name: str, arguments: dict[str, Any] | None = None, context: Context[Any, Any] | None = None
+    ) -> GetPromptResult | InputRequiredResult:
+        found = {listed.name: listed for listed in await self.list_prompts()}.get(name)
         if found is None:
             raise invalid_params(f"Unknown prompt: {name}")
-        missing = sorted(arg.name for arg in found.arguments or () if arg.required and arg.name not in arguments)
+        given: Mapping[str, Any] = arguments or {}
+        missing = sorted(arg.name for arg in found.arguments or () if arg.required and arg.name not in given)
         if missing:
             raise invalid_params(f"Invalid arguments for prompt {name!r}: missing {', '.join(missing)}")
+        return await super().get_prompt(name, arguments, context)
 
 
 def _invalid_arguments(target: str, exc: ValidationError) -> MCPError:
