@@ -1,4 +1,8 @@
-"""The ops MCP server: inventory lookups, a ticket queue, a stock summary and an incident-report prompt."""
+"""The ops MCP server: inventory lookups, a ticket queue, a stock summary and an incident-report prompt.
+
+Written the way the SDK teaches: functions registered with `@mcp.tool()`, `@mcp.resource(...)` and `@mcp.prompt()`,
+here inside `build_server` so that each server gets the store of its own SQLite file.
+"""
 
 import json
 import re
@@ -10,7 +14,7 @@ from mcp.server.mcpserver import Message, UserMessage
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 from pydantic import Field
 
-from backends._mcp import SearchLimit, SearchQuery, invalid_params, make_server, prompt, tool
+from backends._mcp import CREATE, READ, UPDATE, SearchLimit, SearchQuery, StrictServer, invalid_params
 from backends.ops.models import (
     InventoryList,
     Priority,
@@ -32,14 +36,19 @@ TicketId = Annotated[
 ]
 
 
-class _Ops:
-    """The ops tools, resources and prompts over one store."""
+def build_server(db_path: Path) -> MCPServer:
+    """The ops server over the SQLite file at `db_path`, created and seeded if new."""
+    store = OpsStore(db_path)
+    mcp = StrictServer("ops", instructions=INSTRUCTIONS)
+    _add_tools(mcp, store)
+    _add_resources(mcp, store)
+    _add_prompts(mcp, store)
+    return mcp
 
-    def __init__(self, store: OpsStore) -> None:
-        self._store = store
 
+def _add_tools(mcp: MCPServer, store: OpsStore) -> None:
+    @mcp.tool(title="Look up inventory", annotations=READ)
     def lookup_inventory(
-        self,
         sku: Annotated[
             str | None, Field(min_length=1, max_length=40, description="Exact SKU, e.g. SRV-R740-01")
         ] = None,
@@ -52,11 +61,11 @@ class _Ops:
 
         An unknown SKU is an error; a known SKU not stocked in the chosen warehouse gives an empty list.
         """
-        items = self._store.find_items(sku.strip().upper() if sku else None, name_contains, warehouse)
+        items = store.find_items(sku.strip().upper() if sku else None, name_contains, warehouse)
         return InventoryList(items=items, count=len(items))
 
+    @mcp.tool(title="Create ticket", annotations=CREATE)
     def create_ticket(
-        self,
         title: Annotated[str, Field(min_length=3, max_length=200, description="One-line summary")],
         description: Annotated[str, Field(min_length=1, max_length=5000, description="What happened, where, impact")],
         priority: Annotated[Priority, Field(description="critical = outage, high = degraded service")],
@@ -65,50 +74,56 @@ class _Ops:
         ] = None,
     ) -> Ticket:
         """Open a new ops ticket. It starts with status "open"."""
-        return self._store.create_ticket(title, description, priority, assignee)
+        return store.create_ticket(title, description, priority, assignee)
 
+    @mcp.tool(title="List tickets", annotations=READ)
     def list_tickets(
-        self,
         status: Annotated[TicketStatus | None, Field(description="Only tickets with this status")] = None,
         limit: Annotated[int, Field(ge=1, le=100, description="Maximum number of tickets")] = 20,
     ) -> TicketList:
         """Tickets, newest first."""
-        tickets = self._store.list_tickets(status, limit)
+        tickets = store.list_tickets(status, limit)
         return TicketList(tickets=tickets, count=len(tickets))
 
+    @mcp.tool(title="Update ticket status", annotations=UPDATE)
     def update_ticket_status(
-        self,
         ticket_id: TicketId,
         status: Annotated[TicketStatus, Field(description="The new status")],
     ) -> Ticket:
         """Move a ticket to open, in_progress or closed. An unknown ticket number is an error."""
-        return self._store.set_ticket_status(ticket_id, status)
+        return store.set_ticket_status(ticket_id, status)
 
-    def search(
-        self,
-        query: SearchQuery,
-        limit: SearchLimit = 10,
-    ) -> SearchResults:
+    @mcp.tool(title="Search ops records", annotations=READ)
+    def search(query: SearchQuery, limit: SearchLimit = 10) -> SearchResults:
         """Free-text search over inventory (SKU, name, warehouse) and tickets (title, description, assignee)."""
-        hits = self._store.search(query, limit)
+        hits = store.search(query, limit)
         return SearchResults(results=hits, count=len(hits))
 
-    def inventory_summary(self) -> str:
-        """Units on hand and SKUs needing reorder, per warehouse."""
-        return json.dumps({"warehouses": self._store.warehouse_summary()}, indent=2)
 
-    def ticket(self, ticket_id: str) -> str:
+def _add_resources(mcp: MCPServer, store: OpsStore) -> None:
+    @mcp.resource(
+        "ops://inventory/summary", name="inventory_summary", title="Inventory summary", mime_type="application/json"
+    )
+    def inventory_summary() -> str:
+        """Units on hand and SKUs needing reorder, per warehouse."""
+        return json.dumps({"warehouses": store.warehouse_summary()}, indent=2)
+
+    @mcp.resource("ops://tickets/{ticket_id}", name="ticket", title="Ticket", mime_type="application/json")
+    def ticket(ticket_id: str) -> str:
         """One ticket as JSON."""
-        found = self._find_ticket(ticket_id)
+        found = _find_ticket(store, ticket_id)
         if found is None:
             raise ResourceNotFoundError(f"No ticket with id {ticket_id!r}")
         return found.model_dump_json(indent=2)
 
+
+def _add_prompts(mcp: MCPServer, store: OpsStore) -> None:
+    @mcp.prompt(title="Incident report")
     def incident_report(
-        self, ticket_id: Annotated[str, Field(description="Ticket number of the incident, e.g. 4")]
+        ticket_id: Annotated[str, Field(description="Ticket number of the incident, e.g. 4")],
     ) -> list[Message]:
         """Draft a post-incident report from a ticket."""
-        found = self._find_ticket(ticket_id)
+        found = _find_ticket(store, ticket_id)
         if found is None:
             raise invalid_params(f"No ticket with id {ticket_id!r}")
         return [
@@ -119,32 +134,9 @@ class _Ops:
             )
         ]
 
-    def _find_ticket(self, ticket_id: str) -> Ticket | None:
-        """Resource and prompt arguments arrive as text; anything but a plausible ticket number matches nothing."""
-        if re.fullmatch(r"[0-9]{1,9}", ticket_id) is None:
-            return None
-        return self._store.get_ticket(int(ticket_id))
 
-
-def build_server(db_path: Path) -> MCPServer:
-    """The ops server over the SQLite file at `db_path`, created and seeded if new."""
-    ops = _Ops(OpsStore(db_path))
-    server = make_server(
-        "ops",
-        INSTRUCTIONS,
-        tools=[
-            tool(ops.lookup_inventory, "Look up inventory", "read"),
-            tool(ops.create_ticket, "Create ticket", "create"),
-            tool(ops.list_tickets, "List tickets", "read"),
-            tool(ops.update_ticket_status, "Update ticket status", "update"),
-            tool(ops.search, "Search ops records", "read"),
-        ],
-        prompts=[prompt(ops.incident_report, "Incident report")],
-    )
-    server.resource(
-        "ops://inventory/summary", name="inventory_summary", title="Inventory summary", mime_type="application/json"
-    )(ops.inventory_summary)
-    server.resource("ops://tickets/{ticket_id}", name="ticket", title="Ticket", mime_type="application/json")(
-        ops.ticket
-    )
-    return server
+def _find_ticket(store: OpsStore, ticket_id: str) -> Ticket | None:
+    """Resource and prompt arguments arrive as text; anything but a plausible ticket number matches nothing."""
+    if re.fullmatch(r"[0-9]{1,9}", ticket_id) is None:
+        return None
+    return store.get_ticket(int(ticket_id))
