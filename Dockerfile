@@ -12,7 +12,7 @@ ENV OPS_DB=/data/ops.sqlite3 \
 
 # Built outside the working directory: `python -m backends.x` puts the working directory first on sys.path,
 # and the installed package, not a stray source tree, is what should run.
-COPY pyproject.toml README.md /tmp/src/
+COPY pyproject.toml README.md LICENSE /tmp/src/
 COPY gateway/ /tmp/src/gateway/
 COPY backends/ /tmp/src/backends/
 RUN pip install --no-cache-dir /tmp/src \
