@@ -1,10 +1,5 @@
-"""Who is calling: principals, and the two ways an HTTP caller proves who it is.
+"""The two ways an HTTP caller proves who it is, each ending in a ``Principal`` (``gateway.principal``).
 
-A ``Principal`` is a name with roles and scopes, and the source that vouched for the name: an API key, a JWT from
-the configured issuer, the local stdio user, or nobody (authentication off). Names from different sources are
-different principals (an IdP's subject ``alice`` is not the API-key principal ``alice``): ``Principal.key`` tells
-them apart wherever a principal owns something (sessions, per-client backend sessions, rate-limit buckets, audit
-lines). Policy, rate limits and the audit log speak only of principals.
 API keys are kept as SHA-256 digests and compared in constant time against every configured digest, so neither the
 key nor which entry matched shows in the timing. JWTs are checked as an OAuth 2.1 resource server checks them:
 signature (RS256/ES256 from a JWKS URL or a PEM file, HS256 from a secret), issuer, audience, expiry and
@@ -18,13 +13,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from mcp.server.auth.provider import AccessToken
 
 from gateway.config import AuthConfig, JwtConfig, LocalPrincipal
 from gateway.errors import InvalidToken, Unauthorized
+from gateway.principal import ANONYMOUS, Principal
 
 if TYPE_CHECKING:
     from gateway.jwt_auth import JwtVerifier
@@ -32,30 +27,6 @@ if TYPE_CHECKING:
 # Where the HTTP security layer leaves its findings in the ASGI scope, for whatever serves the request.
 SCOPE_PRINCIPAL = "gateway.principal"
 SCOPE_ADMITTED = "gateway.admitted"
-Source = Literal["api_key", "jwt", "local", "anonymous"]
-
-
-@dataclass(frozen=True)
-class Principal:
-    """An authenticated caller. ``method`` is the source that vouched for ``name``; ``issuer`` the JWT issuer that
-    did (``jwt`` only). ``token`` is its bearer token, kept only to forward to backends that want it."""
-
-    name: str
-    roles: frozenset[str] = frozenset()
-    scopes: frozenset[str] = frozenset()
-    method: Source = "anonymous"
-    issuer: str | None = None
-    token: str | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def key(self) -> str:
-        """Who this is, unique across sources: ``api_key:alice``, ``jwt:<issuer>#<subject>``, ``local:desk``."""
-        if self.method == "jwt":
-            return f"jwt:{self.issuer}#{self.name}"
-        return f"{self.method}:{self.name}"
-
-
-ANONYMOUS = Principal("anonymous")
 
 
 def principal_of(scope: Mapping[str, Any]) -> Principal:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from mcp.types import ClientCapabilities
 
-from gateway.auth import Principal
+from gateway.principal import Principal
 from gateway.sink import Sink
 
 
@@ -21,7 +21,7 @@ class Caller:
     ``log_level`` is the lowest log level it wants from this request (``None``: none), asked of the backend.
     ``capabilities`` are the ones it declared, told to 2026 backends in its place. ``identity`` is
     who it is for request-state binding (see ``gateway.resume``). ``modern``: it speaks 2026-07-28 and takes
-    ``input_required`` answers itself. ``principal``: who it authenticated as (see ``gateway.auth``).
+    ``input_required`` answers itself. ``principal``: who it authenticated as (see ``gateway.principal``).
     """
 
     session: str | None = None

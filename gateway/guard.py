@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from mcp import MCPError, types
 
 from gateway.audit import AuditLog, Entry
-from gateway.auth import Authenticator, Principal, local_principal
+from gateway.auth import Authenticator, local_principal
 from gateway.caller import Caller
 from gateway.catalog import Catalog, Route
 from gateway.config import GatewayConfig
@@ -41,6 +41,7 @@ from gateway.limits import RateLimiter, bounded
 from gateway.naming import Style, canonical_name, split_uri
 from gateway.pinning import Pins
 from gateway.policy import Policy
+from gateway.principal import Principal
 from gateway.routing import Router
 from gateway.subscriptions import Subscriptions
 from gateway.transports import caller_token

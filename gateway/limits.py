@@ -17,9 +17,9 @@ from typing import Any, TypeVar, cast
 from mcp import types
 from pyrate_limiter import Decision, InMemoryStateStore, Rate, RedisStateStore, StateStore, TokenBucket
 
-from gateway.auth import Principal
 from gateway.config import BackendConfig, LimitsConfig, RateConfig
 from gateway.errors import ConfigError, RateLimited, ResultTooLarge
+from gateway.principal import Principal
 
 ResultT = TypeVar("ResultT", bound=types.Result)
 logger = logging.getLogger(__name__)

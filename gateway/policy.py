@@ -18,8 +18,8 @@ from collections.abc import Iterable
 from fnmatch import translate
 from functools import lru_cache
 
-from gateway.auth import Principal
 from gateway.config import PolicyConfig, RuleConfig
+from gateway.principal import Principal
 
 EVERYONE = "*"
 

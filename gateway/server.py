@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from starlette.requests import Request
 
 from gateway import __version__
-from gateway.auth import SCOPE_ADMITTED, Principal, principal_of
+from gateway.auth import SCOPE_ADMITTED, principal_of
 from gateway.caller import Caller
 from gateway.core import Gateway
 from gateway.errors import GatewayError, to_mcp_error
@@ -31,6 +31,7 @@ from gateway.guard import Guard
 from gateway.naming import Style, style_for_client
 from gateway.notify import connection_of
 from gateway.pages import ListCache, list_key
+from gateway.principal import Principal
 from gateway.redaction import Redactor
 from gateway.relay import LogLevels, NoBackChannel, Relay
 from gateway.session_table import SessionTable

@@ -21,9 +21,9 @@ from gateway import cli
 from gateway.audit import AuditLog, Entry, digest
 from gateway.audit_chain import GENESIS, anchor_beside, read_anchor
 from gateway.audit_key import beside, read_key
-from gateway.auth import Principal
 from gateway.config import AuditConfig
 from gateway.errors import AuditLogError
+from gateway.principal import Principal
 from tests.support.inproc import client, http_client, running_gateway
 from tests.support.procs import ROOT, Processes, free_port, http_get, listening, wait_until
 from tests.support.toy_server import build

@@ -22,9 +22,10 @@ from jwt.algorithms import ECAlgorithm
 from mcp import MCPError
 from mcp.types import INVALID_PARAMS, INVALID_REQUEST
 
-from gateway.auth import Authenticator, Principal
+from gateway.auth import Authenticator
 from gateway.config import AuthConfig
 from gateway.errors import UNAUTHORIZED, Unauthorized
+from gateway.principal import Principal
 from tests.support.inproc import http, http_client, running_gateway, serving
 from tests.support.procs import ROOT
 from tests.support.toy_server import build

@@ -15,9 +15,9 @@ from mcp.server import MCPServer
 from starlette.types import ASGIApp, Message
 
 from gateway.app import MCP_PATH, build_app
-from gateway.auth import Principal
 from gateway.config import BackendConfig, GatewayConfig
 from gateway.core import Gateway
+from gateway.principal import Principal
 from gateway.running import server_config
 from gateway.server import build_server
 from tests.support.procs import free_port
