@@ -21,10 +21,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.catalogue.pages import ListCache
 from gateway.core import Gateway, InFlight
 from gateway.fastpath import FastPath
 from gateway.http_security import SecurityLayer
-from gateway.pages import ListCache
 from gateway.server import SESSION_HEADER, build_server
 from gateway.session_quota import SessionQuota
 from gateway.session_table import SessionTable

@@ -116,7 +116,7 @@ class BackendConfig(_Model):
 
 
 class NamingConfig(_Model):
-    """How exposed names are rendered for each client (see ``gateway.naming``)."""
+    """How exposed names are rendered for each client (see ``gateway.catalogue.naming``)."""
 
     style: Literal["auto", "canonical", "strict"] = "auto"
     separator: str = Field(default="__", pattern=r"^[A-Za-z0-9_-]{1,4}$")

@@ -21,7 +21,7 @@ import anyio
 import anyio.lowlevel
 
 from gateway import heap
-from gateway.catalog import Catalog, Snapshot
+from gateway.catalogue.catalog import Catalog, Snapshot
 from gateway.config import GatewayConfig
 from gateway.errors import StartupError
 from gateway.guard import Guard

@@ -23,7 +23,8 @@ from mcp import MCPError, types
 from gateway.audit import AuditLog, Entry
 from gateway.auth import Authenticator, local_principal
 from gateway.caller import Caller
-from gateway.catalog import Catalog, Route
+from gateway.catalogue.catalog import Catalog, Route
+from gateway.catalogue.naming import Style, canonical_name, split_uri
 from gateway.config import GatewayConfig
 from gateway.errors import (
     BackendTimeout,
@@ -38,7 +39,6 @@ from gateway.errors import (
     UnknownTarget,
 )
 from gateway.limits import RateLimiter, bounded
-from gateway.naming import Style, canonical_name, split_uri
 from gateway.pinning import Pins
 from gateway.policy import Policy
 from gateway.principal import Principal

@@ -23,7 +23,7 @@ from mcp.server.subscriptions import (
     ToolsListChanged,
 )
 
-from gateway.catalog import Kind
+from gateway.catalogue.catalog import Kind
 
 logger = logging.getLogger(__name__)
 SEND_TIMEOUT = 5.0

@@ -20,7 +20,7 @@ from typing import Any
 
 from mcp import types
 
-from gateway.naming import canonical_name
+from gateway.catalogue.naming import canonical_name
 
 logger = logging.getLogger(__name__)
 PINNED_FIELDS = {"name", "title", "description", "input_schema", "output_schema", "annotations"}

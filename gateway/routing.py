@@ -19,10 +19,10 @@ from pydantic import BaseModel
 from gateway import calls
 from gateway.bridge import Bridge, can_answer
 from gateway.caller import ANONYMOUS, Caller
-from gateway.catalog import Catalog, Route
+from gateway.catalogue.catalog import Catalog, Route
+from gateway.catalogue.naming import expose_uri
 from gateway.config import NamingConfig
 from gateway.errors import BackendMisbehaved, BackendUnavailable, UnknownTarget
-from gateway.naming import expose_uri
 from gateway.resume import MAX_ROUNDS, StateSeal, answers
 from gateway.upstream import State, Upstream
 

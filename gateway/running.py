@@ -25,10 +25,10 @@ from sse_starlette.sse import AppStatus
 from starlette.types import ASGIApp
 
 from gateway.app import MCP_PATH, GatewayApp, build_app
+from gateway.catalogue.naming import Style, strict_name
 from gateway.config import GatewayConfig
 from gateway.core import Gateway
 from gateway.http_limits import protocol_for
-from gateway.naming import Style, strict_name
 from gateway.server import build_server
 
 logger = logging.getLogger(__name__)

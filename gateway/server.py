@@ -25,12 +25,12 @@ from starlette.requests import Request
 from gateway import __version__
 from gateway.auth import SCOPE_ADMITTED, principal_of
 from gateway.caller import Caller
+from gateway.catalogue.naming import Style, style_for_client
+from gateway.catalogue.pages import ListCache, list_key
 from gateway.core import Gateway
 from gateway.errors import GatewayError, to_mcp_error
 from gateway.guard import Guard
-from gateway.naming import Style, style_for_client
 from gateway.notify import connection_of
-from gateway.pages import ListCache, list_key
 from gateway.principal import Principal
 from gateway.redaction import Redactor
 from gateway.relay import LogLevels, NoBackChannel, Relay

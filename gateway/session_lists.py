@@ -24,8 +24,8 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
+from gateway.catalogue.pages import Cached, ListCache, list_key
 from gateway.core import Gateway
-from gateway.pages import Cached, ListCache, list_key
 from gateway.server import LISTS
 from gateway.session_table import Learned, SessionTable
 

@@ -35,7 +35,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.datastructures import Headers
 from starlette.types import Scope
 
-from gateway.naming import Style
+from gateway.catalogue.naming import Style
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,9 @@ import anyio
 from mcp import types
 from mcp.server.connection import Connection
 
-from gateway.catalog import Catalog
+from gateway.catalogue.catalog import Catalog
+from gateway.catalogue.naming import expose_uri
 from gateway.errors import BackendTimeout, BackendUnavailable, SubscriptionsUnsupported
-from gateway.naming import expose_uri
 from gateway.notify import Notifier
 from gateway.upstream import State, Upstream
 

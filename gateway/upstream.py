@@ -34,7 +34,7 @@ from pydantic import BaseModel
 from gateway import looptime
 from gateway.backchannel import BackChannel
 from gateway.breaker import Breakers, CircuitBreaker
-from gateway.catalog import Snapshot
+from gateway.catalogue.catalog import Snapshot
 from gateway.config import BackendConfig, GatewayConfig
 from gateway.forward import Forwarder
 from gateway.sessions import ClientSessions

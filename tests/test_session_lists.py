@@ -20,7 +20,7 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.app import build_app
-from gateway.naming import Style
+from gateway.catalogue.naming import Style
 from gateway.session_table import Learned, SessionTable
 from tests.support.inproc import lifespan, running_gateway
 from tests.support.toy_server import build

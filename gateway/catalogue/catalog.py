@@ -19,10 +19,10 @@ from typing import Any, NamedTuple
 
 from mcp import types
 
+from gateway.catalogue.naming import Style, canonical_name, expose_uri, split_uri, strict_name
+from gateway.catalogue.pages import Key, page
 from gateway.config import BackendConfig, NamingConfig
 from gateway.errors import UnknownTarget
-from gateway.naming import Style, canonical_name, expose_uri, split_uri, strict_name
-from gateway.pages import Key, page
 
 logger = logging.getLogger(__name__)
 
