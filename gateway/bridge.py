@@ -27,9 +27,9 @@ from mcp import types
 from mcp.types import INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, REQUEST_TIMEOUT
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from gateway.caller import Caller
 from gateway.errors import BackendUnavailable, InvalidRequestState
 from gateway.resume import StateSeal
+from gateway.upstream.caller import Caller
 
 logger = logging.getLogger(__name__)
 ResultT = TypeVar("ResultT", bound=BaseModel)

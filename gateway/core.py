@@ -29,8 +29,8 @@ from gateway.notify import Notifier
 from gateway.redaction import Redactor
 from gateway.routing import Router
 from gateway.subscriptions import Subscriptions
-from gateway.transports import Connector, open_transport
-from gateway.upstream import State, Upstream
+from gateway.upstream.backend import State, Upstream
+from gateway.upstream.transports import Connector, open_transport
 
 logger = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ spend rate-limit budget (unless the transport already did, to answer HTTP 429 it
 (changed, pinned) tool -> validate tool arguments against the tool's ``inputSchema`` -> forward through the
 ``Router`` with the caller's token at hand -> bound the result's size -> write one audit line, whatever happened.
 Lists go through ``listing``, which shows a principal only what it may use. The ``Caller`` (its principal, session
-and sink; see ``gateway.caller``) is passed through to the router. Anything that serves MCP (the SDK handlers in
-``server.py``, the stdio front, a direct HTTP path) calls these methods and nothing below them.
+and sink; see ``gateway.upstream.caller``) is passed through to the router. Anything that serves MCP (the SDK handlers
+in ``server.py``, the stdio front, a direct HTTP path) calls these methods and nothing below them.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from mcp import MCPError, types
 
 from gateway.audit import AuditLog, Entry
 from gateway.auth import Authenticator, local_principal
-from gateway.caller import Caller
 from gateway.catalogue.catalog import Catalog, Route
 from gateway.catalogue.naming import Style, canonical_name, split_uri
 from gateway.config import GatewayConfig
@@ -44,7 +43,8 @@ from gateway.policy import Policy
 from gateway.principal import Principal
 from gateway.routing import Router
 from gateway.subscriptions import Subscriptions
-from gateway.transports import caller_token
+from gateway.upstream.caller import Caller
+from gateway.upstream.transports import caller_token
 from gateway.validation import ArgumentValidator
 
 ResultT = TypeVar("ResultT", bound=types.Result)

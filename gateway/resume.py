@@ -20,7 +20,7 @@ from typing import Any
 from mcp import MCPError, types
 
 from gateway.errors import InvalidRequestState
-from gateway.sink import Sink
+from gateway.upstream.sink import Sink
 
 MAX_ROUNDS = 8
 

@@ -16,15 +16,15 @@ from mcp import types
 from mcp.types import LOG_LEVEL_META_KEY
 from pydantic import BaseModel
 
-from gateway import calls
 from gateway.bridge import Bridge, can_answer
-from gateway.caller import ANONYMOUS, Caller
 from gateway.catalogue.catalog import Catalog, Route
 from gateway.catalogue.naming import expose_uri
 from gateway.config import NamingConfig
 from gateway.errors import BackendMisbehaved, BackendUnavailable, UnknownTarget
 from gateway.resume import MAX_ROUNDS, StateSeal, answers
-from gateway.upstream import State, Upstream
+from gateway.upstream import calls
+from gateway.upstream.backend import State, Upstream
+from gateway.upstream.caller import ANONYMOUS, Caller
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 _RESERVED_META = "io.modelcontextprotocol/"

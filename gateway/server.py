@@ -24,7 +24,6 @@ from starlette.requests import Request
 
 from gateway import __version__
 from gateway.auth import SCOPE_ADMITTED, principal_of
-from gateway.caller import Caller
 from gateway.catalogue.naming import Style, style_for_client
 from gateway.catalogue.pages import ListCache, list_key
 from gateway.core import Gateway
@@ -36,7 +35,8 @@ from gateway.redaction import Redactor
 from gateway.relay import LogLevels, NoBackChannel, Relay
 from gateway.session_table import SessionTable
 from gateway.subscriptions import Listener
-from gateway.upstream import State
+from gateway.upstream.backend import State
+from gateway.upstream.caller import Caller
 
 logger = logging.getLogger(__name__)
 Ctx = ServerRequestContext[Any, Any]
@@ -114,7 +114,7 @@ def build_server(
         return own if ctx.request is None else principal_of(ctx.request.scope)
 
     def caller(ctx: Ctx) -> Caller:
-        """The client behind a request, as the layers below need it (see ``gateway.caller``)."""
+        """The client behind a request, as the layers below need it (see ``gateway.upstream.caller``)."""
         modern = ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
         principal, session = who(ctx), _session(ctx)
         if ctx.request_id is None:

@@ -26,7 +26,7 @@ from gateway.catalogue.catalog import Catalog
 from gateway.catalogue.naming import expose_uri
 from gateway.errors import BackendTimeout, BackendUnavailable, SubscriptionsUnsupported
 from gateway.notify import Notifier
-from gateway.upstream import State, Upstream
+from gateway.upstream.backend import State, Upstream
 
 logger = logging.getLogger(__name__)
 RELEASE_TIMEOUT = 5.0

@@ -1,7 +1,7 @@
 """Raw forwarding to streamable-HTTP backends: JSON and SSE answers in both eras, deadlines cancelled at the backend.
 
 The SDK backends here are real processes on free ports; the calls go through the gateway's raw path
-(``gateway.forward``) while the SDK client keeps the connection, the lists and the probes.
+(``gateway.upstream.forward``) while the SDK client keeps the connection, the lists and the probes.
 """
 
 from __future__ import annotations

@@ -22,13 +22,13 @@ from mcp import Client, MCPError, types
 from mcp.types import CONNECTION_CLOSED, INVALID_REQUEST, REQUEST_TIMEOUT
 from pydantic import BaseModel, ValidationError
 
-from gateway.breaker import CircuitOpen
-from gateway.caller import ANONYMOUS, Caller
 from gateway.config import Transport
 from gateway.errors import BackendMisbehaved, BackendTimeout, BackendUnavailable, OutcomeUnknown, ResultTooLarge
-from gateway.exchange import exchange
-from gateway.forward import InvalidAnswer, TooLarge, Undelivered
-from gateway.upstream import State, Upstream
+from gateway.upstream.backend import State, Upstream
+from gateway.upstream.breaker import CircuitOpen
+from gateway.upstream.caller import ANONYMOUS, Caller
+from gateway.upstream.exchange import exchange
+from gateway.upstream.forward import InvalidAnswer, TooLarge, Undelivered
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
 # How an HTTP backend says it no longer knows our session (it restarted or expired it): the SDK client's wording

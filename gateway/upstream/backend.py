@@ -2,11 +2,11 @@
 
 An ``Upstream`` holds a single long-lived client connection to its backend, shared by every downstream client
 (a ``session: per_client`` backend also gets one connection per downstream session for requests: see
-``gateway.sessions``).
+``gateway.upstream.client_sessions``).
 Its supervisor task (``run``) owns that connection: it connects, walks every page of the backend's lists,
 re-lists when the backend says a list changed, probes the connection every ``health_interval``, and reconnects
 with exponential backoff and jitter when the connection ends (stream closed, process exited, session expired,
-probe failed). Requests from any task go through ``gateway.calls``, which reads the state kept here.
+probe failed). Requests from any task go through ``gateway.upstream.calls``, which reads the state kept here.
 """
 
 from __future__ import annotations
@@ -31,14 +31,14 @@ from mcp_types import METHOD_NOT_FOUND
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel
 
-from gateway import looptime
-from gateway.backchannel import BackChannel
-from gateway.breaker import Breakers, CircuitBreaker
 from gateway.catalogue.catalog import Snapshot
 from gateway.config import BackendConfig, GatewayConfig
-from gateway.forward import Forwarder
-from gateway.sessions import ClientSessions
-from gateway.transports import Connector, TransportHooks, open_client, open_transport
+from gateway.upstream import looptime
+from gateway.upstream.backchannel import BackChannel
+from gateway.upstream.breaker import Breakers, CircuitBreaker
+from gateway.upstream.client_sessions import ClientSessions
+from gateway.upstream.forward import Forwarder
+from gateway.upstream.transports import Connector, TransportHooks, open_client, open_transport
 
 logger = logging.getLogger(__name__)
 OnChange = Callable[["Upstream", Snapshot | None], Awaitable[None]]
@@ -63,7 +63,7 @@ class ConnectionLost(Exception):
 
 
 class Upstream:
-    """A supervised connection to one backend; requests go through ``gateway.calls``."""
+    """A supervised connection to one backend; requests go through ``gateway.upstream.calls``."""
 
     def __init__(
         self,
@@ -82,7 +82,7 @@ class Upstream:
         self.client: Client | None = None
         self.tools: dict[str, types.Tool] = {}
         self.breaker = CircuitBreaker(config.breaker_threshold, config.breaker_cooldown)
-        # What fails inside one call's exchange counts per tool (``gateway.calls``), not against the link.
+        # What fails inside one call's exchange counts per tool (``gateway.upstream.calls``), not against the link.
         self.call_breakers = Breakers(config.breaker_threshold, config.breaker_cooldown)
         self.stderr_tail: deque[str] = deque(maxlen=STDERR_LINES)
         self.attempted = anyio.Event()
@@ -211,7 +211,7 @@ class Upstream:
     async def _probe(self, client: Client) -> None:
         """A cheap request proves the connection; a failed probe ends it (and counts against the breaker).
 
-        Its deadline counts only time the gateway's loop was free to read the answer (``gateway.looptime``): a
+        Its deadline counts only time the gateway's loop was free to read the answer (``gateway.upstream.looptime``): a
         probe that the gateway itself starved passes no verdict.
         """
         try:

@@ -1,7 +1,7 @@
 """One request over one connection to a backend, whatever carries it.
 
 On the shared connection to a streamable-HTTP backend the request goes as raw JSON-RPC over the link's kept-alive
-connections (``gateway.forward``), stamped by the SDK session that owns the link; everywhere else (stdio, SSE,
+connections (``gateway.upstream.forward``), stamped by the SDK session that owns the link; everywhere else (stdio, SSE,
 per-client connections) through the SDK session itself. Either way the caller's sink receives what the backend
 sends during the call, and a 2026 backend's ``input_required`` answer is told apart from a result.
 """
@@ -15,9 +15,9 @@ from mcp.shared.dispatcher import CallOptions
 from mcp_types import CLIENT_CAPABILITIES_META_KEY
 from pydantic import BaseModel, RootModel
 
-from gateway.caller import ANONYMOUS, Caller
-from gateway.forward import Forwarder
-from gateway.sink import Sink
+from gateway.upstream.caller import ANONYMOUS, Caller
+from gateway.upstream.forward import Forwarder
+from gateway.upstream.sink import Sink
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
 _REQUESTS: dict[str, type[types.Request[Any, Any]]] = {
@@ -45,7 +45,7 @@ async def exchange(
     """``forwarder``: the raw path, for the shared connection of an HTTP backend (else ``None``); ``modern``: the
     link speaks 2026-07-28, so the backend hears the caller's capabilities.
 
-    Raises what the SDK session raises (see ``gateway.forward``), plus ``InvalidAnswer``.
+    Raises what the SDK session raises (see ``gateway.upstream.forward``), plus ``InvalidAnswer``.
     """
     if forwarder is None:
         return _parse(await _sdk_send(client, method, params, deadline, caller.sink), result_type)

@@ -19,7 +19,7 @@ from mcp.client.streamable_http import streamable_http_client
 from gateway.config import BackendConfig, GatewayConfig
 from gateway.core import Gateway
 from gateway.errors import OUTCOME_UNKNOWN, BackendUnavailable
-from gateway.sessions import ClientSessions
+from gateway.upstream.client_sessions import ClientSessions
 from tests.support import toy_server
 from tests.support.inproc import serving
 from tests.support.procs import ROOT, Processes, alive, children, free_port, http_get, listening, wait_until

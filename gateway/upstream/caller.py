@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from mcp.types import ClientCapabilities
 
 from gateway.principal import Principal
-from gateway.sink import Sink
+from gateway.upstream.sink import Sink
 
 
 @dataclass(frozen=True)

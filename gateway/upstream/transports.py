@@ -4,7 +4,7 @@ Everything above this module holds a ``Transport`` (an async context manager yie
 streams) and never branches on how the bytes travel. What transports report back through ``TransportHooks``:
 the end of the backend's stream (a stdio process that exited, a closed connection), so the supervisor reconnects
 at once instead of at the next probe; for stdio, each line the process writes to stderr; for streamable HTTP, a
-``Forwarder`` that sends calls as raw JSON-RPC beside the SDK connection (``gateway.forward``). ``Connector``
+``Forwarder`` that sends calls as raw JSON-RPC beside the SDK connection (``gateway.upstream.forward``). ``Connector``
 is the seam: tests pass one that returns an in-process server instead.
 """
 
@@ -29,7 +29,7 @@ from mcp.client.streamable_http import streamable_http_client
 from gateway import __version__
 from gateway.config import BackendConfig
 from gateway.config import Transport as Kind
-from gateway.forward import Forwarder, Link
+from gateway.upstream.forward import Forwarder, Link
 
 # Server-sent event streams stay open between messages; their read timeout is not a call deadline.
 STREAM_READ_TIMEOUT = 300.0
@@ -62,7 +62,7 @@ def _unused(forwarder: Forwarder) -> None:
 class TransportHooks:
     on_eof: Callable[[], None]
     on_stderr: Callable[[str], None]
-    # Streamable-HTTP backends also get a raw call path beside the SDK connection (``gateway.forward``).
+    # Streamable-HTTP backends also get a raw call path beside the SDK connection (``gateway.upstream.forward``).
     on_forwarder: Callable[[Forwarder], None] = _unused
 
 

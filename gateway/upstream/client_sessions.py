@@ -26,11 +26,11 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 from mcp import Client
 
-from gateway.backchannel import BackChannel
 from gateway.config import BackendConfig
 from gateway.errors import BackendUnavailable
-from gateway.sink import Sink
-from gateway.transports import Connector, TransportHooks, open_client
+from gateway.upstream.backchannel import BackChannel
+from gateway.upstream.sink import Sink
+from gateway.upstream.transports import Connector, TransportHooks, open_client
 
 logger = logging.getLogger(__name__)
 Key = tuple[str, str]

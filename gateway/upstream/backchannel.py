@@ -22,7 +22,7 @@ from mcp import types
 from mcp.client.session import ClientRequestContext
 from pydantic import BaseModel, ValidationError
 
-from gateway.sink import Sink
+from gateway.upstream.sink import Sink
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
 SHARED = (

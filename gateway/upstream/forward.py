@@ -1,11 +1,12 @@
 """Raw JSON-RPC requests to a streamable-HTTP backend: the call path, beside the SDK client's connection.
 
 The SDK ``Client`` connects, lists, listens and probes; the calls themselves (``tools/call``, ``resources/read``,
-``prompts/get``, ``completion/complete``) go out as JSON-RPC bytes over keep-alive connections (``gateway.http1``)
-with the headers and ``_meta`` envelope the SDK session stamps on its own requests, plus the 2025 session id
-the SDK negotiated (seen on its requests through ``Link.observe``). Answers are read as JSON or as an SSE stream.
+``prompts/get``, ``completion/complete``) go out as JSON-RPC bytes over keep-alive connections
+(``gateway.upstream.http1``) with the headers and ``_meta`` envelope the SDK session stamps on its own requests, plus
+the 2025 session id the SDK negotiated (seen on its requests through ``Link.observe``). Answers are read as JSON or as
+an SSE stream.
 
-Failures are raised the way the SDK session raises them, so ``gateway.calls`` applies one set of rules to both
+Failures are raised the way the SDK session raises them, so ``gateway.upstream.calls`` applies one set of rules to both
 paths: ``anyio.BrokenResourceError`` when the backend could not be reached, ``Undelivered`` when it closed the
 connection while the request was being written (so it cannot have acted on it), ``MCPError`` with
 ``CONNECTION_CLOSED`` when the connection dropped after it was sent, ``REQUEST_TIMEOUT`` past the deadline,
@@ -30,8 +31,8 @@ from anyio.abc import TaskGroup
 from mcp import MCPError
 from mcp.types import CONNECTION_CLOSED, INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, REQUEST_TIMEOUT
 
-from gateway.http1 import ConnectionDropped, NotSent, Origin, Pool, Response, Unreachable
-from gateway.sink import Sink
+from gateway.upstream.http1 import ConnectionDropped, NotSent, Origin, Pool, Response, Unreachable
+from gateway.upstream.sink import Sink
 
 logger = logging.getLogger(__name__)
 SESSION_HEADER = "mcp-session-id"
