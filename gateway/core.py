@@ -25,10 +25,10 @@ from gateway.catalogue.catalog import Catalog, Snapshot
 from gateway.config import GatewayConfig
 from gateway.errors import StartupError
 from gateway.guard import Guard
-from gateway.notify import Notifier
 from gateway.redaction import Redactor
-from gateway.routing import Router
-from gateway.subscriptions import Subscriptions
+from gateway.routing.notify import Notifier
+from gateway.routing.router import Router
+from gateway.routing.subscriptions import Subscriptions
 from gateway.upstream.backend import State, Upstream
 from gateway.upstream.transports import Connector, open_transport
 

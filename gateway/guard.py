@@ -41,8 +41,8 @@ from gateway.limits import RateLimiter, bounded
 from gateway.pinning import Pins
 from gateway.policy import Policy
 from gateway.principal import Principal
-from gateway.routing import Router
-from gateway.subscriptions import Subscriptions
+from gateway.routing.router import Router
+from gateway.routing.subscriptions import Subscriptions
 from gateway.upstream.caller import Caller
 from gateway.upstream.transports import caller_token
 from gateway.validation import ArgumentValidator

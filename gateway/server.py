@@ -29,12 +29,12 @@ from gateway.catalogue.pages import ListCache, list_key
 from gateway.core import Gateway
 from gateway.errors import GatewayError, to_mcp_error
 from gateway.guard import Guard
-from gateway.notify import connection_of
 from gateway.principal import Principal
 from gateway.redaction import Redactor
 from gateway.relay import LogLevels, NoBackChannel, Relay
+from gateway.routing.notify import connection_of
+from gateway.routing.subscriptions import Listener
 from gateway.session_table import SessionTable
-from gateway.subscriptions import Listener
 from gateway.upstream.backend import State
 from gateway.upstream.caller import Caller
 

@@ -20,7 +20,7 @@ class Caller:
     what a backend sends during the request (progress, logs, requests of its own) on the way to this client.
     ``log_level`` is the lowest log level it wants from this request (``None``: none), asked of the backend.
     ``capabilities`` are the ones it declared, told to 2026 backends in its place. ``identity`` is
-    who it is for request-state binding (see ``gateway.resume``). ``modern``: it speaks 2026-07-28 and takes
+    who it is for request-state binding (see ``gateway.routing.resume``). ``modern``: it speaks 2026-07-28 and takes
     ``input_required`` answers itself. ``principal``: who it authenticated as (see ``gateway.principal``).
     """
 

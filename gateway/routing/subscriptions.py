@@ -25,7 +25,7 @@ from mcp.server.connection import Connection
 from gateway.catalogue.catalog import Catalog
 from gateway.catalogue.naming import expose_uri
 from gateway.errors import BackendTimeout, BackendUnavailable, SubscriptionsUnsupported
-from gateway.notify import Notifier
+from gateway.routing.notify import Notifier
 from gateway.upstream.backend import State, Upstream
 
 logger = logging.getLogger(__name__)

@@ -4,8 +4,8 @@ On a 2025 link a backend asks the client things (sampling, elicitation, roots) o
 A 2026-07-28 client cannot be asked mid-call; it answers ``input_required`` results and retries. So for a 2026
 client that declared the capability, the gateway runs the call on in a task of its own and answers the client's
 request with ``input_required``: the backend's questions, and a request state naming the parked call (sealed to
-the caller and the request, see ``gateway.resume``). The retry's answers go to the backend, which goes on with the
-call; the retry gets the result, or the next questions.
+the caller and the request, see ``gateway.routing.resume``). The retry's answers go to the backend, which goes on with
+the call; the retry gets the result, or the next questions.
 
 Every wait is bounded: a question the client does not answer within the backend's ``call_timeout`` gets an error,
 and the call's own deadline ends it. A client that goes away while a round is waiting cancels the call at the
@@ -28,7 +28,7 @@ from mcp.types import INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, REQUEST
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from gateway.errors import BackendUnavailable, InvalidRequestState
-from gateway.resume import StateSeal
+from gateway.routing.resume import StateSeal
 from gateway.upstream.caller import Caller
 
 logger = logging.getLogger(__name__)

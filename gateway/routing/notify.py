@@ -2,7 +2,7 @@
 
 2026-07-28 clients hear it on their ``subscriptions/listen`` streams (fed by the subscription bus); 2025 clients
 on their connection's standalone stream. A resource's updates go the same two ways, to those subscribed to it
-(see ``gateway.subscriptions``). Connections are held weakly, so one that ended simply drops out.
+(see ``gateway.routing.subscriptions``). Connections are held weakly, so one that ended simply drops out.
 """
 
 from __future__ import annotations

@@ -16,12 +16,12 @@ from mcp import types
 from mcp.types import LOG_LEVEL_META_KEY
 from pydantic import BaseModel
 
-from gateway.bridge import Bridge, can_answer
 from gateway.catalogue.catalog import Catalog, Route
 from gateway.catalogue.naming import expose_uri
 from gateway.config import NamingConfig
 from gateway.errors import BackendMisbehaved, BackendUnavailable, UnknownTarget
-from gateway.resume import MAX_ROUNDS, StateSeal, answers
+from gateway.routing.bridge import Bridge, can_answer
+from gateway.routing.resume import MAX_ROUNDS, StateSeal, answers
 from gateway.upstream import calls
 from gateway.upstream.backend import State, Upstream
 from gateway.upstream.caller import ANONYMOUS, Caller
@@ -107,9 +107,10 @@ class Router:
         rounds: _Rounds,
         send: Callable[[dict[str, Any], Caller], Awaitable[ModelT | types.InputRequiredResult]],
     ) -> ModelT | types.InputRequiredResult:
-        """A request that may take several rounds (see ``gateway.resume``): a 2026 client gets ``input_required``
-        with the state sealed to it; for a 2025 client the gateway asks the questions and retries itself. A 2025
-        link's backend asks mid-call instead, which a 2026 client answers in rounds (see ``gateway.bridge``)."""
+        """A request that may take several rounds (see ``gateway.routing.resume``): a 2026 client gets
+        ``input_required`` with the state sealed to it; for a 2025 client the gateway asks the questions and retries
+        itself. A 2025 link's backend asks mid-call instead, which a 2026 client answers in rounds (see
+        ``gateway.routing.bridge``)."""
         caller = rounds.caller
         if caller.modern and not upstream.modern and can_answer(caller):
             result = await self.bridge.call(
