@@ -279,7 +279,7 @@ class HttpConfig(_Model):
 
 
 class AuditConfig(_Model):
-    """The audit log; its HMAC key lives outside it (see ``gateway.audit_key``)."""
+    """The audit log; its HMAC key lives outside it (see ``gateway.security.audit_key``)."""
 
     file: Path | None = None
     # The HMAC key itself, or a file holding it; with neither, "<file>.key", generated (mode 0600) on first start.

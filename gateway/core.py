@@ -24,11 +24,11 @@ from gateway import heap
 from gateway.catalogue.catalog import Catalog, Snapshot
 from gateway.config import GatewayConfig
 from gateway.errors import StartupError
-from gateway.guard import Guard
-from gateway.redaction import Redactor
 from gateway.routing.notify import Notifier
 from gateway.routing.router import Router
 from gateway.routing.subscriptions import Subscriptions
+from gateway.security.guard import Guard
+from gateway.security.redaction import Redactor
 from gateway.upstream.backend import State, Upstream
 from gateway.upstream.transports import Connector, open_transport
 

@@ -43,11 +43,11 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.auth import SCOPE_ADMITTED
 from gateway.catalogue.naming import style_for_client
 from gateway.catalogue.pages import ListCache, list_key
 from gateway.core import Gateway
 from gateway.errors import GatewayError, to_mcp_error
+from gateway.security.auth import SCOPE_ADMITTED
 from gateway.server import LISTS, SESSION_HEADER, redacted, stateless_caller
 from gateway.session_lists import SessionLists
 from gateway.session_table import SessionTable

@@ -28,11 +28,11 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.auth import SCOPE_ADMITTED, SCOPE_PRINCIPAL, access_token
 from gateway.core import Gateway
 from gateway.errors import UNAUTHORIZED, InvalidToken, RateLimited, Unauthorized, to_mcp_error
-from gateway.guard import CALLS
-from gateway.limits import too_deep
+from gateway.security.auth import SCOPE_ADMITTED, SCOPE_PRINCIPAL, access_token
+from gateway.security.guard import CALLS
+from gateway.security.limits import too_deep
 from gateway.session_table import opens_session
 
 METADATA = "/.well-known/oauth-protected-resource"

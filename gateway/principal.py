@@ -4,7 +4,7 @@ A ``Principal`` is a name with roles and scopes, and the source that vouched for
 the configured issuer, the local stdio user, or nobody (authentication off). Names from different sources are
 different principals (an IdP's subject ``alice`` is not the API-key principal ``alice``): ``Principal.key`` tells
 them apart wherever a principal owns something (sessions, per-client backend sessions, rate-limit buckets, audit
-lines). Policy, rate limits and the audit log speak only of principals; ``gateway.auth`` makes them.
+lines). Policy, rate limits and the audit log speak only of principals; ``gateway.security.auth`` makes them.
 """
 
 from __future__ import annotations

@@ -23,17 +23,17 @@ from pydantic import BaseModel
 from starlette.requests import Request
 
 from gateway import __version__
-from gateway.auth import SCOPE_ADMITTED, principal_of
 from gateway.catalogue.naming import Style, style_for_client
 from gateway.catalogue.pages import ListCache, list_key
 from gateway.core import Gateway
 from gateway.errors import GatewayError, to_mcp_error
-from gateway.guard import Guard
 from gateway.principal import Principal
-from gateway.redaction import Redactor
 from gateway.relay import LogLevels, NoBackChannel, Relay
 from gateway.routing.notify import connection_of
 from gateway.routing.subscriptions import Listener
+from gateway.security.auth import SCOPE_ADMITTED, principal_of
+from gateway.security.guard import Guard
+from gateway.security.redaction import Redactor
 from gateway.session_table import SessionTable
 from gateway.upstream.backend import State
 from gateway.upstream.caller import Caller

@@ -26,7 +26,7 @@ import anyio
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.auth import principal_of
+from gateway.security.auth import principal_of
 from gateway.session_table import SessionTable, opens_session
 
 logger = logging.getLogger(__name__)

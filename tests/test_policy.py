@@ -10,8 +10,8 @@ import pytest
 from mcp import MCPError, types
 
 from gateway.config import PolicyConfig, SecurityConfig
-from gateway.policy import Policy
 from gateway.principal import Principal
+from gateway.security.policy import Policy
 from tests.support.inproc import client, running_gateway
 from tests.support.toy_server import build
 

@@ -12,8 +12,8 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from gateway.audit_chain import CHECKPOINT, GENESIS, Anchor, unseal
-from gateway.audit_key import AuditKey
+from gateway.security.audit_chain import CHECKPOINT, GENESIS, Anchor, unseal
+from gateway.security.audit_key import AuditKey
 
 
 @dataclass(frozen=True)

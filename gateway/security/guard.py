@@ -20,8 +20,6 @@ from typing import Any, TypeVar
 
 from mcp import MCPError, types
 
-from gateway.audit import AuditLog, Entry
-from gateway.auth import Authenticator, local_principal
 from gateway.catalogue.catalog import Catalog, Route
 from gateway.catalogue.naming import Style, canonical_name, split_uri
 from gateway.config import GatewayConfig
@@ -37,15 +35,17 @@ from gateway.errors import (
     ToolWithheld,
     UnknownTarget,
 )
-from gateway.limits import RateLimiter, bounded
-from gateway.pinning import Pins
-from gateway.policy import Policy
 from gateway.principal import Principal
 from gateway.routing.router import Router
 from gateway.routing.subscriptions import Subscriptions
+from gateway.security.audit import AuditLog, Entry
+from gateway.security.auth import Authenticator, local_principal
+from gateway.security.limits import RateLimiter, bounded
+from gateway.security.pinning import Pins
+from gateway.security.policy import Policy
+from gateway.security.validation import ArgumentValidator
 from gateway.upstream.caller import Caller
 from gateway.upstream.transports import caller_token
-from gateway.validation import ArgumentValidator
 
 ResultT = TypeVar("ResultT", bound=types.Result)
 RequestId = str | int | None

@@ -5,8 +5,8 @@ backend, outcome, latency, request id and an HMAC of the arguments under the aud
 be checked without the key (the arguments themselves only with ``include_arguments``, and then with the value
 under every secret-looking key name masked, at any depth). Strings longer than ``max_field_chars`` are cut and
 marked with their length, and recorded arguments longer than ``max_arguments_chars`` are replaced by a marker, so
-no caller decides how long a line is. Sealing, chaining, checkpoints and the anchor are ``gateway.audit_chain``'s.
-One writer per file: give each replica its own.
+no caller decides how long a line is. Sealing, chaining, checkpoints and the anchor are
+``gateway.security.audit_chain``'s. One writer per file: give each replica its own.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.audit_chain import Chain
-from gateway.audit_key import AuditKey
 from gateway.config import AuditConfig
-from gateway.redaction import SecretNames
+from gateway.security.audit_chain import Chain
+from gateway.security.audit_key import AuditKey
+from gateway.security.redaction import SecretNames
 
 
 @dataclass(frozen=True)

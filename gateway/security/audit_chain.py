@@ -24,9 +24,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from gateway.audit_key import AuditKey, beside, load_key
 from gateway.config import AuditConfig
 from gateway.errors import AuditLogError
+from gateway.security.audit_key import AuditKey, beside, load_key
 
 logger = logging.getLogger(__name__)
 

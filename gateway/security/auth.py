@@ -22,7 +22,7 @@ from gateway.errors import InvalidToken, Unauthorized
 from gateway.principal import ANONYMOUS, Principal
 
 if TYPE_CHECKING:
-    from gateway.jwt_auth import JwtVerifier
+    from gateway.security.jwt_auth import JwtVerifier
 
 # Where the HTTP security layer leaves its findings in the ASGI scope, for whatever serves the request.
 SCOPE_PRINCIPAL = "gateway.principal"
@@ -110,6 +110,6 @@ def access_token(principal: Principal) -> AccessToken:
 
 def _jwt_verifier(config: JwtConfig) -> JwtVerifier:
     """PyJWT and the parts of cryptography it loads take 50 ms to import; only a gateway that takes JWTs pays."""
-    from gateway.jwt_auth import JwtVerifier
+    from gateway.security.jwt_auth import JwtVerifier
 
     return JwtVerifier(config)

@@ -1,4 +1,4 @@
-"""JWT bearer tokens checked as an OAuth 2.1 resource server checks them (``gateway.auth`` uses this when JWTs
+"""JWT bearer tokens checked as an OAuth 2.1 resource server checks them (``gateway.security.auth`` uses this when JWTs
 are configured, and imports it only then).
 """
 
