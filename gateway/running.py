@@ -24,12 +24,12 @@ from mcp.server.stdio import stdio_server
 from sse_starlette.sse import AppStatus
 from starlette.types import ASGIApp
 
-from gateway.app import MCP_PATH, GatewayApp, build_app
 from gateway.catalogue.naming import Style, strict_name
 from gateway.config import GatewayConfig
 from gateway.core import Gateway
-from gateway.http_limits import protocol_for
-from gateway.server import build_server
+from gateway.front.app import MCP_PATH, GatewayApp, build_app
+from gateway.front.http_limits import protocol_for
+from gateway.front.server import build_server
 
 logger = logging.getLogger(__name__)
 BACKEND_START_TIMEOUT = 30.0

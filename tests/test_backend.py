@@ -14,7 +14,7 @@ from gateway.catalogue.catalog import Catalog, Snapshot
 from gateway.catalogue.naming import Style
 from gateway.config import BackendConfig
 from gateway.core import Gateway
-from gateway.server import build_server
+from gateway.front.server import build_server
 from tests.support.inproc import Unreachable, config_for, running_gateway
 from tests.support.toy_server import build
 

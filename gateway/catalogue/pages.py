@@ -7,7 +7,7 @@ belongs to; anything else a client sends as a cursor is refused with -32602.
 
 The SDK validates and serialises every list answer again on every request (for 10,000 tools, a second of CPU).
 ``ListCache`` keeps the answer the SDK produced, per list, name style, protocol version and cursor, and drops
-every entry when the catalogue's generation moves; the fast path (``gateway.fastpath``) writes the cached
+every entry when the catalogue's generation moves; the fast path (``gateway.front.fastpath``) writes the cached
 answer's JSON encoding, made once, instead of having the SDK dump it again: encoded as the SDK's stateless
 transport encodes it (``json.dumps``) for 2026 clients, and as its session transport does (pydantic's JSON, which
 leaves non-ASCII text unescaped) for 2025 sessions, so either era gets the bytes the SDK would have written.

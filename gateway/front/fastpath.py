@@ -1,5 +1,5 @@
 """A thin ASGI layer that answers stateless (2026-07-28) ``tools/call`` and cached list pages itself (and hands
-2025 sessions' list requests to ``gateway.session_lists``, which answers cached pages the same way).
+2025 sessions' list requests to ``gateway.front.session_lists``, which answers cached pages the same way).
 
 On the SDK path a stateless call goes through the session manager, the modern transport, the runner, its
 dispatcher and memory streams, and its answer is validated and dumped twice more; on this machine that was most
@@ -47,10 +47,10 @@ from gateway.catalogue.naming import style_for_client
 from gateway.catalogue.pages import ListCache, list_key
 from gateway.core import Gateway
 from gateway.errors import GatewayError, to_mcp_error
+from gateway.front.server import LISTS, SESSION_HEADER, redacted, stateless_caller
+from gateway.front.session_lists import SessionLists
+from gateway.front.session_table import SessionTable
 from gateway.security.auth import SCOPE_ADMITTED
-from gateway.server import LISTS, SESSION_HEADER, redacted, stateless_caller
-from gateway.session_lists import SessionLists
-from gateway.session_table import SessionTable
 
 logger = logging.getLogger(__name__)
 # The SDK's modern transport waits this long for a handler before it commits to an SSE stream with pings.

@@ -1,6 +1,6 @@
 """The SDK's table of 2025 sessions, read in one place, and what the gateway learned of each session.
 
-The fast path (``gateway.fastpath``) may answer a 2025 session's request only where the SDK would serve it: a
+The fast path (``gateway.front.fastpath``) may answer a 2025 session's request only where the SDK would serve it: a
 session its session manager holds, not terminated and not expiring, used with the credential that opened it.
 SDK 2.3.0 has no public way to look a session up, so ``SessionTable._entry`` reads the manager's private
 ``_server_instances`` and ``_session_owners``; nothing else in the gateway reads them. Nor a way to count or close

@@ -27,14 +27,14 @@ from gateway.catalogue.naming import Style, style_for_client
 from gateway.catalogue.pages import ListCache, list_key
 from gateway.core import Gateway
 from gateway.errors import GatewayError, to_mcp_error
+from gateway.front.relay import LogLevels, NoBackChannel, Relay
+from gateway.front.session_table import SessionTable
 from gateway.principal import Principal
-from gateway.relay import LogLevels, NoBackChannel, Relay
 from gateway.routing.notify import connection_of
 from gateway.routing.subscriptions import Listener
 from gateway.security.auth import SCOPE_ADMITTED, principal_of
 from gateway.security.guard import Guard
 from gateway.security.redaction import Redactor
-from gateway.session_table import SessionTable
 from gateway.upstream.backend import State
 from gateway.upstream.caller import Caller
 
@@ -298,7 +298,7 @@ def redacted(redactor: Redactor, error: MCPError) -> MCPError:
 
 
 def stateless_caller(request: Request, capabilities: Any) -> Caller:
-    """The caller of a 2026 request served by the stateless fast path (``gateway.fastpath``), as ``caller`` in
+    """The caller of a 2026 request served by the stateless fast path (``gateway.front.fastpath``), as ``caller`` in
     ``build_server`` builds it for the same request on the SDK path: its principal from the ASGI scope, no log
     messages and no progress asked for (the fast path leaves such requests to the SDK), and no back-channel. A
     2026 request has no downstream session, whatever ``Mcp-Session-Id`` it carries: the SDK checks no session

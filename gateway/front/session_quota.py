@@ -26,8 +26,8 @@ import anyio
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.front.session_table import SessionTable, opens_session
 from gateway.security.auth import principal_of
-from gateway.session_table import SessionTable, opens_session
 
 logger = logging.getLogger(__name__)
 

@@ -30,10 +30,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.core import Gateway
 from gateway.errors import UNAUTHORIZED, InvalidToken, RateLimited, Unauthorized, to_mcp_error
+from gateway.front.session_table import opens_session
 from gateway.security.auth import SCOPE_ADMITTED, SCOPE_PRINCIPAL, access_token
 from gateway.security.guard import CALLS
 from gateway.security.limits import too_deep
-from gateway.session_table import opens_session
 
 METADATA = "/.well-known/oauth-protected-resource"
 # A Host header as RFC 9110 allows it: a name or IPv4 address, or a bracketed IPv6 one, and an optional port.

@@ -23,11 +23,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.catalogue.pages import ListCache
 from gateway.core import Gateway, InFlight
-from gateway.fastpath import FastPath
-from gateway.http_security import SecurityLayer
-from gateway.server import SESSION_HEADER, build_server
-from gateway.session_quota import SessionQuota
-from gateway.session_table import SessionTable
+from gateway.front.fastpath import FastPath
+from gateway.front.http_security import SecurityLayer
+from gateway.front.server import SESSION_HEADER, build_server
+from gateway.front.session_quota import SessionQuota
+from gateway.front.session_table import SessionTable
 
 MCP_PATH = "/mcp"
 

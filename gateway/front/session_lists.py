@@ -4,7 +4,7 @@ On the SDK path every page of a 2025 session's list goes through the session tra
 memory streams, and the cached answer is dumped with pydantic and framed by sse-starlette again on every request
 (for a 1,000-tool page, about 7 ms of CPU). ``SessionLists`` answers such a request itself only when the SDK
 would serve it and the answer is already cached: the session is live and the credential owns it
-(``gateway.session_table``), the same transport-security, Accept and Content-Type checks pass, the body parses
+(``gateway.front.session_table``), the same transport-security, Accept and Content-Type checks pass, the body parses
 and validates as the transport parses it, the params validate for the session's protocol version, no rule
 filters anybody's lists, and the page was shaped by the SDK path for this session's name style and version.
 The response carries the same status, headers and body the SDK writes: JSON in JSON mode, else a one-event SSE
@@ -26,8 +26,8 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.catalogue.pages import Cached, ListCache, list_key
 from gateway.core import Gateway
-from gateway.server import LISTS
-from gateway.session_table import Learned, SessionTable
+from gateway.front.server import LISTS
+from gateway.front.session_table import Learned, SessionTable
 
 Respond = Callable[[Scope, Receive, Send], Awaitable[None]]
 _EVENT = b"event: message\r\ndata: "
