@@ -17,7 +17,7 @@ import pytest
 from mcp import MCPError
 from mcp.types import INVALID_PARAMS
 
-from gateway import cli
+from gateway.cli import main as cli
 from gateway.config import AuditConfig
 from gateway.errors import AuditLogError
 from gateway.principal import Principal

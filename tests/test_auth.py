@@ -292,7 +292,7 @@ def test_pyjwt_is_imported_only_by_a_gateway_that_takes_jwts() -> None:
         "import sys\n"
         "from gateway.security.auth import Authenticator\n"
         "from gateway.config import AuthConfig\n"
-        "import gateway.cli\n"
+        "import gateway.cli.main\n"
         "Authenticator(AuthConfig(api_keys=[{'principal': 'p', 'key': 'k' * 16}]))\n"
         "before = 'jwt' in sys.modules\n"
         f"Authenticator(AuthConfig(jwt={JWT_HS256['jwt']!r}))\n"
