@@ -7,7 +7,7 @@ spend rate-limit budget (unless the transport already did, to answer HTTP 429 it
 ``Router`` with the caller's token at hand -> bound the result's size -> write one audit line, whatever happened.
 Lists go through ``listing``, which shows a principal only what it may use. The ``Caller`` (its principal, session
 and sink; see ``gateway.upstream.caller``) is passed through to the router. Anything that serves MCP (the SDK handlers
-in ``server.py``, the stdio front, a direct HTTP path) calls these methods and nothing below them.
+in ``gateway.front.server``, the stdio front, a direct HTTP path) calls these methods and nothing below them.
 """
 
 from __future__ import annotations
