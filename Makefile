@@ -21,6 +21,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check gateway backends tests bench
 	$(BIN)/ruff format --check gateway backends tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # The reference servers and client the interoperability tests run (pinned in tests/support/interop.py), installed
 # once into tests/.cache/interop (while lint runs: the installs mostly wait on the registries); later runs need no
@@ -44,4 +45,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

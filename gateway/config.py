@@ -116,7 +116,7 @@ class BackendConfig(_Model):
 
 
 class NamingConfig(_Model):
-    """How exposed names are rendered for each client (see ``gateway.naming``)."""
+    """How exposed names are rendered for each client (see ``gateway.catalogue.naming``)."""
 
     style: Literal["auto", "canonical", "strict"] = "auto"
     separator: str = Field(default="__", pattern=r"^[A-Za-z0-9_-]{1,4}$")
@@ -279,7 +279,7 @@ class HttpConfig(_Model):
 
 
 class AuditConfig(_Model):
-    """The audit log; its HMAC key lives outside it (see ``gateway.audit_key``)."""
+    """The audit log; its HMAC key lives outside it (see ``gateway.security.audit_key``)."""
 
     file: Path | None = None
     # The HMAC key itself, or a file holding it; with neither, "<file>.key", generated (mode 0600) on first start.

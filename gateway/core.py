@@ -21,16 +21,16 @@ import anyio
 import anyio.lowlevel
 
 from gateway import heap
-from gateway.catalog import Catalog, Snapshot
+from gateway.catalogue.catalog import Catalog, Snapshot
 from gateway.config import GatewayConfig
 from gateway.errors import StartupError
-from gateway.guard import Guard
-from gateway.notify import Notifier
-from gateway.redaction import Redactor
-from gateway.routing import Router
-from gateway.subscriptions import Subscriptions
-from gateway.transports import Connector, open_transport
-from gateway.upstream import State, Upstream
+from gateway.routing.notify import Notifier
+from gateway.routing.router import Router
+from gateway.routing.subscriptions import Subscriptions
+from gateway.security.guard import Guard
+from gateway.security.redaction import Redactor
+from gateway.upstream.backend import State, Upstream
+from gateway.upstream.transports import Connector, open_transport
 
 logger = logging.getLogger(__name__)
 

@@ -17,13 +17,13 @@ import pytest
 from mcp import MCPError
 from mcp.types import INVALID_PARAMS
 
-from gateway import cli
-from gateway.audit import AuditLog, Entry, digest
-from gateway.audit_chain import GENESIS, anchor_beside, read_anchor
-from gateway.audit_key import beside, read_key
-from gateway.auth import Principal
+from gateway.cli import main as cli
 from gateway.config import AuditConfig
 from gateway.errors import AuditLogError
+from gateway.principal import Principal
+from gateway.security.audit import AuditLog, Entry, digest
+from gateway.security.audit_chain import GENESIS, anchor_beside, read_anchor
+from gateway.security.audit_key import beside, read_key
 from tests.support.inproc import client, http_client, running_gateway
 from tests.support.procs import ROOT, Processes, free_port, http_get, listening, wait_until
 from tests.support.toy_server import build
@@ -266,7 +266,7 @@ def test_a_new_key_is_generated_beside_a_new_log_readable_only_by_its_owner(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / "logs" / "audit.jsonl"
-    with caplog.at_level(logging.WARNING, "gateway.audit_key"):
+    with caplog.at_level(logging.WARNING, "gateway.security.audit_key"):
         AuditLog(AuditConfig(file=path))
     key = beside(path)
     assert key.stat().st_mode & 0o777 == 0o600 and len(key.read_text().strip()) >= 32

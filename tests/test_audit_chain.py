@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.audit_chain import Anchor, last_line, read_anchor, seal, unseal, write_anchor
-from gateway.audit_key import AuditKey
 from gateway.errors import AuditLogError
+from gateway.security.audit_chain import Anchor, last_line, read_anchor, seal, unseal, write_anchor
+from gateway.security.audit_key import AuditKey
 
 KEY = AuditKey.derive("k" * 32)
 

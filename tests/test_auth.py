@@ -22,9 +22,10 @@ from jwt.algorithms import ECAlgorithm
 from mcp import MCPError
 from mcp.types import INVALID_PARAMS, INVALID_REQUEST
 
-from gateway.auth import Authenticator, Principal
 from gateway.config import AuthConfig
 from gateway.errors import UNAUTHORIZED, Unauthorized
+from gateway.principal import Principal
+from gateway.security.auth import Authenticator
 from tests.support.inproc import http, http_client, running_gateway, serving
 from tests.support.procs import ROOT
 from tests.support.toy_server import build
@@ -289,9 +290,9 @@ async def test_a_jwt_whose_subject_is_an_api_key_principals_name_is_another_prin
 def test_pyjwt_is_imported_only_by_a_gateway_that_takes_jwts() -> None:
     code = (
         "import sys\n"
-        "from gateway.auth import Authenticator\n"
+        "from gateway.security.auth import Authenticator\n"
         "from gateway.config import AuthConfig\n"
-        "import gateway.cli\n"
+        "import gateway.cli.main\n"
         "Authenticator(AuthConfig(api_keys=[{'principal': 'p', 'key': 'k' * 16}]))\n"
         "before = 'jwt' in sys.modules\n"
         f"Authenticator(AuthConfig(jwt={JWT_HS256['jwt']!r}))\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.breaker import Breakers, BreakerState, CircuitBreaker, CircuitOpen
+from gateway.upstream.breaker import Breakers, BreakerState, CircuitBreaker, CircuitOpen
 
 
 class Clock:

@@ -13,10 +13,10 @@ import anyio
 import pytest
 from mcp import MCPError
 
-from gateway.breaker import BreakerState
 from gateway.config import BackendConfig
 from gateway.errors import BACKEND_UNAVAILABLE, OUTCOME_UNKNOWN
-from gateway.upstream import State
+from gateway.upstream.backend import State
+from gateway.upstream.breaker import BreakerState
 from tests.support.procs import Processes
 from tests.test_lifecycle import Toy, gateway_for, until
 

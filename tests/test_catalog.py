@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from mcp import types
 
-from gateway.catalog import Catalog, Kind, Route, Snapshot
+from gateway.catalogue.catalog import Catalog, Kind, Route, Snapshot
+from gateway.catalogue.naming import Style
 from gateway.config import BackendConfig, NamingConfig
 from gateway.errors import UnknownTarget
-from gateway.naming import Style
 
 STRICT = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 NAMING = NamingConfig()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.status import render
+from gateway.cli.status import render
 from tests.support.procs import ROOT, Processes, alive, children, free_port, http_get, listening, wait_until
 from tests.support.stack import Stack
 

@@ -27,7 +27,7 @@ import yaml
 from mcp import Client
 
 from backends import _cli as backend_cli
-from gateway import cli as gateway_cli
+from gateway.cli import main as gateway_cli
 from gateway.config import Settings, Transport, load_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,9 +15,9 @@ import httpx2
 import pytest
 from mcp import types
 
-from gateway import fastpath
-from gateway.app import build_app
-from gateway.relay import NoBackChannel
+from gateway.front import fastpath
+from gateway.front.app import build_app
+from gateway.front.relay import NoBackChannel
 from tests.support.inproc import running_gateway
 from tests.support.procs import Processes
 from tests.support.stack import Stack

@@ -16,11 +16,11 @@ import pytest
 from mcp import Client, MCPError, types
 from mcp.types import INVALID_REQUEST
 
-from gateway.auth import Principal
-from gateway.caller import Caller
 from gateway.config import BackendConfig, GatewayConfig
 from gateway.core import Gateway
 from gateway.errors import InvalidRequestState
+from gateway.principal import Principal
+from gateway.upstream.caller import Caller
 
 pytestmark = pytest.mark.anyio
 Stack = dict[str, str]

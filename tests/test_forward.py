@@ -1,7 +1,7 @@
 """Raw forwarding to streamable-HTTP backends: JSON and SSE answers in both eras, deadlines cancelled at the backend.
 
 The SDK backends here are real processes on free ports; the calls go through the gateway's raw path
-(``gateway.forward``) while the SDK client keeps the connection, the lists and the probes.
+(``gateway.upstream.forward``) while the SDK client keeps the connection, the lists and the probes.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from mcp import Client, MCPError, types
 
 from gateway.config import BackendConfig, GatewayConfig
 from gateway.core import Gateway
-from gateway.server import build_server
+from gateway.front.server import build_server
 from tests.support.procs import Processes, free_port, listening, wait_until
 
 pytestmark = pytest.mark.anyio

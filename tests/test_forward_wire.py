@@ -21,8 +21,8 @@ import anyio
 import pytest
 from mcp import MCPError, types
 
-from gateway import http1
-from gateway.forward import EventParser, Forwarder, InvalidAnswer, Link, Undelivered
+from gateway.upstream import http1
+from gateway.upstream.forward import EventParser, Forwarder, InvalidAnswer, Link, Undelivered
 
 pytestmark = pytest.mark.anyio
 CALL = {"method": "tools/call", "params": {"name": "echo", "arguments": {"text": "hi"}}}

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
-from gateway.http_security import SecurityLayer
+from gateway.front.http_security import SecurityLayer
 from tests.support.inproc import running_gateway
 from tests.support.toy_server import build
 

@@ -332,7 +332,7 @@ async def test_everything_sampling_on_a_shared_stdio_link_is_refused_with_advice
 @pytest.mark.parametrize("backend", ["everypc", "everyhttp"])
 async def test_everything_sampling_and_elicitation_reach_a_2026_caller_in_rounds(world: Interop, backend: str) -> None:
     """A 2025 backend pushes its request on the call's stream; a 2026 caller takes no requests mid-call, so the
-    gateway answers it with ``input_required`` and carries its retry's answers back (see ``gateway.bridge``)."""
+    gateway answers it with ``input_required`` and carries its retry's answers back (see ``gateway.routing.bridge``)."""
     answers = []
     for target, prefix, era in (*links(world, backend, "legacy")[:1], (world.gateway, f"{backend}/", "2026-07-28")):
         async with client(target, era) as session:

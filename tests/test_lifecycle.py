@@ -20,7 +20,7 @@ from mcp import Client, MCPError, types
 from gateway.config import BackendConfig, GatewayConfig
 from gateway.core import Gateway
 from gateway.errors import BACKEND_UNAVAILABLE, OUTCOME_UNKNOWN
-from gateway.server import build_server
+from gateway.front.server import build_server
 from tests.support.procs import ROOT, Processes, alive, children, free_port, http_get, listening, wait_until
 from tests.support.stack import Stack
 

@@ -12,10 +12,10 @@ import httpx2
 import pytest
 from mcp import MCPError, types
 
-from gateway.auth import Principal
 from gateway.config import BackendConfig, LimitsConfig
 from gateway.errors import RATE_LIMITED, RESULT_TOO_LARGE, RateLimited, ResultTooLarge
-from gateway.limits import RateLimiter, bounded, result_size, too_deep
+from gateway.principal import Principal
+from gateway.security.limits import RateLimiter, bounded, result_size, too_deep
 from tests.support.inproc import client, http, running_gateway, serving
 from tests.support.procs import free_port, listening, wait_until
 from tests.support.toy_server import build

@@ -8,7 +8,7 @@ import time
 import anyio
 import pytest
 
-from gateway import looptime
+from gateway.upstream import looptime
 
 pytestmark = pytest.mark.anyio
 DEADLINE = 0.2

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
+from gateway.catalogue.naming import Style, canonical_name, expose_uri, split_uri, strict_name, style_for_client
 from gateway.config import NamingConfig
-from gateway.naming import Style, canonical_name, expose_uri, split_uri, strict_name, style_for_client
 
 STRICT = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 NAMING = NamingConfig()

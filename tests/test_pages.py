@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from mcp import Client, MCPError, types
 
-from gateway.catalog import Snapshot
-from gateway.naming import Style
-from gateway.pages import encode_cursor, page
+from gateway.catalogue.catalog import Snapshot
+from gateway.catalogue.naming import Style
+from gateway.catalogue.pages import encode_cursor, page
 from tests.support.inproc import client, running_gateway
 from tests.support.toy_server import build
 

@@ -14,7 +14,7 @@ from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 
 from gateway.errors import TOOL_WITHHELD
-from gateway.pinning import Pins, fingerprint
+from gateway.security.pinning import Pins, fingerprint
 from tests.support.inproc import client, running_gateway
 
 pytestmark = pytest.mark.anyio
@@ -53,7 +53,7 @@ async def test_a_changed_tool_is_withheld_until_approved(tmp_path: Path, caplog:
         assert set(json.loads(pins_file.read_text())["tools"]) == {"bank/transfer", "bank/mutate"}
         async with client(gw, mode="legacy", message_handler=on_message) as local:
             assert (await local.call_tool("bank/transfer", {"amount": 1})).content
-            with caplog.at_level(logging.WARNING, logger="gateway.pinning"):
+            with caplog.at_level(logging.WARNING, logger="gateway.security.pinning"):
                 await local.call_tool("bank/mutate", {})
                 with anyio.fail_after(5):
                     await changed.wait()

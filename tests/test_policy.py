@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from mcp import MCPError, types
 
-from gateway.auth import Principal
 from gateway.config import PolicyConfig, SecurityConfig
-from gateway.policy import Policy
+from gateway.principal import Principal
+from gateway.security.policy import Policy
 from tests.support.inproc import client, running_gateway
 from tests.support.toy_server import build
 

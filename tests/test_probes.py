@@ -17,7 +17,7 @@ from mcp.client.session import ClientSession
 
 from gateway.config import BackendConfig
 from gateway.errors import BACKEND_UNAVAILABLE
-from gateway.upstream import State
+from gateway.upstream.backend import State
 from tests.support.procs import Processes
 from tests.test_lifecycle import Toy, gateway_for, until
 
@@ -43,7 +43,7 @@ async def test_a_probe_starved_by_a_stalled_gateway_loop_does_not_take_the_backe
         return await ping(session)
 
     monkeypatch.setattr(ClientSession, "send_ping", stalled_ping)
-    caplog.set_level(logging.WARNING, logger="gateway.upstream")
+    caplog.set_level(logging.WARNING, logger="gateway.upstream.backend")
     async with gateway_for(backend, health_interval=0.2) as (gw, c):
         await until(lambda: pings >= 3)
         state = gw.upstreams["toy"].state

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gateway.cli import _parser
+from gateway.cli.main import _parser
 from gateway.config import load_config
 from tests.support.procs import ROOT
 from tests.support.stack import Stack

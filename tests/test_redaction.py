@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from gateway.config import GatewayConfig
-from gateway.redaction import MASK, Redactor, SecretNames
+from gateway.security.redaction import MASK, Redactor, SecretNames
 
 TOKEN = "s3cr3t-token-value"
 

@@ -22,7 +22,7 @@ import yaml
 from mcp import Client, MCPError, types
 from mcp.client.streamable_http import streamable_http_client
 
-from gateway.redaction import SESSION_MASK
+from gateway.security.redaction import SESSION_MASK
 from tests.support.inproc import http_client
 from tests.support.procs import ROOT, Processes, free_port, http_get, listening, wait_until
 

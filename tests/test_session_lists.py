@@ -19,9 +19,9 @@ from mcp.server.streamable_http import StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.app import build_app
-from gateway.naming import Style
-from gateway.session_table import Learned, SessionTable
+from gateway.catalogue.naming import Style
+from gateway.front.app import build_app
+from gateway.front.session_table import Learned, SessionTable
 from tests.support.inproc import lifespan, running_gateway
 from tests.support.toy_server import build
 

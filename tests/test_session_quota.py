@@ -14,10 +14,10 @@ import httpx2
 import pytest
 from mcp.server.streamable_http import StreamableHTTPServerTransport
 
-import gateway.app
-from gateway.app import MCP_PATH
+import gateway.front.app
 from gateway.errors import RATE_LIMITED
-from gateway.session_table import SessionTable
+from gateway.front.app import MCP_PATH
+from gateway.front.session_table import SessionTable
 from tests.support.inproc import http_client, running_gateway, serving
 from tests.support.toy_server import build
 
@@ -67,7 +67,7 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> Iterator[Spy]:
         if self.mcp_session_id is not None:
             seen.transports.add(self)
 
-    monkeypatch.setattr(gateway.app, "SessionTable", Table)
+    monkeypatch.setattr(gateway.front.app, "SessionTable", Table)
     monkeypatch.setattr(StreamableHTTPServerTransport, "__init__", recorded)
     yield seen
 

@@ -1,4 +1,4 @@
-"""The SDK internals ``gateway.session_table`` relies on, each checked so an SDK upgrade that moves one fails here
+"""The SDK internals ``gateway.front.session_table`` relies on, each checked so an SDK upgrade that moves one fails here
 by name; and which requests open a 2025 session."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from mcp.server import Server
 from mcp.server.streamable_http import StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
-from gateway.session_table import SessionTable, opens_session
+from gateway.front.session_table import SessionTable, opens_session
 
 pytestmark = pytest.mark.anyio
-MOVED = "the SDK no longer has StreamableHTTPSessionManager.{}: gateway/session_table.py needs a new way to {}"
+MOVED = "the SDK no longer has StreamableHTTPSessionManager.{}: gateway/front/session_table.py needs a new way to {}"
 
 
 def manager() -> StreamableHTTPSessionManager:

@@ -16,7 +16,7 @@ from mcp import Client, types
 
 from gateway.config import BackendConfig, GatewayConfig
 from gateway.core import Gateway
-from gateway.server import build_server
+from gateway.front.server import build_server
 from tests.support.procs import Processes, free_port, listening, wait_until
 
 pytestmark = pytest.mark.anyio

@@ -14,7 +14,7 @@ from mcp import MCPError, types
 from mcp.server import Server
 
 from gateway.errors import InvalidArguments
-from gateway.validation import ArgumentValidator
+from gateway.security.validation import ArgumentValidator
 from tests.support.inproc import client, http_client, running_gateway, serving
 from tests.support.toy_server import build
 

@@ -14,12 +14,12 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.server import MCPServer
 from starlette.types import ASGIApp, Message
 
-from gateway.app import MCP_PATH, build_app
-from gateway.auth import Principal
+from gateway.cli.running import server_config
 from gateway.config import BackendConfig, GatewayConfig
 from gateway.core import Gateway
-from gateway.running import server_config
-from gateway.server import build_server
+from gateway.front.app import MCP_PATH, build_app
+from gateway.front.server import build_server
+from gateway.principal import Principal
 from tests.support.procs import free_port
 
 LOCAL = "http://127.0.0.1:8000"

@@ -1,0 +1,81 @@
+"""Telling connected clients that the gateway's lists changed, in both protocol eras.
+
+2026-07-28 clients hear it on their ``subscriptions/listen`` streams (fed by the subscription bus); 2025 clients
+on their connection's standalone stream. A resource's updates go the same two ways, to those subscribed to it
+(see ``gateway.routing.subscriptions``). Connections are held weakly, so one that ended simply drops out.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+
+import anyio
+from mcp.server.connection import Connection
+from mcp.server.session import ServerSession
+from mcp.server.subscriptions import (
+    InMemorySubscriptionBus,
+    ListenHandler,
+    PromptsListChanged,
+    ResourcesListChanged,
+    ResourceUpdated,
+    ServerEvent,
+    ToolsListChanged,
+)
+
+from gateway.catalogue.catalog import Kind
+
+logger = logging.getLogger(__name__)
+SEND_TIMEOUT = 5.0
+_EVENTS: dict[Kind, ServerEvent] = {
+    Kind.TOOLS: ToolsListChanged(),
+    Kind.PROMPTS: PromptsListChanged(),
+    Kind.RESOURCES: ResourcesListChanged(),
+}
+
+
+class Notifier:
+    """Fans list changes out to every connected client."""
+
+    def __init__(self) -> None:
+        self.bus = InMemorySubscriptionBus()
+        self.listen = ListenHandler(self.bus)
+        self._connections: weakref.WeakSet[Connection] = weakref.WeakSet()
+
+    def track(self, session: ServerSession) -> None:
+        """Remember the connection behind a 2025-era request so it hears about list changes."""
+        self._connections.add(connection_of(session))
+
+    async def changed(self, kinds: set[Kind]) -> None:
+        for kind in sorted(kinds):
+            await self.bus.publish(_EVENTS[kind])
+        for connection in list(self._connections):
+            with anyio.move_on_after(SEND_TIMEOUT):
+                for kind in sorted(kinds):
+                    await _send(connection, kind)
+
+    async def resource_updated(self, uri: str, connections: list[Connection]) -> None:
+        """``uri`` changed: tell the listen streams that name it, and the 2025 ``connections`` subscribed to it."""
+        await self.bus.publish(ResourceUpdated(uri))
+        for connection in connections:
+            with anyio.move_on_after(SEND_TIMEOUT):
+                await connection.send_resource_updated(uri)
+
+    def close(self) -> None:
+        """End every open listen stream gracefully (shutdown)."""
+        self.listen.close()
+
+
+def connection_of(session: ServerSession) -> Connection:
+    """The 2025 connection a request came on. A ``ServerSession`` lives for one request; the connection it wraps is
+    what outlives it. SDK 2.3.0 has no public accessor for it, hence the one private attribute read here."""
+    return session._connection
+
+
+async def _send(connection: Connection, kind: Kind) -> None:
+    if kind is Kind.TOOLS:
+        await connection.send_tool_list_changed()
+    elif kind is Kind.PROMPTS:
+        await connection.send_prompt_list_changed()
+    else:
+        await connection.send_resource_list_changed()

@@ -1,0 +1,374 @@
+"""Raw JSON-RPC requests to a streamable-HTTP backend: the call path, beside the SDK client's connection.
+
+The SDK ``Client`` connects, lists, listens and probes; the calls themselves (``tools/call``, ``resources/read``,
+``prompts/get``, ``completion/complete``) go out as JSON-RPC bytes over keep-alive connections
+(``gateway.upstream.http1``) with the headers and ``_meta`` envelope the SDK session stamps on its own requests, plus
+the 2025 session id the SDK negotiated (seen on its requests through ``Link.observe``). Answers are read as JSON or as
+an SSE stream.
+
+Failures are raised the way the SDK session raises them, so ``gateway.upstream.calls`` applies one set of rules to both
+paths: ``anyio.BrokenResourceError`` when the backend could not be reached, ``Undelivered`` when it closed the
+connection while the request was being written (so it cannot have acted on it), ``MCPError`` with
+``CONNECTION_CLOSED`` when the connection dropped after it was sent, ``REQUEST_TIMEOUT`` past the deadline,
+``INVALID_REQUEST`` "Session terminated" on a 404 to a session, the backend's own error as it sent it, and
+``InvalidAnswer`` for an answer that is not a JSON-RPC response to the request. A call abandoned by its deadline
+or its caller is cancelled at the backend: its connection is closed (how a 2026 request is aborted), and a 2025
+session also gets ``notifications/cancelled``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+import anyio
+import httpx2
+from anyio.abc import TaskGroup
+from mcp import MCPError
+from mcp.types import CONNECTION_CLOSED, INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, REQUEST_TIMEOUT
+
+from gateway.upstream.http1 import ConnectionDropped, NotSent, Origin, Pool, Response, Unreachable
+from gateway.upstream.sink import Sink
+
+logger = logging.getLogger(__name__)
+SESSION_HEADER = "mcp-session-id"
+VERSION_HEADER = "mcp-protocol-version"
+# Courtesy messages (a cancel, an answer to a backend's request) get this long; the call does not wait on them.
+COURTESY_TIMEOUT = 2.0
+# After the answer, the rest of an SSE stream (normally just its end) is read this long to keep the connection.
+DRAIN_TIMEOUT = 0.5
+_ACCEPT = "application/json, text/event-stream"
+
+
+class InvalidAnswer(Exception):
+    """The backend answered with something that is not a JSON-RPC response to the request."""
+
+
+class Undelivered(Exception):
+    """The backend took the connection but closed it before the whole request was written: this request's
+    failure (one the backend refused to read, say), not the link's."""
+
+
+class TooLarge(Exception):
+    """The backend's answer passed the size the gateway reads (the connection is dropped, not drained)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"the answer passed {limit} bytes")
+
+
+# Notifications about the backend as a whole, whichever call's stream they happen to ride on.
+SESSION_NOTIFICATIONS = frozenset(
+    {
+        "notifications/resources/updated",
+        "notifications/tools/list_changed",
+        "notifications/prompts/list_changed",
+        "notifications/resources/list_changed",
+    }
+)
+
+
+@dataclass
+class Link:
+    """What the SDK client negotiated that the raw path must repeat: the session id of a 2025 connection."""
+
+    session_id: str | None = None
+
+    async def observe(self, request: httpx2.Request) -> None:
+        """An httpx2 request hook: remember the session id the SDK client sends."""
+        session = request.headers.get(SESSION_HEADER)
+        if session:
+            self.session_id = session
+
+
+class Forwarder:
+    """Requests to one backend URL for the lifetime of one SDK connection to it."""
+
+    def __init__(
+        self, url: str, headers: Mapping[str, str], connect_timeout: float, link: Link, max_bytes: int
+    ) -> None:
+        self._pool = Pool(Origin.parse(url), connect_timeout)
+        self._max_bytes = max_bytes
+        self._base = {
+            **{name.lower(): value for name, value in headers.items()},
+            "content-type": "application/json",
+            "accept": _ACCEPT,
+        }
+        self._link = link
+        self._ids = itertools.count(1)
+        self.on_session_notification: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+
+    def close(self) -> None:
+        self._pool.close()
+
+    async def send(
+        self,
+        message: dict[str, Any],
+        headers: Mapping[str, str],
+        deadline: float,
+        *,
+        modern: bool,
+        sink: Sink | None = None,
+    ) -> dict[str, Any]:
+        """Send one request (``method`` and ``params``) and return its ``result``; raises as described above."""
+        request_id = f"gw-{next(self._ids)}"
+        body = json.dumps({"jsonrpc": "2.0", "id": request_id, **message}, separators=(",", ":")).encode()
+        headers = {name.lower(): value for name, value in headers.items()}
+        head = {**self._session_headers(), **headers}
+        with anyio.move_on_after(deadline) as scope:
+            try:
+                return await self._exchange(head, body, request_id, sink)
+            except anyio.get_cancelled_exc_class():
+                if not scope.cancel_called:
+                    await self._abandon(request_id, headers, modern, "cancelled by the caller")
+                raise
+        await self._abandon(request_id, headers, modern, f"timed out after {deadline:g} s")
+        raise MCPError(REQUEST_TIMEOUT, f"Request {message.get('method')!r} timed out")
+
+    def _session_headers(self) -> dict[str, str]:
+        session = self._link.session_id
+        return {**self._base, SESSION_HEADER: session} if session else self._base
+
+    async def _exchange(
+        self, head: Mapping[str, str], body: bytes, request_id: str, sink: Sink | None
+    ) -> dict[str, Any]:
+        try:
+            response = await self._pool.request(head, body)
+        except Unreachable as exc:
+            raise anyio.BrokenResourceError(str(exc)) from None
+        except NotSent as exc:
+            raise Undelivered(str(exc)) from None
+        except ConnectionDropped as exc:
+            raise MCPError(CONNECTION_CLOSED, str(exc)) from None
+        try:
+            return await self._answer(response, request_id, head, sink)
+        except ConnectionDropped as exc:
+            raise MCPError(CONNECTION_CLOSED, str(exc)) from None
+        finally:
+            self._pool.give_back(response)
+
+    async def _answer(
+        self, response: Response, request_id: str, head: Mapping[str, str], sink: Sink | None
+    ) -> dict[str, Any]:
+        if response.status >= 300 or response.status == 202:
+            raise _status_error(response, await response.body(), bool(self._link.session_id))
+        kind = response.content_type
+        if kind.startswith("application/json"):
+            return _result(_decode(await self._body(response)), request_id)
+        if kind.startswith("text/event-stream"):
+            return await self._events(response, request_id, head, sink)
+        await response.body()
+        raise MCPError(INVALID_REQUEST, f"Unexpected content type: {kind}")
+
+    async def _events(
+        self, response: Response, request_id: str, head: Mapping[str, str], sink: Sink | None
+    ) -> dict[str, Any]:
+        """Read the call's SSE stream: hand over what comes before the answer, then return the answer.
+
+        The backend's own requests are answered in tasks of their own, so the stream is read on meanwhile: a
+        backend that gives up on one (``notifications/cancelled``) has it cancelled at the client.
+        """
+        asked: dict[Any, anyio.CancelScope] = {}
+        outcome: dict[str, Any] | Exception
+        async with anyio.create_task_group() as tg:
+            try:
+                outcome = await self._read_events(response, request_id, head, sink, tg, asked)
+            except Exception as exc:  # raised below, outside the task group, as it was raised
+                outcome = exc
+            finally:
+                tg.cancel_scope.cancel()
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    async def _read_events(
+        self,
+        response: Response,
+        request_id: str,
+        head: Mapping[str, str],
+        sink: Sink | None,
+        tg: TaskGroup,
+        asked: dict[Any, anyio.CancelScope],
+    ) -> dict[str, Any]:
+        events = EventParser()
+        read = 0
+        while chunk := await response.chunk():
+            read += len(chunk)
+            if read > self._max_bytes:
+                raise TooLarge(self._max_bytes)
+            for data in events.feed(chunk):
+                message = _decode(data)
+                if isinstance(message, dict) and "method" not in message and message.get("id") == request_id:
+                    result = _result(message, request_id)
+                    await _drain(response)
+                    return result
+                if _is_request(message) and sink is not None:
+                    asked[message["id"]] = anyio.CancelScope()
+                    tg.start_soon(self._reply, message, head, sink, asked)
+                else:
+                    await self._incoming(message, head, sink, asked)
+        raise ConnectionDropped("the event stream ended without an answer")
+
+    async def _body(self, response: Response) -> bytes:
+        """The whole body, refused past the limit before it is all in memory."""
+        parts, read = [], 0
+        while chunk := await response.chunk():
+            read += len(chunk)
+            if read > self._max_bytes:
+                raise TooLarge(self._max_bytes)
+            parts.append(chunk)
+        return b"".join(parts)
+
+    async def _incoming(
+        self, message: Any, head: Mapping[str, str], sink: Sink | None, asked: dict[Any, anyio.CancelScope]
+    ) -> None:
+        """A notification (in order, before the answer), or a request nobody can answer."""
+        if not isinstance(message, dict) or not isinstance(message.get("method"), str):
+            return
+        method = message["method"]
+        if "id" in message:
+            error = {"code": METHOD_NOT_FOUND, "message": "the gateway does not relay requests from this backend"}
+            await self._courtesy({"jsonrpc": "2.0", "id": message["id"], "error": error}, head)
+        elif method == "notifications/cancelled" and _cancelled_id(message) in asked:
+            asked[_cancelled_id(message)].cancel()
+        elif method in SESSION_NOTIFICATIONS and self.on_session_notification is not None:
+            await self.on_session_notification(message)
+        elif sink is not None:
+            await sink.notify(message)
+
+    async def _reply(
+        self, message: dict[str, Any], head: Mapping[str, str], sink: Sink, asked: dict[Any, anyio.CancelScope]
+    ) -> None:
+        """Answer one of the backend's requests through the sink, unless the backend withdraws it meanwhile."""
+        scope = asked[message["id"]]
+        try:
+            with scope:
+                reply = await sink.request(message)
+        finally:
+            del asked[message["id"]]
+        if not scope.cancelled_caught:
+            await self._courtesy({**reply, "jsonrpc": "2.0", "id": message["id"]}, head)
+
+    async def _abandon(self, request_id: str, headers: Mapping[str, str], modern: bool, reason: str) -> None:
+        """The connection of the call is already closed (a 2026 abort); a 2025 session is also told."""
+        if not modern:
+            params = {"requestId": request_id, "reason": reason}
+            cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": params}
+            await self._courtesy(cancel, {**self._session_headers(), **_versioned(headers)})
+
+    async def _courtesy(self, message: dict[str, Any], head: Mapping[str, str]) -> None:
+        """POST a message that answers nothing back; bounded, shielded from the caller, failures only logged."""
+        body = json.dumps(message, separators=(",", ":")).encode()
+        plain = {k: v for k, v in head.items() if not k.startswith(("mcp-method", "mcp-name", "mcp-param-"))}
+        with anyio.CancelScope(shield=True), anyio.move_on_after(COURTESY_TIMEOUT):
+            try:
+                response = await self._pool.request(plain, body)
+                try:
+                    await response.body()
+                finally:
+                    self._pool.give_back(response)
+            except (NotSent, ConnectionDropped) as exc:
+                logger.debug("courtesy message to %s not delivered: %s", self._pool.origin.authority, exc)
+
+
+class EventParser:
+    """Server-sent events from a byte stream: the ``data`` of each complete event (LF or CRLF line ends)."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._scanned = 0
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        self._buffer += chunk
+        out: list[bytes] = []
+        while (found := self._boundary()) is not None:
+            end, size = found
+            block = bytes(self._buffer[:end])
+            del self._buffer[: end + size]
+            self._scanned = 0
+            data = b"\n".join(line[5:].removeprefix(b" ") for line in block.splitlines() if line.startswith(b"data:"))
+            # An event with empty data is never dispatched (the SSE rules), such as the priming event
+            # (an id and an empty data line) a 2025-11-25 server may open a stream with.
+            if data:
+                out.append(data)
+        self._scanned = max(0, len(self._buffer) - 3)
+        return out
+
+    def _boundary(self) -> tuple[int, int] | None:
+        ends = [(i, len(sep)) for sep in (b"\r\n\r\n", b"\n\n") if (i := self._buffer.find(sep, self._scanned)) >= 0]
+        return min(ends) if ends else None
+
+
+async def _drain(response: Response) -> None:
+    """Read what is left of a stream after its answer, briefly, so the connection can be kept."""
+    with anyio.move_on_after(DRAIN_TIMEOUT):
+        try:
+            while await response.chunk():
+                pass
+        except ConnectionDropped:
+            pass
+
+
+def _is_request(message: Any) -> bool:
+    return isinstance(message, dict) and isinstance(message.get("method"), str) and "id" in message
+
+
+def _cancelled_id(message: dict[str, Any]) -> Any:
+    params = message.get("params")
+    return params.get("requestId") if isinstance(params, dict) else None
+
+
+def _decode(data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise InvalidAnswer("the answer is not JSON") from None
+
+
+def _result(message: Any, request_id: str) -> dict[str, Any]:
+    if not isinstance(message, dict) or message.get("id") != request_id:
+        raise InvalidAnswer("the answer is not a JSON-RPC response to the request")
+    if "error" in message:
+        raise _backend_error(message["error"])
+    result = message.get("result")
+    if not isinstance(result, dict):
+        raise InvalidAnswer("the response carries no result object")
+    return cast(dict[str, Any], result)
+
+
+def _backend_error(error: Any) -> MCPError:
+    if not isinstance(error, dict) or not isinstance(error.get("code"), int) or isinstance(error["code"], bool):
+        raise InvalidAnswer("the error in the response is not a JSON-RPC error object")
+    return MCPError(error["code"], str(error.get("message", "")), error.get("data"))
+
+
+def _status_error(response: Response, body: bytes, in_session: bool) -> MCPError:
+    """What an HTTP status means for the request, as the SDK client reads it."""
+    if response.status == 202:
+        return MCPError(INVALID_REQUEST, "server answered a request with 202 Accepted")
+    if response.status < 400:
+        return MCPError(INVALID_REQUEST, f"redirect ({response.status}) not followed")
+    if response.content_type.startswith("application/json"):
+        try:
+            message = json.loads(body)
+        except ValueError:
+            message = None
+        if isinstance(message, dict) and isinstance(message.get("error"), dict):
+            try:
+                return _backend_error(message["error"])
+            except InvalidAnswer:
+                pass
+    if response.status == 404:
+        if in_session:
+            return MCPError(INVALID_REQUEST, "Session terminated")
+        return MCPError(METHOD_NOT_FOUND, "Not Found")
+    return MCPError(INTERNAL_ERROR, "Server returned an error response")
+
+
+def _versioned(headers: Mapping[str, str]) -> dict[str, str]:
+    version = headers.get(VERSION_HEADER)
+    return {VERSION_HEADER: version} if version else {}

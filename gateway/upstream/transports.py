@@ -1,0 +1,171 @@
+"""The one place that knows backend transports: config in, an SDK ``Transport`` (or a client on it) out.
+
+Everything above this module holds a ``Transport`` (an async context manager yielding a pair of message
+streams) and never branches on how the bytes travel. What transports report back through ``TransportHooks``:
+the end of the backend's stream (a stdio process that exited, a closed connection), so the supervisor reconnects
+at once instead of at the next probe; for stdio, each line the process writes to stderr; for streamable HTTP, a
+``Forwarder`` that sends calls as raw JSON-RPC beside the SDK connection (``gateway.upstream.forward``). ``Connector``
+is the seam: tests pass one that returns an in-process server instead.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import anyio
+import httpx2
+from mcp import Client, types
+from mcp.client._transport import Transport, TransportStreams
+from mcp.client.sse import sse_client
+from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
+
+from gateway import __version__
+from gateway.config import BackendConfig
+from gateway.config import Transport as Kind
+from gateway.upstream.forward import Forwarder, Link
+
+# Server-sent event streams stay open between messages; their read timeout is not a call deadline.
+STREAM_READ_TIMEOUT = 300.0
+# The bearer token of the caller a request is being sent for; backends with ``forward_token`` receive it.
+_caller_token: ContextVar[str | None] = ContextVar("caller_token", default=None)
+
+
+@contextmanager
+def caller_token(token: str | None) -> Iterator[None]:
+    """Requests sent inside the block carry ``token`` to backends configured to receive it."""
+    reset = _caller_token.set(token)
+    try:
+        yield
+    finally:
+        _caller_token.reset(reset)
+
+
+async def _forward_token(request: httpx2.Request) -> None:
+    """The SDK sends each request from the caller's context, so the caller's token is visible here."""
+    token = _caller_token.get()
+    if token is not None:
+        request.headers["Authorization"] = f"Bearer {token}"
+
+
+def _unused(forwarder: Forwarder) -> None:
+    """Without a taker, an HTTP backend's calls stay on the SDK client."""
+
+
+@dataclass(frozen=True)
+class TransportHooks:
+    on_eof: Callable[[], None]
+    on_stderr: Callable[[str], None]
+    # Streamable-HTTP backends also get a raw call path beside the SDK connection (``gateway.upstream.forward``).
+    on_forwarder: Callable[[Forwarder], None] = _unused
+
+
+# Returns anything ``mcp.Client`` connects to: a ``Transport``, or in tests a ``Server``/``MCPServer``.
+Connector = Callable[[BackendConfig, AsyncExitStack, TransportHooks], Awaitable[Any]]
+
+
+async def open_transport(config: BackendConfig, stack: AsyncExitStack, hooks: TransportHooks) -> Transport:
+    """A fresh, not yet entered transport for one connection attempt; ``stack`` owns what it needs closed."""
+    read_timeout = max(STREAM_READ_TIMEOUT, config.call_timeout + 30)
+    if config.transport is Kind.STREAMABLE_HTTP:
+        assert config.url is not None
+        link = Link()
+        http = httpx2.AsyncClient(
+            headers=config.headers or None,
+            timeout=httpx2.Timeout(config.connect_timeout, read=read_timeout),
+            # Loading the CA bundle costs ~80 ms per client; a plain-HTTP backend never uses it.
+            verify=config.url.startswith("https://"),
+            event_hooks={"request": [link.observe, *([_forward_token] if config.forward_token else [])]},
+        )
+        await stack.enter_async_context(http)
+        # One event holds one message: twice the result limit bounds memory and leaves room for JSON escaping.
+        events = 2 * config.max_result_bytes
+        transport: Transport = streamable_http_client(config.url, http_client=http, max_sse_event_size=events)
+        # The raw path sends no caller's token: a backend that takes one stays on the SDK client.
+        if not config.forward_token:
+            forwarder = Forwarder(config.url, config.headers, config.connect_timeout, link, events)
+            stack.callback(forwarder.close)
+            hooks.on_forwarder(forwarder)
+    elif config.transport is Kind.SSE:
+        assert config.url is not None
+        transport = sse_client(
+            config.url, headers=config.headers or None, timeout=config.connect_timeout, sse_read_timeout=read_timeout
+        )
+    else:
+        assert config.command is not None
+        params = StdioServerParameters(command=config.command, args=config.args, env=config.env or None, cwd=config.cwd)
+        transport = stdio_client(params, errlog=_stderr_pipe(stack, hooks.on_stderr))
+    return _watched(transport, hooks.on_eof)
+
+
+@asynccontextmanager
+async def _watched(transport: Transport, on_eof: Callable[[], None]) -> AsyncIterator[TransportStreams]:
+    async with transport as (read, write):
+        yield _EofWatch(read, on_eof), write
+
+
+class _EofWatch:
+    """The transport's read stream, unchanged, except that its end is reported."""
+
+    def __init__(self, inner: Any, on_eof: Callable[[], None]) -> None:
+        self._inner = inner
+        self._on_eof = on_eof
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def __aenter__(self) -> _EofWatch:
+        await self._inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        return await self._inner.__aexit__(*exc_info)
+
+    def __aiter__(self) -> _EofWatch:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await self._inner.__anext__()
+        except (StopAsyncIteration, anyio.EndOfStream, anyio.ClosedResourceError):
+            self._on_eof()
+            raise
+
+
+async def open_client(
+    config: BackendConfig, connect: Connector, stack: AsyncExitStack, hooks: TransportHooks, **options: Any
+) -> Client:
+    """A connected SDK client for one connection to a backend, closed with ``stack``: the backend's protocol and
+    call deadline, the gateway's identity, no response cache; ``options`` add callbacks."""
+    client = Client(
+        await connect(config, stack, hooks),
+        mode=config.protocol,
+        read_timeout_seconds=config.call_timeout,
+        client_info=types.Implementation(name="mcp-gateway", version=__version__),
+        cache=None,
+        **options,
+    )
+    await stack.enter_async_context(client)
+    return client
+
+
+def _stderr_pipe(stack: AsyncExitStack, on_line: Callable[[str], None]) -> TextIO:
+    """A pipe for the child's stderr, read line by line on a thread until every writer has closed it."""
+    read_fd, write_fd = os.pipe()
+    reader = os.fdopen(read_fd, "r", encoding="utf-8", errors="replace")
+    writer = os.fdopen(write_fd, "w")
+
+    def pump() -> None:
+        with reader:
+            for line in reader:
+                on_line(line.rstrip("\n"))
+
+    threading.Thread(target=pump, name="backend-stderr", daemon=True).start()
+    stack.callback(writer.close)
+    return writer
