@@ -8,6 +8,7 @@
     │   └── Forbidden          the principal's rules do not allow this name: answered as unknown -> -32602
     ├── InvalidCursor          a list cursor the gateway did not hand out      -> -32602
     ├── InvalidArguments       arguments that fail the tool's inputSchema (data.path names where) -> -32602
+    ├── InvalidRequestState    a retry's requestState the gateway did not issue to this caller and request -> -32602
     ├── Unauthorized           no bearer credential (HTTP 401 before any JSON-RPC handling)   -> -32030
     │   └── InvalidToken       a bearer credential the gateway does not accept (error="invalid_token") -> -32030
     ├── RateLimited            the principal's (or the tool's) budget is spent; data.retryAfter -> -32032
