@@ -2,6 +2,10 @@
 
 The benchmark's peers and the test suite's reference servers are installed this way, so their own SDK versions
 never meet the gateway's. A marker file names what a home holds; a home that holds anything else is made anew.
+
+Several homes may be installed at once from threads of one process. A venv therefore links its interpreter rather
+than copying it: a copy is written by this process, and a fork in another thread while it is open for writing keeps
+a descriptor to it, so running the new interpreter fails with "Text file busy".
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ def install(home: Path, spec: str, language: str, timeout: float) -> Path:
         shutil.rmtree(home)
     home.mkdir(parents=True)
     if language == "python":
-        venv.create(home, with_pip=True)
+        venv.create(home, symlinks=True, with_pip=True)
         quiet = ["--quiet", "--disable-pip-version-check", "--no-input"]
         command = [str(home / "bin" / "python"), "-m", "pip", "install", *quiet, spec]
     else:
