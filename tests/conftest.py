@@ -11,6 +11,8 @@ import pytest
 from tests.support.procs import ROOT, Processes, free_port, http_get, listening, wait_until
 from tests.support.stack import Stack
 
+pytest_plugins = ["pytester", "tests.support.lanes"]
+
 
 @pytest.fixture
 def anyio_backend() -> str:

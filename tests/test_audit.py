@@ -302,6 +302,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     )
 
 
+@pytest.mark.processes
 async def test_audit_verify_takes_the_key_from_a_file_or_the_environment(tmp_path: Path) -> None:
     path, key_file = tmp_path / "audit.jsonl", tmp_path / "secrets" / "audit.key"
     key_file.parent.mkdir()

@@ -287,6 +287,7 @@ async def test_a_jwt_whose_subject_is_an_api_key_principals_name_is_another_prin
     assert results[1]["error"]["code"] == INVALID_PARAMS  # the rule names the API-key principal alice only
 
 
+@pytest.mark.processes
 def test_pyjwt_is_imported_only_by_a_gateway_that_takes_jwts() -> None:
     code = (
         "import sys\n"

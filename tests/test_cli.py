@@ -16,6 +16,7 @@ from gateway.cli.status import render
 from tests.support.procs import ROOT, Processes, alive, children, free_port, http_get, listening, wait_until
 from tests.support.stack import Stack
 
+pytestmark = pytest.mark.processes
 CLI = ["-m", "gateway"]
 
 

@@ -16,7 +16,7 @@ from mcp import Client, MCPError, StdioServerParameters, types
 from tests.support.procs import ROOT, http_get, wait_until
 from tests.support.stack import BACKENDS, Stack
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.processes]
 ERAS = ["legacy", "2026-07-28"]
 STRICT = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 READ_CALLS = {

@@ -20,7 +20,7 @@ from gateway.core import Gateway
 from gateway.front.server import build_server
 from tests.support.procs import Processes, free_port, listening, wait_until
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.processes]
 FAST = {"health_interval": 60.0, "reconnect_min": 0.1, "reconnect_max": 1.0}
 MODES = ["json", "sse"]
 

@@ -28,7 +28,7 @@ from mcp import Client, StdioServerParameters, types
 from tests.support import interop
 from tests.support.procs import ROOT, Processes, free_port, http_get, listening, wait_until
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.interop]
 MODES = ["legacy", "2026-07-28"]
 TIMEZONE = "Europe/Paris"  # mcp-server-time's --local-timezone in tests.support.interop
 

@@ -24,7 +24,7 @@ from gateway.front.server import build_server
 from tests.support.procs import ROOT, Processes, alive, children, free_port, http_get, listening, wait_until
 from tests.support.stack import Stack
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.processes]
 FAST = {"health_interval": 0.5, "reconnect_min": 0.1, "reconnect_max": 0.5}
 
 

@@ -194,6 +194,7 @@ def redis_url() -> Iterator[str]:
         proc.wait(timeout=10)
 
 
+@pytest.mark.processes
 async def test_replicas_sharing_a_redis_store_share_one_budget(redis_url: str) -> None:
     clock = Clock(start=2_000_000_000.0)
     one = limiter(clock, store=redis_url, per_principal={"rate": 1, "burst": 3})

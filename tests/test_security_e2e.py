@@ -26,7 +26,7 @@ from gateway.security.redaction import SESSION_MASK
 from tests.support.inproc import http_client
 from tests.support.procs import ROOT, Processes, free_port, http_get, listening, wait_until
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.processes]
 SECRETS = {
     "ALICE_KEY": "alice-api-key-5f1d0c2e9b",
     "BOB_KEY": "bob-api-key-77e3a9c01d",

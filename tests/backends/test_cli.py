@@ -27,7 +27,7 @@ SMOKE_CALLS: dict[str, tuple[str, dict[str, Any], str]] = {
 }
 BACKENDS = sorted(SMOKE_CALLS)
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.processes]
 
 
 @pytest.fixture
