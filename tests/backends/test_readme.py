@@ -14,7 +14,7 @@ from tests.support import inproc
 
 README = (Path(__file__).resolve().parents[2] / "backends" / "README.md").read_text()
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.processes]  # the example runs as a stdio backend
 
 
 def block(lang: str) -> str:
