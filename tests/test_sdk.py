@@ -1,8 +1,8 @@
 """The SDK internals ``gateway.sdk`` reaches, each checked against the installed SDK, so an upgrade that moves one fails
 here naming the seam function to update. Run this file first after changing the ``mcp`` pin.
 
-The SDK is inspected before ``gateway.sdk`` is imported (``seam()``): a private name that is gone then fails its own
-test with its message, not every test at import.
+The SDK is inspected before ``gateway.sdk`` is imported (``seam()``), so a private name that is gone fails its own
+test with its message; the seam's other tests then fail importing it, and the file is still collected.
 """
 
 from __future__ import annotations
