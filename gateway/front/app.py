@@ -9,10 +9,8 @@ when it is not ready, the reason.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import anyio
-from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
@@ -28,6 +26,7 @@ from gateway.front.http_security import SecurityLayer
 from gateway.front.server import SESSION_HEADER, build_server
 from gateway.front.session_quota import SessionQuota
 from gateway.front.session_table import SessionTable
+from gateway.sdk import wrap_endpoint
 
 MCP_PATH = "/mcp"
 
@@ -143,12 +142,6 @@ def build_app(gateway: Gateway, *, host: str = "127.0.0.1") -> GatewayApp:
 def _wrap_endpoint(app: Starlette, wrap: Callable[[ASGIApp], ASGIApp]) -> None:
     """Put ``wrap`` directly around the SDK's ``/mcp`` endpoint, behind every middleware in front of it."""
     for route in app.router.routes:
-        if isinstance(route, Route) and route.path == MCP_PATH:
-            holder: Any = route
-            for _ in range(8):
-                inner = holder.app
-                if isinstance(inner, StreamableHTTPASGIApp):
-                    holder.app = wrap(inner)
-                    return
-                holder = inner
+        if isinstance(route, Route) and route.path == MCP_PATH and wrap_endpoint(route, wrap):
+            return
     raise RuntimeError(f"the SDK app has no {MCP_PATH} endpoint to serve the fast path in front of")

@@ -50,22 +50,17 @@ from gateway.errors import GatewayError, to_mcp_error
 from gateway.front.server import LISTS, SESSION_HEADER, redacted, stateless_caller
 from gateway.front.session_lists import SessionLists
 from gateway.front.session_table import SessionTable
+from gateway.sdk import SSE_HEADERS, SSE_PING_INTERVAL
 from gateway.security.auth import SCOPE_ADMITTED
 
 logger = logging.getLogger(__name__)
 # The SDK's modern transport waits this long for a handler before it commits to an SSE stream with pings.
-SSE_DEFERRAL = 15.0
+SSE_DEFERRAL = SSE_PING_INTERVAL
 # A call that asks for progress or log messages, or continues a multi-round request, is left to the SDK path,
 # which relays them on the request's stream.
 _RELAYED_META = ("progressToken", types.LOG_LEVEL_META_KEY)
 _MULTI_ROUND = ("inputResponses", "requestState")
 _JSON = [(b"content-type", b"application/json")]
-_SSE = [
-    (b"content-type", b"text/event-stream"),
-    (b"cache-control", b"no-cache, no-transform"),
-    (b"connection", b"keep-alive"),
-    (b"x-accel-buffering", b"no"),
-]
 _PING = b": ping\r\n\r\n"
 _SESSION = SESSION_HEADER.encode()
 Answer = Callable[[], Awaitable[tuple[int, bytes]]]
@@ -218,7 +213,7 @@ class FastPath:
             if done.is_set():
                 await _send_json(*outcome[0], send)
             else:
-                await send({"type": "http.response.start", "status": 200, "headers": _SSE})
+                await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
                 while not done.is_set():
                     await send({"type": "http.response.body", "body": _PING, "more_body": True})
                     with anyio.move_on_after(SSE_DEFERRAL):

@@ -21,6 +21,8 @@ from mcp.shared.message import ServerMessageMetadata
 from mcp.types import INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND
 from pydantic import BaseModel, ValidationError
 
+from gateway.sdk import connection_of
+
 logger = logging.getLogger(__name__)
 LEVELS: tuple[types.LoggingLevel, ...] = (
     "debug",
@@ -58,12 +60,12 @@ class LogLevels:
         self._levels: weakref.WeakKeyDictionary[Connection, types.LoggingLevel] = weakref.WeakKeyDictionary()
 
     def set(self, session: ServerSession, level: types.LoggingLevel) -> None:
-        self._levels[session._connection] = level  # the connection outlives the per-request session
+        self._levels[connection_of(session)] = level  # the connection outlives the per-request session
 
     def allowed(self, session: ServerSession, meta: Any) -> frozenset[str]:
         """The levels one request may receive."""
         levels = allowed_log_levels(session.protocol_version, meta)
-        floor = self._levels.get(session._connection)
+        floor = self._levels.get(connection_of(session))
         if floor is None or len(levels) != len(LEVELS):
             return frozenset(levels)
         return frozenset(LEVELS[LEVELS.index(floor) :])

@@ -30,8 +30,8 @@ from gateway.errors import GatewayError, to_mcp_error
 from gateway.front.relay import LogLevels, NoBackChannel, Relay
 from gateway.front.session_table import SessionTable
 from gateway.principal import Principal
-from gateway.routing.notify import connection_of
 from gateway.routing.subscriptions import Listener
+from gateway.sdk import connection_of, replace_middleware
 from gateway.security.auth import SCOPE_ADMITTED, principal_of
 from gateway.security.guard import Guard
 from gateway.security.redaction import Redactor
@@ -262,7 +262,7 @@ def build_server(
     server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, set_level)
     server.served = lambda: _served(gateway)
     # Replaces the SDK's default OpenTelemetry middleware, a measurable share of every call with no tracer set.
-    server.middleware = [edge]
+    replace_middleware(server, [edge])
     return server
 
 

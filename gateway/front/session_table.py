@@ -2,11 +2,9 @@
 
 The fast path (``gateway.front.fastpath``) may answer a 2025 session's request only where the SDK would serve it: a
 session its session manager holds, not terminated and not expiring, used with the credential that opened it.
-SDK 2.3.0 has no public way to look a session up, so ``SessionTable._entry`` reads the manager's private
-``_server_instances`` and ``_session_owners``; nothing else in the gateway reads them. Nor a way to count or close
-sessions: ``size`` reads the same table, and ``close`` ends a session as its idle timeout would (the transport's
-idle scope cancelled) and forgets it at once through the manager's own ``_discard_session``, so the SDK's count
-drops before the next session is admitted.
+The SDK has no public way to look a session up, count or close sessions: ``SessionTable`` does each through
+``gateway.sdk``. ``close`` ends a session as its idle timeout would and forgets it at once, so the SDK's count drops
+before the next session is admitted.
 
 Which principal opened each session (``hold``) is noted here too, so its sessions can be counted and the least
 recently used one found: the SDK's idle countdown is the last use (a session serving a request is in use now).
@@ -26,7 +24,6 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import anyio
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, AuthorizationContext, authorization_context
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER, StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
@@ -36,6 +33,15 @@ from starlette.datastructures import Headers
 from starlette.types import Scope
 
 from gateway.catalogue.naming import Style
+from gateway.sdk import (
+    discard_session,
+    end_idle,
+    idle_deadline,
+    idle_ending,
+    restart_idle,
+    session_count,
+    session_entry,
+)
 
 
 @dataclass(frozen=True)
@@ -62,7 +68,7 @@ class SessionTable:
     @property
     def size(self) -> int:
         """How many sessions the SDK holds, as its session limit counts them."""
-        return 0 if self._manager is None else len(self._manager._server_instances)
+        return 0 if self._manager is None else session_count(self._manager)
 
     @property
     def capacity(self) -> int | None:
@@ -92,9 +98,8 @@ class SessionTable:
         if entry is None or self._manager is None:
             return
         transport = entry[0]
-        if transport.idle_scope is not None:
-            transport.idle_scope.cancel()
-        await self._manager._discard_session(session_id, transport)
+        end_idle(transport)
+        await discard_session(self._manager, session_id, transport)
 
     def learn(self, session_id: str, style: Style, version: str) -> None:
         entry = self._entry(session_id)
@@ -121,13 +126,12 @@ class SessionTable:
         if entry is None or self._manager is None:
             return None
         transport, owner = entry
-        idle = transport.idle_scope
-        if transport.is_terminated or (idle is not None and idle.cancel_called) or _requestor(scope) != owner:
+        if transport.is_terminated or idle_ending(transport) or _requestor(scope) != owner:
             return None
         learned = self._learned.get(transport)
         timeout = self._manager.session_idle_timeout
-        if learned is not None and idle is not None and timeout is not None and idle.deadline != math.inf:
-            idle.deadline = anyio.current_time() + timeout
+        if learned is not None and timeout is not None:
+            restart_idle(transport, timeout)
         return learned
 
     def _live(self, key: str) -> list[str]:
@@ -143,18 +147,13 @@ class SessionTable:
         """When the session was last used: its idle deadline (infinite while it serves a request), or minus
         infinity once it is ending anyway."""
         entry = self._entry(session_id)
-        idle = None if entry is None else entry[0].idle_scope
-        if entry is None or entry[0].is_terminated or (idle is not None and idle.cancel_called):
+        if entry is None or entry[0].is_terminated or idle_ending(entry[0]):
             return -math.inf
-        return math.inf if idle is None else idle.deadline
+        return idle_deadline(entry[0])
 
     def _entry(self, session_id: str) -> tuple[StreamableHTTPServerTransport, AuthorizationContext | None] | None:
-        """The session's transport and the credential that opened it: the one read of the SDK's private table."""
-        manager = self._manager
-        transport = None if manager is None else manager._server_instances.get(session_id)
-        if manager is None or transport is None:
-            return None
-        return transport, manager._session_owners.get(session_id)
+        """The session's transport and the credential that opened it, as the SDK's session manager holds them."""
+        return None if self._manager is None else session_entry(self._manager, session_id)
 
 
 def opens_session(scope: Scope) -> bool:

@@ -24,6 +24,7 @@ from mcp.server.subscriptions import (
 )
 
 from gateway.catalogue.catalog import Kind
+from gateway.sdk import connection_of
 
 logger = logging.getLogger(__name__)
 SEND_TIMEOUT = 5.0
@@ -64,12 +65,6 @@ class Notifier:
     def close(self) -> None:
         """End every open listen stream gracefully (shutdown)."""
         self.listen.close()
-
-
-def connection_of(session: ServerSession) -> Connection:
-    """The 2025 connection a request came on. A ``ServerSession`` lives for one request; the connection it wraps is
-    what outlives it. SDK 2.3.0 has no public accessor for it, hence the one private attribute read here."""
-    return session._connection
 
 
 async def _send(connection: Connection, kind: Kind) -> None:

@@ -15,6 +15,7 @@ from mcp.shared.dispatcher import CallOptions
 from mcp_types import CLIENT_CAPABILITIES_META_KEY
 from pydantic import BaseModel, RootModel
 
+from gateway.sdk import stamp
 from gateway.upstream.caller import ANONYMOUS, Caller
 from gateway.upstream.forward import Forwarder
 from gateway.upstream.sink import Sink
@@ -52,7 +53,7 @@ async def exchange(
     message: dict[str, Any] = {"method": method, "params": params}
     options: CallOptions = {}
     # The session's own stamp: the 2026 envelope and headers, or the 2025 protocol-version header.
-    client.session._stamp(message, options)
+    stamp(client, message, options)
     if modern and caller.capabilities is not None:
         declared = caller.capabilities.model_dump(by_alias=True, mode="json", exclude_none=True)
         message["params"]["_meta"][CLIENT_CAPABILITIES_META_KEY] = declared

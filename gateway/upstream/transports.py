@@ -21,7 +21,7 @@ from typing import Any, TextIO
 import anyio
 import httpx2
 from mcp import Client, types
-from mcp.client._transport import Transport, TransportStreams
+from mcp.client import Transport
 from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
@@ -29,6 +29,7 @@ from mcp.client.streamable_http import streamable_http_client
 from gateway import __version__
 from gateway.config import BackendConfig
 from gateway.config import Transport as Kind
+from gateway.sdk import TransportStreams
 from gateway.upstream.forward import Forwarder, Link
 
 # Server-sent event streams stay open between messages; their read timeout is not a call deadline.

@@ -1,0 +1,135 @@
+"""The MCP SDK's internals the gateway relies on, reached here and nowhere else (written against mcp 2.3.0).
+
+Each name below is one private attribute, module or constant of the SDK, or a public one whose use depends on how
+the SDK works inside, and its docstring says why no public API serves. ``tests/test_sdk.py`` checks each against
+the installed SDK; after an upgrade it fails naming the function here that needs a new way.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import anyio
+from mcp import Client
+from mcp.client._transport import TransportStreams
+from mcp.server import Server
+from mcp.server._streamable_http_modern import _SSE_HEADERS, _SSE_PING_INTERVAL
+from mcp.server.auth.middleware.bearer_auth import AuthorizationContext
+from mcp.server.connection import Connection
+from mcp.server.context import ServerMiddleware
+from mcp.server.session import ServerSession
+from mcp.server.streamable_http import StreamableHTTPServerTransport
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+from mcp.shared.dispatcher import CallOptions
+
+__all__ = [
+    "SSE_HEADERS",
+    "SSE_PING_INTERVAL",
+    "TransportStreams",
+    "connection_of",
+    "discard_session",
+    "end_idle",
+    "idle_deadline",
+    "idle_ending",
+    "replace_middleware",
+    "restart_idle",
+    "session_count",
+    "session_entry",
+    "stamp",
+    "wrap_endpoint",
+]
+
+LifespanT = TypeVar("LifespanT")
+
+SSE_PING_INTERVAL: float = _SSE_PING_INTERVAL
+"""How long the SDK's 2026 transport waits for a handler before it commits to an SSE stream, and then between
+pings; the fast path answers the same way. Only the SDK's private constant says it."""
+
+SSE_HEADERS: list[tuple[bytes, bytes]] = list(_SSE_HEADERS)
+"""The headers of the SDK's 2026 SSE responses, which the fast path sends alike; private in the SDK."""
+
+
+def stamp(client: Client, message: dict[str, Any], options: CallOptions) -> None:
+    """Put on ``message`` and ``options`` what the client session puts on each of its requests: the 2026 ``_meta``
+    envelope and headers, or the 2025 protocol-version header. The raw call path sends requests beside the session,
+    and ``ClientSession`` offers its per-request stamp only as the private ``_stamp``."""
+    client.session._stamp(message, options)
+
+
+def connection_of(session: ServerSession) -> Connection:
+    """The 2025 connection a request came on. A ``ServerSession`` lives for one request; the connection it wraps is
+    what outlives it, and ``ServerSession`` keeps it only in the private ``_connection``."""
+    return session._connection
+
+
+def replace_middleware(server: Server[LifespanT], middleware: list[ServerMiddleware[LifespanT]]) -> None:
+    """Serve every request through ``middleware`` alone, in place of the SDK's default (OpenTelemetry). The
+    ``Server.middleware`` list is public but marked provisional in the SDK: its signature may change in 2.x."""
+    server.middleware = middleware
+
+
+def wrap_endpoint(route: Any, wrap: Callable[[StreamableHTTPASGIApp], object]) -> bool:
+    """Put ``wrap`` directly around the SDK's ``StreamableHTTPASGIApp`` under ``route``, inside the middleware the
+    SDK nests around it (each holding the next as ``app``); whether it was found. ``Server.streamable_http_app``
+    has no hook for a layer between its authentication and its endpoint."""
+    holder = route
+    for _ in range(8):
+        inner = holder.app
+        if isinstance(inner, StreamableHTTPASGIApp):
+            holder.app = wrap(inner)
+            return True
+        holder = inner
+    return False
+
+
+def session_count(manager: StreamableHTTPSessionManager) -> int:
+    """How many 2025 sessions the manager holds, as its ``max_sessions`` counts them: the size of its private
+    ``_server_instances``; the manager has no public count."""
+    return len(manager._server_instances)
+
+
+def session_entry(
+    manager: StreamableHTTPSessionManager, session_id: str
+) -> tuple[StreamableHTTPServerTransport, AuthorizationContext | None] | None:
+    """A live session's transport and the credential that opened it, from the manager's private
+    ``_server_instances`` and ``_session_owners``; the manager has no public look-up by session id."""
+    transport = manager._server_instances.get(session_id)
+    if transport is None:
+        return None
+    return transport, manager._session_owners.get(session_id)
+
+
+async def discard_session(
+    manager: StreamableHTTPSessionManager, session_id: str, transport: StreamableHTTPServerTransport
+) -> None:
+    """Terminate a session and forget it at once through the manager's private ``_discard_session``, so the
+    manager's count drops before the next session is admitted; the manager has no public way to close one."""
+    await manager._discard_session(session_id, transport)
+
+
+def end_idle(transport: StreamableHTTPServerTransport) -> None:
+    """End a session's idle countdown now, as its idle timeout would. ``idle_scope`` is public; that cancelling it
+    ends the session is how the manager runs the session, not an API."""
+    if transport.idle_scope is not None:
+        transport.idle_scope.cancel()
+
+
+def idle_ending(transport: StreamableHTTPServerTransport) -> bool:
+    """Whether the session's idle countdown has fired (or was ended), so the session is going."""
+    return transport.idle_scope is not None and transport.idle_scope.cancel_called
+
+
+def idle_deadline(transport: StreamableHTTPServerTransport) -> float:
+    """When the session's idle countdown fires: infinite while a request holds it open (the transport's own
+    convention for ``idle_scope.deadline``) or for a session without one."""
+    return math.inf if transport.idle_scope is None else transport.idle_scope.deadline
+
+
+def restart_idle(transport: StreamableHTTPServerTransport, timeout: float) -> None:
+    """Restart the session's idle countdown, as the transport does when a request ends, unless a request holds it
+    open (an infinite deadline). The transport restarts it only around requests it serves itself."""
+    idle = transport.idle_scope
+    if idle is not None and idle.deadline != math.inf:
+        idle.deadline = anyio.current_time() + timeout

@@ -1,0 +1,148 @@
+"""The SDK internals ``gateway.sdk`` reaches, each checked against the installed SDK, so an upgrade that moves one fails
+here naming the seam function to update. Run this file first after changing the ``mcp`` pin.
+
+The SDK is inspected before ``gateway.sdk`` is imported (``seam()``), so a private name that is gone fails its own
+test with its message; the seam's other tests then fail importing it, and the file is still collected.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+from importlib.metadata import version
+from types import ModuleType
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+from mcp.server import Server
+from mcp.server.connection import Connection
+from mcp.server.session import ServerSession
+from mcp.server.streamable_http import StreamableHTTPServerTransport
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+from mcp.shared.dispatcher import CallOptions
+from mcp_types import PROTOCOL_VERSION_META_KEY
+from starlette.routing import Route
+
+pytestmark = pytest.mark.anyio
+MCP = version("mcp")
+
+
+def moved(what: str, seam: str) -> str:
+    return f"mcp {MCP} no longer has {what}: update gateway.sdk.{seam}"
+
+
+def seam() -> ModuleType:
+    return importlib.import_module("gateway.sdk")
+
+
+def manager() -> StreamableHTTPSessionManager:
+    return StreamableHTTPSessionManager(app=Server("contract"), session_idle_timeout=60, max_sessions=7)
+
+
+async def test_the_client_session_stamps_each_request_through_a_private_callable() -> None:
+    async with Client(Server("contract")) as client:
+        stamper = getattr(client.session, "_stamp", None)
+        assert callable(stamper), moved("ClientSession._stamp", "stamp")
+        assert list(inspect.signature(stamper).parameters) == ["data", "opts"], moved(
+            "ClientSession._stamp(data, opts)", "stamp"
+        )
+        message: dict[str, Any] = {"method": "tools/call", "params": {"name": "x"}}
+        options: CallOptions = {}
+        seam().stamp(client, message, options)
+    version = message["params"]["_meta"][PROTOCOL_VERSION_META_KEY]
+    assert options.get("headers", {}).get("mcp-protocol-version") == version  # the 2026 envelope and headers
+
+
+def test_a_server_session_keeps_the_connection_it_serves_a_request_of() -> None:
+    connection = Connection(object(), protocol_version="2025-11-25")
+    session = ServerSession(object(), connection)
+    assert getattr(session, "_connection", None) is connection, moved("ServerSession._connection", "connection_of")
+    assert seam().connection_of(session) is connection
+
+
+def test_the_session_manager_keeps_its_sessions_and_their_owners_in_dicts_by_id() -> None:
+    made = manager()
+    instances, owners = getattr(made, "_server_instances", None), getattr(made, "_session_owners", None)
+    assert isinstance(instances, dict), moved("StreamableHTTPSessionManager._server_instances", "session_entry")
+    assert isinstance(owners, dict), moved("StreamableHTTPSessionManager._session_owners", "session_entry")
+    assert made.max_sessions == 7 and made.session_idle_timeout == 60
+    transport = StreamableHTTPServerTransport(mcp_session_id="s1", idle_timeout=60)
+    instances["s1"] = transport
+    assert seam().session_entry(made, "s1") == (transport, None)
+    assert seam().session_entry(made, "s2") is None
+    assert seam().session_count(made) == 1
+
+
+async def test_the_session_manager_discards_a_session_by_id_and_transport() -> None:
+    made = manager()
+    discard = getattr(made, "_discard_session", None)
+    assert discard is not None and inspect.iscoroutinefunction(discard), moved(
+        "StreamableHTTPSessionManager._discard_session", "discard_session"
+    )
+    assert list(inspect.signature(discard).parameters) == ["session_id", "transport"], moved(
+        "StreamableHTTPSessionManager._discard_session(session_id, transport)", "discard_session"
+    )
+    transport = StreamableHTTPServerTransport(mcp_session_id="s1", idle_timeout=60)
+    made._server_instances["s1"] = transport
+    await seam().discard_session(made, "s1", transport)
+    assert transport.is_terminated and seam().session_count(made) == 0
+
+
+async def test_a_sessions_transport_counts_idle_time_in_its_idle_scope() -> None:
+    transport = StreamableHTTPServerTransport(mcp_session_id="s1", idle_timeout=60)
+    assert hasattr(transport, "idle_scope"), moved("StreamableHTTPServerTransport.idle_scope", "restart_idle")
+    sdk = seam()
+    assert (sdk.idle_deadline(transport), sdk.idle_ending(transport)) == (math.inf, False)
+    async with transport.connect():
+        idle = transport.idle_scope
+        assert isinstance(idle, anyio.CancelScope), moved("an idle_scope made by connect()", "restart_idle")
+        idle.deadline = anyio.current_time() + 1
+        sdk.restart_idle(transport, 60)
+        assert sdk.idle_deadline(transport) > anyio.current_time() + 59
+        idle.deadline = math.inf  # a request holds the session open
+        sdk.restart_idle(transport, 60)
+        assert sdk.idle_deadline(transport) == math.inf
+        sdk.end_idle(transport)
+        assert sdk.idle_ending(transport)
+
+
+def test_a_server_runs_every_request_through_its_middleware_list() -> None:
+    server = Server("contract")
+    assert isinstance(getattr(server, "middleware", None), list), moved("Server.middleware", "replace_middleware")
+
+    async def edge(ctx: Any, call_next: Any) -> Any:
+        return await call_next(ctx)
+
+    seam().replace_middleware(server, [edge])
+    assert server.middleware == [edge]
+
+
+def test_the_streamable_http_app_serves_its_endpoint_through_middleware_holding_the_next_as_app() -> None:
+    app = Server("contract").streamable_http_app(streamable_http_path="/mcp")
+    routes = [route for route in app.router.routes if isinstance(route, Route) and route.path == "/mcp"]
+    wrapped: list[StreamableHTTPASGIApp] = []
+    found = any(seam().wrap_endpoint(route, wrapped.append) for route in routes)
+    assert found and len(wrapped) == 1, moved(
+        "a StreamableHTTPASGIApp under the /mcp route's app chain", "wrap_endpoint"
+    )
+
+
+def test_the_modern_transport_keeps_its_sse_ping_interval_and_headers() -> None:
+    modern = importlib.import_module("mcp.server._streamable_http_modern")
+    interval, headers = getattr(modern, "_SSE_PING_INTERVAL", None), getattr(modern, "_SSE_HEADERS", None)
+    assert isinstance(interval, float) and interval > 0, moved(
+        "_streamable_http_modern._SSE_PING_INTERVAL", "SSE_PING_INTERVAL"
+    )
+    assert isinstance(headers, list) and (b"content-type", b"text/event-stream") in headers, moved(
+        "_streamable_http_modern._SSE_HEADERS", "SSE_HEADERS"
+    )
+    assert (interval, headers) == (seam().SSE_PING_INTERVAL, seam().SSE_HEADERS)
+
+
+def test_the_client_transport_streams_type_is_where_the_seam_takes_it_from() -> None:
+    private = importlib.import_module("mcp.client._transport")
+    assert hasattr(private, "TransportStreams"), moved("mcp.client._transport.TransportStreams", "TransportStreams")
+    assert seam().TransportStreams is private.TransportStreams
