@@ -186,7 +186,13 @@ class FastPath:
         except Exception:
             logger.exception("tools/call %r failed", params.get("name"))
             return _error(request_id, MCPError(types.INTERNAL_ERROR, "Internal server error"))
-        wire_result = result.model_dump(by_alias=True, mode="json", exclude_none=True)
+        try:
+            wire_result = wire.serialize_server_result(
+                "tools/call", route.protocol_version, result.model_dump(by_alias=True, mode="json", exclude_none=True)
+            )
+        except ValidationError:
+            logger.exception("tools/call %r returned an invalid result", params.get("name"))
+            return _error(request_id, MCPError(types.INTERNAL_ERROR, "Handler returned an invalid result"))
         wire_result.setdefault("resultType", "complete")
         meta = wire_result.get("_meta")
         if not isinstance(meta, dict) or meta.get(types.SERVER_INFO_META_KEY) is None:
