@@ -1,5 +1,6 @@
 """The fast path answers exactly as the SDK path does: the same requests through a gateway with ``fast_path`` on and
-one with it off, compared by status, headers and body.
+one with it off, compared by status, the headers a client reads and the body bytes (``tools/call`` in both response
+modes and past the SSE deferral window; 2026 list pages; 2025 sessions' pages are compared in test_session_lists).
 
 In process (the gateway's whole ASGI app), with every request that reaches the SDK's ``/mcp`` endpoint counted, so
 the comparison cannot pass by both gateways taking the SDK path.
@@ -23,6 +24,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.errors import RATE_LIMITED
 from gateway.front import fastpath
+from gateway.front.server import LISTS
 from tests.support.inproc import http, running_gateway
 from tests.support.toy_server import build
 
@@ -56,14 +58,21 @@ def backend() -> MCPServer:
     return server
 
 
+META = {
+    types.PROTOCOL_VERSION_META_KEY: VERSION,
+    types.CLIENT_CAPABILITIES_META_KEY: {},
+    types.CLIENT_INFO_META_KEY: {"name": "probe", "version": "1"},
+}
+
+
 def call(name: str, arguments: dict[str, Any], request_id: int) -> dict[str, Any]:
-    meta = {
-        types.PROTOCOL_VERSION_META_KEY: VERSION,
-        types.CLIENT_CAPABILITIES_META_KEY: {},
-        types.CLIENT_INFO_META_KEY: {"name": "probe", "version": "1"},
-    }
-    params = {"name": name, "arguments": arguments, "_meta": meta}
+    params = {"name": name, "arguments": arguments, "_meta": META}
     return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
+
+
+def listing(method: str, cursor: str | None, request_id: int) -> dict[str, Any]:
+    params = {"_meta": META, **({"cursor": cursor} if cursor else {})}
+    return {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
 
 
 # Each call, and what it must come to: a result (``isError`` false or true) or a JSON-RPC error code.
@@ -97,20 +106,23 @@ def sdk(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 
 
 @asynccontextmanager
-async def gateway(fast_path: bool, json_response: bool) -> AsyncIterator[Post]:
-    """A gateway in front of a fresh toy backend, and a way to post one ``tools/call`` to it as alice."""
+async def gateway(fast_path: bool, json_response: bool, **settings: Any) -> AsyncIterator[Post]:
+    """A gateway in front of a fresh toy backend (as alice, under ``SECURITY`` unless ``settings`` say otherwise),
+    and a way to post one request to it."""
     servers = {"toy": backend()}
-    settings = {"security": SECURITY, "json_response": json_response, "fast_path": fast_path}
-    async with running_gateway(servers, **settings) as gw, http(gw, authorization=f"Bearer {ALICE}") as client:
+    settings = {"security": SECURITY, "json_response": json_response, "fast_path": fast_path, **settings}
+    token = {"authorization": f"Bearer {ALICE}"} if settings["security"] is SECURITY else {}
+    async with running_gateway(servers, **settings) as gw, http(gw, **token) as client:
 
         async def post(message: dict[str, Any]) -> httpx2.Response:
             headers = {
                 "content-type": "application/json",
                 "accept": "application/json, text/event-stream",
                 "mcp-protocol-version": VERSION,
-                "mcp-method": "tools/call",
-                "mcp-name": message["params"]["name"],
+                "mcp-method": message["method"],
             }
+            if message["method"] == "tools/call":
+                headers["mcp-name"] = message["params"]["name"]
             return await client.post("/mcp", content=json.dumps(message), headers=headers)
 
         yield post
@@ -169,3 +181,28 @@ async def test_a_call_past_the_deferral_window_streams_the_same_events_on_and_of
     events = [[e for e in b.split(b"\r\n\r\n") if e != b": ping"] for b in (body, slow_body)]
     assert events[0] == events[1] and events[0][0].startswith(b"event: message\r\ndata: ")
     assert sdk == ["POST"]
+
+
+async def walk(post: Post, method: str) -> list[Seen]:
+    pages: list[Seen] = []
+    cursor: str | None = None
+    while not pages or cursor:
+        pages.append(seen(await post(listing(method, cursor, len(pages)))))
+        cursor = json.loads(pages[-1][2])["result"].get("nextCursor")
+    return pages
+
+
+@pytest.mark.parametrize("json_response", [False, True])
+@pytest.mark.parametrize("method", sorted(LISTS))
+async def test_list_pages_are_the_same_with_the_fast_path_on_and_off(
+    sdk: list[str], json_response: bool, method: str
+) -> None:
+    walks: dict[bool, list[Seen]] = {}
+    for fast_path in (True, False):
+        async with gateway(fast_path, json_response, security={}, list_page_size=3) as post:
+            await walk(post, method)  # the SDK path shapes each page once
+            reached = len(sdk)
+            walks[fast_path] = await walk(post, method)
+            taken = len(sdk) - reached
+        assert taken == (0 if fast_path else len(walks[fast_path]))
+    assert walks[True] == walks[False]
