@@ -13,10 +13,11 @@ already shaped for a catalogue nobody's rules filter) goes to the SDK unchanged,
 What it keeps from the SDK path: ``Guard.call_tool`` (authorization, rate limits, validation, pinning, audit,
 then ``Router.call_tool``) with the caller built as the SDK path builds it (``server.stateless_caller``: the
 principal the security layer left in the ASGI scope), gateway errors through ``errors.to_mcp_error`` and the
-redactor with the SDK's HTTP status per code, the in-flight count for graceful shutdown, the ``resultType`` and
-``serverInfo`` stamp of 2026 results, and the response mode: plain JSON in JSON mode; in SSE mode JSON when the
-answer comes within the SDK's deferral window, else an SSE stream with keep-alive pings, and the call cancelled
-if the client goes away.
+redactor with the SDK's HTTP status per code, the in-flight count for graceful shutdown, the result shaped by the
+protocol version's schema with the ``resultType`` and ``serverInfo`` stamp of 2026 results (so the bytes are the
+SDK's), and the response mode: plain JSON in JSON mode; in SSE mode JSON when the answer comes within the SDK's
+deferral window, else an SSE stream with keep-alive pings, and the call cancelled if the client goes away. With
+``fast_path: false`` the app leaves this layer out.
 """
 
 from __future__ import annotations
