@@ -20,11 +20,13 @@ from mcp.server import MCPServer
 from mcp.server import _streamable_http_modern as modern
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
+from pydantic import ValidationError
 from starlette.types import Receive, Scope, Send
 
 from gateway.errors import RATE_LIMITED
 from gateway.front import fastpath
 from gateway.front.server import LISTS
+from gateway.security.guard import Guard
 from tests.support.inproc import http, running_gateway
 from tests.support.toy_server import build
 
@@ -206,3 +208,27 @@ async def test_list_pages_are_the_same_with_the_fast_path_on_and_off(
             taken = len(sdk) - reached
         assert taken == (0 if fast_path else len(walks[fast_path]))
     assert walks[True] == walks[False]
+
+
+def invalid() -> ValidationError:
+    try:
+        types.Implementation.model_validate({})
+    except ValidationError as exc:
+        return exc
+    raise AssertionError("an empty Implementation validated")
+
+
+@pytest.mark.parametrize("failure", [RuntimeError("internal detail"), invalid()], ids=["crash", "invalid"])
+async def test_a_failure_inside_the_gateway_is_answered_alike_on_and_off(
+    sdk: list[str], monkeypatch: pytest.MonkeyPatch, failure: Exception
+) -> None:
+    async def failing(*args: Any, **kwargs: Any) -> types.CallToolResult:
+        raise failure
+
+    monkeypatch.setattr(Guard, "call_tool", failing)
+    answered: list[Seen] = []
+    for fast_path in (True, False):
+        async with gateway(fast_path, json_response=True) as post:
+            answered.append(seen(await post(call("toy/echo", {"text": "x"}, 1))))
+    assert answered[0] == answered[1] and sdk == ["POST"]
+    assert b"internal detail" not in answered[0][2]
