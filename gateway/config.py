@@ -349,6 +349,8 @@ class GatewayConfig(_Model):
     json_response: bool = False
     # Items per page of the gateway's own tools/prompts/resources lists; clients follow nextCursor for the rest.
     list_page_size: int = Field(default=1000, ge=1, le=100_000)
+    # Answer plain 2026 tools/call and cached list pages around the SDK's endpoint; off, the SDK answers them all.
+    fast_path: bool = True
     security: SecurityConfig = SecurityConfig()
 
     @field_validator("backends")

@@ -245,3 +245,27 @@ async def test_a_served_request_restarts_the_sessions_idle_countdown_as_the_sdk_
     idle.cancel()  # the session is expiring
     assert table.find("s1", {}) is None
     assert table.find("s2", {}) is None
+
+
+def without_session(sent: Sent, session: str) -> Sent:
+    """The response with its session id (each gateway issues its own) taken out of the headers."""
+    named = session.encode()
+    return [
+        {**m, "headers": [(k, b"<session>" if v == named else v) for k, v in m["headers"]]} if "headers" in m else m
+        for m in sent
+    ]
+
+
+@pytest.mark.parametrize("json_response", [False, True])
+async def test_pages_are_the_same_with_the_fast_path_on_and_off(sdk: list[str], json_response: bool) -> None:
+    walks: dict[bool, list[Sent]] = {}
+    for fast_path in (True, False):
+        servers = {"cafe": cafe(), "toy": build("toy")}
+        async with serving(servers, list_page_size=3, json_response=json_response, fast_path=fast_path) as app:
+            session = await open_session(app)
+            await walk(app, session)
+            reached = len(sdk)
+            walks[fast_path] = [without_session(sent, session) for sent in await walk(app, session)]
+            taken = len(sdk) - reached
+        assert taken == (0 if fast_path else len(walks[fast_path]))
+    assert len(walks[True]) > 3 and walks[True] == walks[False]

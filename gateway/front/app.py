@@ -133,6 +133,8 @@ def build_app(gateway: Gateway, *, host: str = "127.0.0.1") -> GatewayApp:
 
     def wrap(endpoint: ASGIApp) -> ASGIApp:
         quota = SessionQuota(endpoint, sessions, limits.max_sessions_per_principal, gateway.router.end_session)
+        if not gateway.config.fast_path:
+            return quota
         return FastPath(quota, gateway, lists, sessions, stamp, security, max_body)
 
     _wrap_endpoint(app, wrap)

@@ -10,13 +10,14 @@ first, through the SDK's own functions, and any request that fails one (or is an
 that asks for no progress, no log messages and continues no multi-round request, or a list page the SDK has
 already shaped for a catalogue nobody's rules filter) goes to the SDK unchanged, its body replayed.
 
-What it keeps from the SDK path: ``Guard.call_tool`` (authorization, rate limits, validation, pinning, audit,
-then ``Router.call_tool``) with the caller built as the SDK path builds it (``server.stateless_caller``: the
-principal the security layer left in the ASGI scope), gateway errors through ``errors.to_mcp_error`` and the
-redactor with the SDK's HTTP status per code, the in-flight count for graceful shutdown, the ``resultType`` and
-``serverInfo`` stamp of 2026 results, and the response mode: plain JSON in JSON mode; in SSE mode JSON when the
-answer comes within the SDK's deferral window, else an SSE stream with keep-alive pings, and the call cancelled
-if the client goes away.
+What it keeps from the SDK path: ``Guard.call_tool`` (authorization, rate limits, validation, pinning, audit, then
+``Router.call_tool``) with the caller built as the SDK path builds it (``server.stateless_caller``: the principal the
+security layer left in the ASGI scope), gateway errors through ``errors.to_mcp_error`` and the redactor, any other
+failure through the SDK's own ladder (``modern_error_data``), each with the SDK's HTTP status per code, the in-flight
+count for graceful shutdown, the result shaped by the protocol version's schema with the ``resultType`` and
+``serverInfo`` stamp of 2026 results (so the bytes are the SDK's), and the response mode: plain JSON in JSON mode; in
+SSE mode JSON when the answer comes within the SDK's deferral window, else an SSE stream with keep-alive pings, and
+the call cancelled if the client goes away. With ``fast_path: false`` the app leaves this layer out.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 
 import anyio
 from mcp import MCPError, types
+from mcp.server.runner import modern_error_data
 from mcp.server.streamable_http import check_accept_headers
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from mcp.shared.inbound import (
@@ -178,10 +180,15 @@ class FastPath:
             return _error(request_id, redacted(gateway.redactor, to_mcp_error(exc)))
         except MCPError as exc:
             return _error(request_id, redacted(gateway.redactor, exc))
-        except Exception:
-            logger.exception("tools/call %r failed", params.get("name"))
-            return _error(request_id, MCPError(types.INTERNAL_ERROR, "Internal server error"))
-        wire_result = result.model_dump(by_alias=True, mode="json", exclude_none=True)
+        except Exception as exc:
+            return _error(request_id, MCPError.from_error_data(modern_error_data(exc)))
+        try:
+            wire_result = wire.serialize_server_result(
+                "tools/call", route.protocol_version, result.model_dump(by_alias=True, mode="json", exclude_none=True)
+            )
+        except ValidationError:
+            logger.exception("tools/call %r returned an invalid result", params.get("name"))
+            return _error(request_id, MCPError(types.INTERNAL_ERROR, "Handler returned an invalid result"))
         wire_result.setdefault("resultType", "complete")
         meta = wire_result.get("_meta")
         if not isinstance(meta, dict) or meta.get(types.SERVER_INFO_META_KEY) is None:
