@@ -132,13 +132,15 @@ async def gateway(fast_path: bool, json_response: bool, **settings: Any) -> Asyn
 
 def seen(response: httpx2.Response) -> Seen:
     """Status, the headers a client reads, and the body; a rate-limit refusal's ``retryAfter`` counts down
-    between one gateway's answer and the other's, so it is replaced by its type."""
+    between one gateway's answer and the other's, so it is replaced by its type (and the body's length, which its
+    digits change, by that of the normalised body)."""
     read = {key: response.headers[key] for key in READ_HEADERS if key in response.headers}
     body = response.content
     answer = json.loads(body) if response.headers.get("content-type") == "application/json" else None
     if isinstance(answer, dict) and answer.get("error", {}).get("code") == RATE_LIMITED:
         answer["error"]["data"]["retryAfter"] = type(answer["error"]["data"]["retryAfter"]).__name__
         body = json.dumps(answer, separators=(",", ":")).encode()
+        read["content-length"] = str(len(body))
     return response.status_code, read, body
 
 
