@@ -137,6 +137,18 @@ async def test_the_cap_replaces_the_least_recently_used_idle_session_and_refuses
                     pass
 
 
+async def test_sessionless_requests_hold_at_most_the_cap_of_connections_at_once() -> None:
+    async with pool(max_sessions=2) as sessions:
+        async with sessions.lease(None), sessions.lease(None):
+            with pytest.raises(BackendUnavailable, match="sessionless requests are busy"):
+                async with sessions.lease(None):
+                    pass
+            async with sessions.lease(("p", "a")) as lease:  # a session of a client's own is counted apart
+                await lease.client.call_tool("echo", {"text": "x"})
+        async with sessions.lease(None) as lease:  # the two ended, so there is room again
+            await lease.client.call_tool("echo", {"text": "x"})
+
+
 async def test_idle_sessions_close_and_a_sessionless_request_leaves_nothing_open() -> None:
     async with pool(session_idle_timeout=0.2) as sessions:
         async with sessions.lease(None) as lease:

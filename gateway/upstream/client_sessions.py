@@ -8,7 +8,8 @@ given one connection per downstream session instead of the shared one. A session
 when the downstream session ends (``end``) or has been idle for ``session_idle_timeout``, and at most
 ``max_sessions`` exist: a new one replaces the least recently used idle one, and when every one is busy the call
 is refused. A request without a downstream session (a 2026-07-28 stateless client) gets a connection of its own
-for that request alone.
+for that request alone; at most ``max_sessions`` of those are open at once (each may be a stdio process), and a
+request beyond them is refused rather than queued.
 
 The shared connection (``Upstream``) still lists the backend, probes it and keeps its breaker; these connections
 only carry requests. One that breaks is dropped, and the next request opens a fresh one.
@@ -65,6 +66,7 @@ class ClientSessions:
         self._connect = connect
         self._on_stderr = on_stderr
         self._sessions: dict[Key, _Session] = {}
+        self._one_off = 0
         self._tg: TaskGroup | None = None
 
     @property
@@ -85,7 +87,7 @@ class ClientSessions:
 
         While the lease lasts, the backend's requests on that connection go to ``sink``.
         """
-        session = self._get(key) if key is not None else self._open(None)
+        session = self._get(key) if key is not None else self._open_one_off()
         session.busy += 1
         try:
             with anyio.move_on_after(self.config.connect_timeout):
@@ -99,6 +101,7 @@ class ClientSessions:
             session.busy -= 1
             session.last_used = anyio.current_time()
             if key is None:
+                self._one_off -= 1
                 session.close.set()
 
     def end(self, downstream: str) -> None:
@@ -119,6 +122,15 @@ class ClientSessions:
         if not idle:
             raise BackendUnavailable(self.config.name, f"all {self.config.max_sessions} client sessions are busy")
         self._drop(min(idle, key=lambda s: s.last_used))
+
+    def _open_one_off(self) -> _Session:
+        """A connection for one sessionless request; at most ``max_sessions`` at once, as each may be a process."""
+        if self._one_off >= self.config.max_sessions:
+            limit = self.config.max_sessions
+            raise BackendUnavailable(self.config.name, f"all {limit} connections for sessionless requests are busy")
+        session = self._open(None)
+        self._one_off += 1
+        return session
 
     def _expire(self) -> None:
         cutoff = anyio.current_time() - self.config.session_idle_timeout
