@@ -1,26 +1,17 @@
-"""Typed configuration, read and validated once at start-up.
+"""Typed configuration: the models a config file is validated into, once, at start-up.
 
-Sources, in order: command-line flags, ``GATEWAY_*`` environment variables (``Settings``), and a config file
-(YAML with ``backends:``, or the ``mcpServers`` JSON of Claude Desktop and Cursor). Without a file the gateway
-fronts the three sample backends on localhost. ``${VAR}`` and ``${VAR:-default}`` are substituted in every
-string of the file. The rest of the gateway only ever sees a ``GatewayConfig``; it never reads the environment.
+Where the values come from (flags, ``GATEWAY_*`` variables, a YAML or ``mcpServers`` file, ``${VAR}``) is
+``gateway.settings``'s. The rest of the gateway only ever sees a ``GatewayConfig``; it never reads the environment.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
-from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from gateway.errors import ConfigError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 # A prefix also becomes part of a URI scheme (``ops+inventory://``), so it keeps to scheme characters.
@@ -37,7 +28,6 @@ LOOPBACK_ORIGINS = (
     "http://localhost:*",
     "http://[::1]:*",
 )
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 class Transport(StrEnum):
@@ -379,153 +369,3 @@ class GatewayConfig(_Model):
             for value in [*backend.headers.values(), *backend.env.values()]:
                 found += [value, *value.split(" ", 1)[1:]]  # "Bearer t0k": the token on its own too
         return sorted({v for v in found if len(v) >= MIN_SECRET}, key=len, reverse=True)
-
-
-class Settings(BaseSettings):
-    """The ``GATEWAY_*`` environment, read once by the CLI."""
-
-    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
-
-    config: Path | None = None
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=0, le=65535)
-    name_style: Literal["auto", "canonical", "strict"] | None = None
-    json_response: bool | None = None
-    allow_unauthenticated: bool = False
-    log_level: str = "info"
-
-
-def default_backends(host: str = "127.0.0.1", ports: tuple[int, int, int] = (8001, 8002, 8003)) -> list[BackendConfig]:
-    """The three sample backends, as ``mcp-gateway demo`` starts them."""
-    names = (("ops", "ops"), ("hr", "hr"), ("finance", "fin"))
-    return [
-        BackendConfig(name=name, prefix=prefix, url=f"http://{host}:{port}/mcp")
-        for (name, prefix), port in zip(names, ports, strict=True)
-    ]
-
-
-def load_config(
-    path: Path | None,
-    *,
-    environ: Mapping[str, str] | None = None,
-    style: str | None = None,
-    host: str = "127.0.0.1",
-    ports: tuple[int, int, int] = (8001, 8002, 8003),
-) -> GatewayConfig:
-    """Read, substitute and validate a config file (or the sample backends at ``host``/``ports``).
-
-    Raises one ``ConfigError`` that names the source, the field and the problem.
-    """
-    env = os.environ if environ is None else environ
-    source = str(path) if path else "default configuration"
-    keys: list[str] = []
-    if path is None:
-        data: dict[str, Any] = {"backends": [b.model_dump() for b in default_backends(host, ports)]}
-    else:
-        data = _read_file(path)
-        data = _substitute(data, env, source, ())
-        if "mcpServers" in data:
-            data = _from_mcp_servers(data, source)
-            keys = [f"mcpServers.{b['name']}" for b in data["backends"]]
-    naming = data.get("naming") or {}
-    if style is not None and isinstance(naming, dict):
-        data["naming"] = {**naming, "style": style}
-    try:
-        return GatewayConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(describe_errors(exc, source, keys=keys)) from None
-
-
-def _read_file(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if path.suffix == ".json" or text.lstrip().startswith("{"):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from None
-        return _mapping(path, data)
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
-    return _mapping(path, data)
-
-
-def _mapping(path: Path, data: Any) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping with 'backends' or 'mcpServers' at the top level")
-    return data
-
-
-def _substitute(value: Any, env: Mapping[str, str], source: str, where: tuple[str | int, ...]) -> Any:
-    if isinstance(value, str):
-
-        def replace(match: re.Match[str]) -> str:
-            name, default = match.group(1), match.group(2)
-            if name in env:
-                return env[name]
-            if default is not None:
-                return default
-            field = _path(where) or "(top level)"
-            raise ConfigError(f"{source}: {field}: environment variable {name} is not set and has no default")
-
-        return _VAR.sub(replace, value)
-    if isinstance(value, dict):
-        return {k: _substitute(v, env, source, (*where, k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_substitute(v, env, source, (*where, i)) for i, v in enumerate(value)]
-    return value
-
-
-def _from_mcp_servers(data: dict[str, Any], source: str) -> dict[str, Any]:
-    """Turn a Claude Desktop / Cursor ``mcpServers`` mapping into ``backends``, each key a name and prefix."""
-    servers = data["mcpServers"]
-    if not isinstance(servers, dict):
-        raise ConfigError(f"{source}: mcpServers: expected a mapping of server name to server")
-    backends = []
-    for key, entry in servers.items():
-        if not isinstance(entry, dict):
-            raise ConfigError(f"{source}: mcpServers.{key}: expected a mapping")
-        backend = {k: v for k, v in entry.items() if k not in ("type", "transport", "disabled")}
-        kind = str(entry.get("type") or entry.get("transport") or ("stdio" if "command" in entry else "http"))
-        backend["transport"] = "sse" if kind == "sse" else "stdio" if kind == "stdio" else "streamable_http"
-        backend["name"] = key
-        backend.setdefault("prefix", _prefix_from_key(key))
-        if not entry.get("disabled"):
-            backends.append(backend)
-    rest = {k: v for k, v in data.items() if k != "mcpServers"}
-    return {**rest, "backends": backends}
-
-
-def _prefix_from_key(key: str) -> str:
-    """A server key such as ``my_files`` becomes the prefix ``my-files`` (prefixes keep to URI-scheme characters)."""
-    prefix = re.sub(r"[^A-Za-z0-9-]+", "-", key).strip("-")[:32]
-    return prefix if prefix[:1].isalpha() else f"s-{prefix}"[:32]
-
-
-def describe_errors(exc: ValidationError, source: str, prefix: str = "", *, keys: Sequence[str] = ()) -> str:
-    """One line per problem; entries that came from an ``mcpServers`` file are named by their key there."""
-    lines = []
-    for err in exc.errors():
-        loc = list(err["loc"])
-        if prefix and loc:
-            loc = [f"{prefix}{str(loc[0]).upper()}", *loc[1:]]
-        if keys and loc[:1] == ["backends"] and len(loc) > 1 and isinstance(loc[1], int) and loc[1] < len(keys):
-            loc = [keys[loc[1]], *loc[2:]]
-        field = _path(loc) or "(top level)"
-        message = err["msg"].removeprefix("Value error, ")
-        lines.append(f"{source}: {field}: {message}")
-    return "\n".join(lines)
-
-
-def _path(loc: tuple[str | int, ...] | list[str | int]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out

@@ -28,7 +28,8 @@ from mcp import Client
 
 from backends import _cli as backend_cli
 from gateway.cli import main as gateway_cli
-from gateway.config import Settings, Transport, load_config
+from gateway.config import Transport
+from gateway.settings import Settings, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.multi.yml"

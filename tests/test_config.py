@@ -10,16 +10,9 @@ from typing import Any
 
 import pytest
 
-from gateway.config import (
-    PREFIX_PATTERN,
-    BackendConfig,
-    GatewayConfig,
-    Settings,
-    Transport,
-    default_backends,
-    load_config,
-)
+from gateway.config import PREFIX_PATTERN, BackendConfig, GatewayConfig, Transport
 from gateway.errors import ConfigError
+from gateway.settings import Settings, default_backends, load_config
 
 WriteFile = Callable[..., Path]
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from gateway.cli.main import _parser
-from gateway.config import load_config
+from gateway.settings import load_config
 from tests.support.procs import ROOT
 from tests.support.stack import Stack
 

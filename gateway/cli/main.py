@@ -24,12 +24,13 @@ from gateway import __version__
 from gateway.catalogue.naming import Style
 from gateway.cli.running import approve_tools, print_catalog, run_demo, serve_http, serve_stdio
 from gateway.cli.status import print_status
-from gateway.config import GatewayConfig, Settings, describe_errors, load_config
+from gateway.config import GatewayConfig
 from gateway.errors import AuditLogError, ConfigError, StartupError
 from gateway.security.audit_chain import Anchor, anchor_beside, read_anchor
 from gateway.security.audit_key import AuditKey, beside, read_key
 from gateway.security.audit_verify import verify
 from gateway.security.redaction import Redactor, hide_session_ids
+from gateway.settings import Settings, describe_errors, load_config
 
 EXIT_START = 1
 EXIT_CONFIG = 2

@@ -8,8 +8,8 @@ import pytest
 from mcp import MCPError
 from mcp.types import INVALID_PARAMS, TextContent, TextResourceContents
 
-from gateway.config import load_config
 from gateway.core import Gateway
+from gateway.settings import load_config
 from tests.support import inproc
 
 README = (Path(__file__).resolve().parents[2] / "backends" / "README.md").read_text()
