@@ -234,15 +234,20 @@ async def test_a_valid_jwts_roles_decide_what_it_sees_and_calls(mode: str) -> No
     assert caught.value.code == INVALID_PARAMS  # denied, and answered as unknown
 
 
+async def alices_session(client: httpx2.AsyncClient) -> dict[str, str]:
+    """The headers of a 2025 session opened with Alice's API key."""
+    init = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    opened = await client.post(
+        "/mcp",
+        headers={**MCP, "Authorization": f"Bearer {ALICE_KEY}"},
+        json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init},
+    )
+    return {"Mcp-Session-Id": opened.headers["mcp-session-id"], "MCP-Protocol-Version": "2025-11-25"}
+
+
 async def test_a_2025_session_answers_only_the_credential_that_opened_it() -> None:
     async with running_gateway({"ops": build("ops")}, security=SECURED) as gw, http(gw) as client:
-        init = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
-        opened = await client.post(
-            "/mcp",
-            headers={**MCP, "Authorization": f"Bearer {ALICE_KEY}"},
-            json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init},
-        )
-        session = {"Mcp-Session-Id": opened.headers["mcp-session-id"], "MCP-Protocol-Version": "2025-11-25"}
+        session = await alices_session(client)
         other = await client.post(
             "/mcp", headers={**MCP, **session, "Authorization": f"Bearer {hs256()}"}, json={**LIST, "id": 2}
         )
@@ -253,13 +258,7 @@ async def test_a_jwt_whose_subject_is_an_api_key_principals_name_is_another_prin
     """The IdP's ``alice`` gets into neither the session the API key ``alice`` opened nor her rules."""
     token, modern = hs256(sub="alice"), {**MCP, "MCP-Protocol-Version": "2026-07-28"}
     async with running_gateway({"ops": build("ops")}, security=SECURED) as gw, http(gw) as client:
-        init = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
-        opened = await client.post(
-            "/mcp",
-            headers={**MCP, "Authorization": f"Bearer {ALICE_KEY}"},
-            json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init},
-        )
-        session = {"Mcp-Session-Id": opened.headers["mcp-session-id"], "MCP-Protocol-Version": "2025-11-25"}
+        session = await alices_session(client)
         intruder = await client.post(
             "/mcp", headers={**MCP, **session, "Authorization": f"Bearer {token}"}, json={**LIST, "id": 2}
         )
