@@ -4,6 +4,7 @@ import argparse
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -39,7 +40,7 @@ def run(name: str, build: Callable[[Path], MCPServer], default_port: int, argv: 
         if args.transport == "stdio":
             server.run("stdio")
         else:
-            _serve_http(server, args.transport, args.host, args.port, args.log_level)
+            _serve_http(server, args)
     except KeyboardInterrupt:
         logger.info("%s backend stopped", name)
 
@@ -59,6 +60,12 @@ def _parser(name: str, default_port: int) -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind for HTTP (default: %(default)s)")
     parser.add_argument("--port", type=int, default=default_port, help="port for HTTP (default: %(default)s)")
     parser.add_argument(
+        "--fd",
+        type=int,
+        help="serve HTTP on this inherited socket, already bound, instead of binding --port (--host still says "
+        "which Host headers to accept); how `mcp-gateway demo` starts the backends",
+    )
+    parser.add_argument(
         "--db",
         type=Path,
         default=None,
@@ -75,10 +82,11 @@ def _db_path(name: str, given: Path | None) -> Path:
     return Path(from_env) if from_env else Path(".data") / f"{name}.sqlite3"
 
 
-def _serve_http(server: MCPServer, transport: str, host: str, port: int, log_level: str) -> None:
+def _serve_http(server: MCPServer, args: argparse.Namespace) -> None:
+    host, port, log_level = args.host, args.port, args.log_level
     security = _transport_security(host)
     app: Starlette
-    if transport == "sse":
+    if args.transport == "sse":
         app = server.sse_app(host=host, transport_security=security)
     else:
         app = server.streamable_http_app(host=host, transport_security=security)
@@ -91,7 +99,8 @@ def _serve_http(server: MCPServer, transport: str, host: str, port: int, log_lev
         log_config=None,
         timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_SECONDS,
     )
-    uvicorn.Server(config).run()
+    sockets = None if args.fd is None else [socket.socket(fileno=args.fd)]
+    uvicorn.Server(config).run(sockets=sockets)
 
 
 def _transport_security(host: str) -> TransportSecuritySettings | None:
