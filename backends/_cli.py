@@ -1,4 +1,8 @@
-"""Command line shared by the backends: `python -m backends.<name> [--stdio | --transport ...] [--port N] ...`."""
+"""Command line shared by the backends: `python -m backends.<name> [--stdio | --transport ...] [--port N] ...`.
+
+`--transport` takes `streamable-http` (the SDK's spelling) and `streamable_http` (the gateway config's) alike, and
+holds the config's spelling.
+"""
 
 import argparse
 import logging
@@ -19,6 +23,7 @@ logger = logging.getLogger(__name__)
 # The bind addresses for which MCPServer arms DNS-rebinding protection by default.
 _SDK_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+_TRANSPORTS = ("streamable_http", "sse", "stdio")
 # Long-lived SSE responses would otherwise hold a SIGTERM'd server open until the client hangs up.
 _GRACEFUL_SHUTDOWN_SECONDS = 5
 
@@ -50,9 +55,11 @@ def _parser(name: str, default_port: int) -> argparse.ArgumentParser:
     transport = parser.add_mutually_exclusive_group()
     transport.add_argument(
         "--transport",
-        choices=("streamable-http", "sse", "stdio"),
-        default="streamable-http",
-        help="streamable-http serves /mcp, sse serves /sse and /messages/ (default: %(default)s)",
+        type=_transport,
+        choices=_TRANSPORTS,
+        default="streamable_http",
+        metavar="{streamable-http,sse,stdio}",
+        help="streamable-http (or streamable_http) serves /mcp, sse serves /sse and /messages/ (default: %(default)s)",
     )
     transport.add_argument(
         "--stdio", dest="transport", action="store_const", const="stdio", help="same as --transport stdio"
@@ -80,6 +87,11 @@ def _db_path(name: str, given: Path | None) -> Path:
         return given
     from_env = os.environ.get(f"{name.upper()}_DB")
     return Path(from_env) if from_env else Path(".data") / f"{name}.sqlite3"
+
+
+def _transport(value: str) -> str:
+    """One spelling for streamable HTTP, whichever was given."""
+    return value.replace("-", "_")
 
 
 def _serve_http(server: MCPServer, args: argparse.Namespace) -> None:

@@ -194,7 +194,7 @@ def test_backend_command_ports_volume_and_healthcheck_agree(name: str) -> None:
     assert command[:3] == ["python", "-m", f"backends.{name}"]
     port = int(_option(command, "--port"))
     args = backend_cli._parser(name, port).parse_args(command[3:])
-    assert args.transport == "streamable-http"
+    assert args.transport == "streamable_http"
     assert args.host == "0.0.0.0", "inside a container a backend must listen beyond loopback for the gateway"
     assert args.port == port
     assert _published(name) == [(LOCAL, port, port)]
