@@ -16,8 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
+from gateway.cli import demo as demo_stack
 from tests.support.procs import ROOT, Processes, children, free_port, wait_until
 
 pytestmark = pytest.mark.processes
@@ -119,6 +121,39 @@ def test_a_killed_backend_is_reaped_restarted_with_one_log_line_and_served_again
     assert demo.wait(timeout=30) == 0
     assert not [pid for pid in {*first.values(), *second.values()} if exists(pid)]
     assert "Traceback" not in log.read_text()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("steady", "delays"), [(60.0, ["0.01", "0.02", "0.04", "0.04"]), (0.0, ["0.01"] * 4)])
+async def test_a_backend_that_keeps_exiting_waits_longer_each_time_up_to_the_cap_until_it_ran_steadily(
+    steady: float, delays: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(demo_stack, "RESTART_MIN", 0.01)
+    monkeypatch.setattr(demo_stack, "RESTART_MAX", 0.04)
+    monkeypatch.setattr(demo_stack, "STEADY", steady)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        backend = demo_stack.Backend("ops", sock, tmp_path)
+        backend._command = [sys.executable, "-c", "raise SystemExit(3)"]
+        backend.start()
+        pids = [backend.proc.pid]
+
+        def restarts() -> list[str]:
+            return [r.getMessage() for r in caplog.records if r.name == demo_stack.__name__]
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(backend.supervise)
+            with anyio.fail_after(30):
+                while len(restarts()) < len(delays):
+                    if backend.proc.pid != pids[-1]:
+                        pids.append(backend.proc.pid)
+                    await anyio.sleep(0.01)
+            tg.cancel_scope.cancel()
+        demo_stack.stop([backend])
+    pattern = r"the ops backend \(pid \d+\) exited with status 3; restarting it in ([0-9.]+)s"
+    found = [re.fullmatch(pattern, line) for line in restarts()[: len(delays)]]
+    assert [match.group(1) if match else line for match, line in zip(found, restarts(), strict=False)] == delays
+    assert not [pid for pid in {*pids, backend.proc.pid} if exists(pid)]
 
 
 def _nothing_started(data: Path) -> None:
