@@ -1,9 +1,14 @@
-"""Command line shared by the backends: `python -m backends.<name> [--stdio | --transport ...] [--port N] ...`."""
+"""Command line shared by the backends: `python -m backends.<name> [--stdio | --transport ...] [--port N] ...`.
+
+`--transport` takes `streamable-http` (the SDK's spelling) and `streamable_http` (the gateway config's) alike, and
+holds the config's spelling.
+"""
 
 import argparse
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +23,7 @@ logger = logging.getLogger(__name__)
 # The bind addresses for which MCPServer arms DNS-rebinding protection by default.
 _SDK_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+_TRANSPORTS = ("streamable_http", "sse", "stdio")
 # Long-lived SSE responses would otherwise hold a SIGTERM'd server open until the client hangs up.
 _GRACEFUL_SHUTDOWN_SECONDS = 5
 
@@ -39,7 +45,7 @@ def run(name: str, build: Callable[[Path], MCPServer], default_port: int, argv: 
         if args.transport == "stdio":
             server.run("stdio")
         else:
-            _serve_http(server, args.transport, args.host, args.port, args.log_level)
+            _serve_http(server, args)
     except KeyboardInterrupt:
         logger.info("%s backend stopped", name)
 
@@ -49,15 +55,23 @@ def _parser(name: str, default_port: int) -> argparse.ArgumentParser:
     transport = parser.add_mutually_exclusive_group()
     transport.add_argument(
         "--transport",
-        choices=("streamable-http", "sse", "stdio"),
-        default="streamable-http",
-        help="streamable-http serves /mcp, sse serves /sse and /messages/ (default: %(default)s)",
+        type=_transport,
+        choices=_TRANSPORTS,
+        default="streamable_http",
+        metavar="{streamable-http,sse,stdio}",
+        help="streamable-http (or streamable_http) serves /mcp, sse serves /sse and /messages/ (default: %(default)s)",
     )
     transport.add_argument(
         "--stdio", dest="transport", action="store_const", const="stdio", help="same as --transport stdio"
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind for HTTP (default: %(default)s)")
     parser.add_argument("--port", type=int, default=default_port, help="port for HTTP (default: %(default)s)")
+    parser.add_argument(
+        "--fd",
+        type=int,
+        help="serve HTTP on this inherited socket, already bound, instead of binding --port (--host still says "
+        "which Host headers to accept); how `mcp-gateway demo` starts the backends",
+    )
     parser.add_argument(
         "--db",
         type=Path,
@@ -75,10 +89,16 @@ def _db_path(name: str, given: Path | None) -> Path:
     return Path(from_env) if from_env else Path(".data") / f"{name}.sqlite3"
 
 
-def _serve_http(server: MCPServer, transport: str, host: str, port: int, log_level: str) -> None:
+def _transport(value: str) -> str:
+    """One spelling for streamable HTTP, whichever was given."""
+    return value.replace("-", "_")
+
+
+def _serve_http(server: MCPServer, args: argparse.Namespace) -> None:
+    host, port, log_level = args.host, args.port, args.log_level
     security = _transport_security(host)
     app: Starlette
-    if transport == "sse":
+    if args.transport == "sse":
         app = server.sse_app(host=host, transport_security=security)
     else:
         app = server.streamable_http_app(host=host, transport_security=security)
@@ -91,7 +111,8 @@ def _serve_http(server: MCPServer, transport: str, host: str, port: int, log_lev
         log_config=None,
         timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_SECONDS,
     )
-    uvicorn.Server(config).run()
+    sockets = None if args.fd is None else [socket.socket(fileno=args.fd)]
+    uvicorn.Server(config).run(sockets=sockets)
 
 
 def _transport_security(host: str) -> TransportSecuritySettings | None:

@@ -31,9 +31,17 @@ LOOPBACK_ORIGINS = (
 
 
 class Transport(StrEnum):
+    """How a backend is reached. ``streamable-http``, the SDK's and the backends' spelling, is read as
+    ``streamable_http``: one value inside, whichever a file uses."""
+
     STREAMABLE_HTTP = "streamable_http"
     SSE = "sse"
     STDIO = "stdio"
+
+    @classmethod
+    def _missing_(cls, value: object) -> Transport | None:
+        spelled = value.replace("-", "_") if isinstance(value, str) else value
+        return next((member for member in cls if member.value == spelled), None)
 
 
 class _Model(BaseModel):

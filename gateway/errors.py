@@ -2,6 +2,7 @@
 
     GatewayError
     ├── ConfigError            invalid configuration (the CLI exits 2; never reaches a client)
+    ├── PortUnavailable        a port the command would listen on is in use or cannot be bound (the CLI exits 2)
     ├── StartupError           a required backend could not be reached at start (the CLI exits 1)
     │   └── AuditLogError      the audit log, its key or its anchor cannot be used as they are
     ├── UnknownTarget          no tool, prompt or resource by that name        -> -32602
@@ -52,6 +53,10 @@ class GatewayError(Exception):
 
 class ConfigError(GatewayError):
     """The configuration cannot be used; the message names the source, the field and the problem."""
+
+
+class PortUnavailable(GatewayError):
+    """A port the command would listen on is taken or not this host's; the message names it and what to do."""
 
 
 class StartupError(GatewayError):

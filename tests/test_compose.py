@@ -28,8 +28,10 @@ from mcp import Client
 
 from backends import _cli as backend_cli
 from gateway.cli import main as gateway_cli
-from gateway.config import Transport
+from gateway.config import BackendConfig, GatewayConfig, Transport
+from gateway.core import Gateway
 from gateway.settings import Settings, load_config
+from tests.support.inproc import Unreachable, http
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.multi.yml"
@@ -188,13 +190,53 @@ def test_gateway_command_environment_and_config_are_what_the_gateway_accepts(
     assert {k: v["condition"] for k, v in depends.items()} == dict.fromkeys(BACKENDS, "service_healthy")
 
 
+def _loaded_gateway_config(tmp_path: Path) -> GatewayConfig:
+    path = tmp_path / "config.yaml"
+    path.write_text(_gateway_config()[1], encoding="utf-8")
+    return load_config(path, environ=_environment(GATEWAY))
+
+
+def test_the_gateway_admits_its_service_name_reaches_only_defined_services_and_every_service_is_checked(
+    tmp_path: Path,
+) -> None:
+    config = _loaded_gateway_config(tmp_path)
+    hosts = config.security.http.allowed_hosts
+    assert {GATEWAY, f"{GATEWAY}:*"} <= set(hosts), "other containers name the gateway by its service name"
+    assert {"127.0.0.1:*", "localhost:*", "[::1]:*"} <= set(hosts), "the host reaches it on the published loopback"
+    services = set(_compose()["services"])
+    for backend in config.backends:
+        assert urlsplit(backend.url or "").hostname in services, f"{backend.name}: {backend.url} is no service here"
+    for name in services:
+        assert _service(name)["healthcheck"]["test"], f"{name}: no healthcheck"
+
+
+@pytest.mark.anyio
+async def test_a_request_naming_the_gateway_by_its_service_name_is_served(tmp_path: Path) -> None:
+    async def unreachable(config: BackendConfig, *_: Any) -> Any:
+        raise Unreachable(f"cannot reach {config.name}")
+
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }
+    accept = {"Accept": "application/json, text/event-stream"}
+    async with Gateway(_loaded_gateway_config(tmp_path), unreachable) as gateway, http(gateway) as session:
+        answers = {}
+        for host in ("gateway:8000", "127.0.0.1:8000", "elsewhere.example:8000"):
+            answer = await session.post("/mcp", json=initialize, headers={**accept, "Host": host})
+            answers[host] = answer.status_code
+    assert answers == {"gateway:8000": 200, "127.0.0.1:8000": 200, "elsewhere.example:8000": 421}
+
+
 @pytest.mark.parametrize("name", sorted(BACKENDS))
 def test_backend_command_ports_volume_and_healthcheck_agree(name: str) -> None:
     command = _command(name)
     assert command[:3] == ["python", "-m", f"backends.{name}"]
     port = int(_option(command, "--port"))
     args = backend_cli._parser(name, port).parse_args(command[3:])
-    assert args.transport == "streamable-http"
+    assert args.transport == "streamable_http"
     assert args.host == "0.0.0.0", "inside a container a backend must listen beyond loopback for the gateway"
     assert args.port == port
     assert _published(name) == [(LOCAL, port, port)]

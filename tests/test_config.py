@@ -403,6 +403,17 @@ def test_an_unknown_style_is_rejected_naming_the_field(write: WriteFile) -> None
     assert "naming.style" in message
 
 
+@pytest.mark.parametrize("spelling", ["streamable_http", "streamable-http"])
+def test_both_spellings_of_streamable_http_load_as_the_one_transport(write: WriteFile, spelling: str) -> None:
+    yaml_file = write(f"backends:\n  - name: ops\n    transport: {spelling}\n    url: http://o/mcp\n")
+    servers = write(json.dumps({"mcpServers": {"ops": {"type": spelling, "url": "http://o/mcp"}}}), "servers.json")
+
+    for path in (yaml_file, servers):
+        backend = load_config(path).backends[0]
+        assert backend.transport is Transport.STREAMABLE_HTTP
+        assert backend.model_dump(mode="json")["transport"] == "streamable_http"
+
+
 # -- invalid shapes: one ConfigError naming the file, the field and the problem ------------------------------------
 
 

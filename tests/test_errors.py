@@ -26,6 +26,7 @@ from gateway.errors import (
     InvalidRequestState,
     InvalidToken,
     OutcomeUnknown,
+    PortUnavailable,
     RateLimited,
     RequestTimeout,
     ResultTooLarge,
@@ -43,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES: list[GatewayError] = [
     GatewayError("odd"),
     ConfigError("bad"),
+    PortUnavailable("port 8000 on 127.0.0.1 is in use"),
     StartupError("ops"),
     AuditLogError("key"),
     UnknownTarget("tool", "x"),

@@ -85,6 +85,12 @@ def test_the_compose_command_names_the_compose_file() -> None:
     assert yaml.safe_load((ROOT / "docker-compose.multi.yml").read_text())["services"]
 
 
+def test_the_compose_section_names_the_compose_version_the_file_needs() -> None:
+    needs = re.search(r"Needs Docker Compose ([0-9.]+) or later", (ROOT / "docker-compose.multi.yml").read_text())
+    assert needs, "the compose file should say which Docker Compose it needs"
+    assert f"Docker Compose {needs.group(1)} or later" in section("Docker Compose")
+
+
 def test_the_security_example_is_a_valid_config(tmp_path: Path) -> None:
     path = tmp_path / "gateway.yaml"
     path.write_text(blocks(section("Security"), "yaml")[0])

@@ -22,10 +22,12 @@ from pydantic import ValidationError
 
 from gateway import __version__
 from gateway.catalogue.naming import Style
-from gateway.cli.running import approve_tools, print_catalog, run_demo, serve_http, serve_stdio
+from gateway.cli.demo import SAMPLE_BACKENDS, run_demo
+from gateway.cli.listeners import bind
+from gateway.cli.running import approve_tools, print_catalog, serve_http, serve_stdio
 from gateway.cli.status import print_status
 from gateway.config import GatewayConfig
-from gateway.errors import AuditLogError, ConfigError, StartupError
+from gateway.errors import AuditLogError, ConfigError, PortUnavailable, StartupError
 from gateway.security.audit_chain import Anchor, anchor_beside, read_anchor
 from gateway.security.audit_key import AuditKey, beside, read_key
 from gateway.security.audit_verify import verify
@@ -70,6 +72,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         with redactor.logging():
             sys.exit(_run(args, settings, config))
+    except PortUnavailable as exc:
+        print(f"mcp-gateway: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
     except Exception as exc:
         found = _startup_error(exc)
         if found is None:
@@ -162,13 +167,18 @@ def _run(args: argparse.Namespace, settings: Settings, config: GatewayConfig) ->
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
     if args.command == "serve":
+        listener = bind(host, port, "--port")
         # uvloop: the fastest event loop uvicorn supports; anyio creates the loop, so it is chosen here.
-        anyio.run(serve_http, config, host, port, backend_options={"use_uvloop": True})
+        anyio.run(serve_http, config, listener, host, backend_options={"use_uvloop": True})
     elif args.command == "stdio":
         anyio.run(serve_stdio, config)
     elif args.command == "demo":
-        ports = (args.ops_port, args.hr_port, args.finance_port)
-        run_demo(host, port, ports, Path(args.data_dir), config, args.config or settings.config)
+        listener = bind(host, port, "--port")
+        backends = {
+            name: bind(_local(host), getattr(args, f"{name}_port"), f"--{name}-port", f"the {name} backend")
+            for name in SAMPLE_BACKENDS
+        }
+        run_demo(listener, host, backends, Path(args.data_dir), config, args.config or settings.config)
     elif args.approve is not None:
         return anyio.run(approve_tools, config, args.approve)
     else:

@@ -1,25 +1,18 @@
-"""Ways to run a gateway: HTTP with uvicorn, stdio, the demo stack, and a one-shot catalogue print."""
+"""Ways to run a gateway: HTTP with uvicorn, stdio, and a one-shot catalogue print (the demo stack is ``demo``'s)."""
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
-import os
-import shutil
 import signal
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import anyio
 import uvicorn
-import yaml
 from mcp.server.stdio import stdio_server
 from sse_starlette.sse import AppStatus
 from starlette.types import ASGIApp
@@ -32,19 +25,16 @@ from gateway.front.http_limits import protocol_for
 from gateway.front.server import build_server
 
 logger = logging.getLogger(__name__)
-BACKEND_START_TIMEOUT = 30.0
-BACKEND_STOP_TIMEOUT = 5.0
-SAMPLE_BACKENDS = ("ops", "hr", "finance")
-PR_SET_PDEATHSIG = 1
 
 
-async def serve_http(config: GatewayConfig, host: str, port: int, banner: str | None = None) -> None:
-    """Serve until SIGINT or SIGTERM, then stop taking calls, give in-flight ones ``shutdown_grace`` seconds to
-    finish, and close every backend."""
+async def serve_http(config: GatewayConfig, listener: socket.socket, host: str, banner: str | None = None) -> None:
+    """Serve on ``listener`` (bound to ``host``, see ``listeners``) until SIGINT or SIGTERM, then stop taking calls,
+    give in-flight ones ``shutdown_grace`` seconds to finish, and close every backend."""
+    port = listener.getsockname()[1]
     async with Gateway(config) as gateway:
         app = build_app(gateway, host=host)
         lines = (f"mcp-gateway listening on http://{host}:{port}{MCP_PATH}", banner)
-        await _Server(server_config(app, config, host, port), app, gateway, *lines).serve()
+        await _Server(server_config(app, config, host, port), app, gateway, *lines).serve(sockets=[listener])
 
 
 def server_config(app: ASGIApp, config: GatewayConfig, host: str, port: int) -> uvicorn.Config:
@@ -178,87 +168,3 @@ def _print_table(rows: list[dict[str, str]], status: dict[str, Any]) -> None:
         print(f"conflict: {conflict}", file=sys.stderr)
     for name in status.get("withheld", []):
         print(f"withheld: {name} changed since it was pinned (mcp-gateway tools --approve {name})", file=sys.stderr)
-
-
-def run_demo(
-    host: str, port: int, ports: tuple[int, int, int], data_dir: Path, config: GatewayConfig, path: Path | None
-) -> None:
-    """Start the sample backends, then the gateway in front of them; Ctrl-C stops all of it.
-
-    Without a config file the effective one is written to ``data_dir``, so the printed stdio entry for Claude
-    Desktop reaches the same backends on the same ports.
-    """
-    backend_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    if path is None:
-        path = data_dir / "gateway.yaml"
-        data_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude_defaults=True), sort_keys=False))
-    with sample_backends(backend_host, ports, data_dir):
-        anyio.run(serve_http, config, host, port, _demo_banner(host, port, path.resolve()))
-
-
-@contextmanager
-def sample_backends(host: str, ports: tuple[int, int, int], data_dir: Path) -> Iterator[None]:
-    """Run ops, hr and finance as subprocesses until the block ends; each is stopped and reaped."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        for name, port in zip(SAMPLE_BACKENDS, ports, strict=True):
-            command = [sys.executable, "-m", f"backends.{name}", "--host", host, "--port", str(port)]
-            command += ["--db", str(data_dir / f"{name}.sqlite3"), "--log-level", "warning"]
-            procs.append(subprocess.Popen(command, start_new_session=True, preexec_fn=_die_with_parent))
-        for name, port, proc in zip(SAMPLE_BACKENDS, ports, procs, strict=True):
-            _wait_for_port(name, host, port, proc)
-        yield
-    finally:
-        for proc in procs:
-            _stop(proc)
-
-
-def _die_with_parent() -> None:
-    """Linux: the backend gets SIGTERM if the demo dies without stopping it (SIGKILL); a no-op elsewhere."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def _wait_for_port(name: str, host: str, port: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + BACKEND_START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"mcp-gateway: the {name} backend exited with status {proc.returncode}")
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"mcp-gateway: the {name} backend did not listen on {host}:{port} within {BACKEND_START_TIMEOUT}s")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the process group, SIGKILL it if it lingers, and always reap."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=BACKEND_STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    proc.wait()
-
-
-def _demo_banner(host: str, port: int, config: Path) -> str:
-    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}{MCP_PATH}"
-    executable = shutil.which("mcp-gateway") or str(Path(sys.executable).with_name("mcp-gateway"))
-    desktop = {"mcpServers": {"gateway": {"command": executable, "args": ["stdio", "--config", str(config)]}}}
-    remote = {"mcpServers": {"gateway": {"command": "npx", "args": ["-y", "mcp-remote", url]}}}
-    return "\n".join(
-        [
-            f"\nMCP endpoint: {url}",
-            "Claude Desktop (claude_desktop_config.json), the gateway on stdio:",
-            json.dumps(desktop, indent=2),
-            "or through mcp-remote:",
-            json.dumps(remote, indent=2),
-            "Ctrl-C stops the gateway and the three backends.",
-        ]
-    )

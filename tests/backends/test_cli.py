@@ -15,6 +15,8 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.sse import sse_client
 
+from backends import _cli
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 20.0
 EXIT_TIMEOUT = 10.0
@@ -186,3 +188,8 @@ async def post_initialize(port: int, host_header: str) -> int:
             },
         )
     return response.status_code
+
+
+@pytest.mark.parametrize("spelling", ["streamable-http", "streamable_http"])
+def test_both_spellings_of_the_streamable_http_transport_are_one(spelling: str) -> None:
+    assert _cli._parser("ops", 8001).parse_args(["--transport", spelling]).transport == "streamable_http"
