@@ -1,4 +1,6 @@
-"""Tool arguments checked against the tool's ``inputSchema`` before the call leaves the gateway.
+"""Tool arguments checked against the tool's ``inputSchema`` before the call leaves the gateway, for the backends
+whose operator turned it on (``validate_arguments``; off by default, the backend being the authority on its own
+arguments).
 
 The schema's ``$schema`` picks the dialect (2020-12 when absent, as MCP specifies; draft 4, 6, 7 and 2019-09 are
 recognised). A schema is a backend's word, so its ``$ref``s resolve only inside the schema itself (and the bundled
