@@ -114,12 +114,13 @@ async def test_invalid_arguments_are_refused_at_the_gateway_with_the_path(mode: 
     assert journal.exists()
 
 
-async def test_strict_names_are_validated_against_the_same_schema() -> None:
+async def test_strict_names_are_validated_against_the_same_schema_and_named_as_called() -> None:
     servers = {"ops": build("ops")}
     async with running_gateway(servers, security=VALIDATING) as gw, client(gw, name="claude-ai") as strict:
         with pytest.raises(MCPError) as caught:
             await strict.call_tool("ops__echo", {"text": 7})
-    assert caught.value.data == {"tool": "ops/echo", "path": "$.text"}
+    assert caught.value.data == {"tool": "ops__echo", "path": "$.text"}  # the name as the client called it
+    assert "'ops__echo'" in caught.value.message and "ops/echo" not in caught.value.message
 
 
 class Canary:

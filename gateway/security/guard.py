@@ -148,7 +148,7 @@ class Guard:
         if tool is not None and not self.policy.allows(principal, tool):
             tool = None  # a tool's own budget would tell a caller who may not see it that it exists
         try:
-            await self.limiter.hit(principal, tool)
+            await self.limiter.hit(principal, tool, shown=name)
         except RateLimited:
             shown = tool or (name if isinstance(name, str) else method)
             self.audit.record(Entry(principal.key, kind, shown, None, "rate_limited", 0.0, request_id))
@@ -175,9 +175,9 @@ class Guard:
         def unchanged_and_valid(target: Target) -> None:
             self.pins.refresh()
             if self.pins.withheld(target.name):
-                raise ToolWithheld(target.name)
+                raise ToolWithheld(name)
             if target.backend in self._validated:
-                self._validator.check(target.name, self._catalog.input_schema(name), arguments)
+                self._validator.check(target.name, self._catalog.input_schema(name), arguments, shown=name)
 
         call = _Call(self._principal(caller), "tool", name, arguments, request_id, admitted)
         forward = partial(self._router.call_tool, name, arguments, meta, caller, input_responses, request_state)
@@ -268,7 +268,8 @@ class Guard:
             if not self.policy.allows(call.principal, target.name):
                 raise Forbidden(call.kind, call.name)  # as the caller named it, before any budget: as if unknown
             if not call.admitted:
-                await self.limiter.hit(call.principal, target.name if target.kind == "tool" else None)
+                tool = target.name if target.kind == "tool" else None
+                await self.limiter.hit(call.principal, tool, shown=call.name)
             if check is not None:
                 check(target)
             with caller_token(call.principal.token):
