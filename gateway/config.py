@@ -75,6 +75,9 @@ class BackendConfig(_Model):
     forward_token: bool = False
     max_result_bytes: int = Field(default=4 * MIB, ge=1024, le=1024 * MIB)
     oversized_result: Literal["refuse", "truncate"] = "refuse"
+    # Check tool arguments against their inputSchema at the gateway for this backend; unset: as
+    # ``security.validate_arguments`` says.
+    validate_arguments: bool | None = None
 
     @field_validator("tool_timeouts")
     @classmethod
@@ -314,6 +317,9 @@ class SecurityConfig(_Model):
     http: HttpConfig = HttpConfig()
     audit: AuditConfig = AuditConfig()
     pinning: PinningConfig = PinningConfig()
+    # Refuse tool arguments that fail their inputSchema before they reach the backend. Off by default: the backend
+    # is the authority on its own arguments (a null for an optional one is its call), and it validates anyway.
+    validate_arguments: bool = False
 
     @model_validator(mode="after")
     def _subjects_apart(self) -> SecurityConfig:

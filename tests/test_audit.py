@@ -39,6 +39,7 @@ def security(path: Path, **audit: Any) -> dict[str, Any]:
         "auth": {"api_keys": [{"principal": "alice", "key": "k" * 20}]},
         "policy": {"rules": [{"roles": ["ops"], "allow": ["ops/*"]}]},
         "audit": {"file": str(path), **audit},
+        "validate_arguments": True,  # so that a call is refused for its arguments too
     }
 
 

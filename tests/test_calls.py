@@ -65,6 +65,20 @@ async def test_a_tool_whose_answer_is_cut_fails_alone_and_the_backend_stays_read
         assert gw.status()["backends"][0]["state"] == "ready"
 
 
+async def test_errors_name_the_tool_as_the_client_called_it(processes: Processes, tmp_path: Path) -> None:
+    toy = Toy(processes, tmp_path / "journal").start()
+    backend = BackendConfig(name="toy", url=toy.url, breaker_threshold=1, breaker_cooldown=60)
+    async with gateway_for(backend, health_interval=60) as (_, c):
+        failures = []
+        for _ in range(2):
+            with pytest.raises(MCPError) as failed:
+                await c.call_tool("toy__cut", {})
+            failures.append(failed.value)
+    assert [e.code for e in failures] == [OUTCOME_UNKNOWN, BACKEND_UNAVAILABLE]
+    assert "while 'toy__cut' was running" in failures[0].message
+    assert "tools/call toy__cut: circuit open" in failures[1].message
+
+
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_a_call_in_flight_is_not_failed_by_another_calls_cut_answer(
     processes: Processes, tmp_path: Path, protocol: str

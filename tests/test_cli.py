@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.cli.running import _print_table
 from gateway.cli.status import render
 from tests.support.procs import ROOT, Processes, alive, children, free_port, http_get, listening, wait_until
 from tests.support.stack import Stack
@@ -179,3 +180,14 @@ def test_status_names_the_tools_whose_own_breaker_is_open() -> None:
     backend = {"name": "toy", "state": "ready", "breaker": "closed", "tools": 3, "call_breakers": calls}
     lines = render({"status": "ready", "backends": [backend]}).splitlines()
     assert lines[2].split() == ["toy", "ready", "closed", "3", "-", "breakers:", "tools/call", "cut", "open"]
+
+
+def test_tools_marks_a_description_it_cuts_with_an_ellipsis(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = [
+        {"name": "ops/long", "backend": "ops", "description": "x" * 79 + "yz"},
+        {"name": "ops/fits", "backend": "ops", "description": "y" * 80},
+    ]
+    _print_table(rows, {"backends": [], "conflicts": []})
+    long, fits = (line.split()[-1] for line in capsys.readouterr().out.splitlines()[1:])
+    assert long == "x" * 79 + "…"
+    assert fits == "y" * 80

@@ -38,6 +38,7 @@ SECURITY = {
     "auth": {"api_keys": [{"principal": "alice", "key": ALICE}]},
     "policy": {"rules": [{"principals": ["alice"], "allow": ["toy/*"], "deny": ["toy/whoami"]}]},
     "limits": {"per_tool": {"toy/cancellations": {"rate": 0.001, "burst": 1}}},
+    "validate_arguments": True,  # so that "invalid arguments" is the gateway's refusal on both paths
 }
 # What a client reads of a response besides its body.
 READ_HEADERS = ("content-type", "content-length", "cache-control", "mcp-session-id", "retry-after", "www-authenticate")

@@ -89,6 +89,18 @@ async def test_a_rate_limited_call_is_a_json_rpc_error_with_retry_after_in_proce
     assert caught.value.data == {"retryAfter": pytest.approx(1.0, abs=0.01)}
 
 
+async def test_a_rate_limited_call_names_the_tool_as_the_client_called_it() -> None:
+    limits = {"per_tool": {"ops/echo": {"rate": 1, "burst": 1}}}
+    async with running_gateway({"ops": build("ops")}, security={"limits": limits}) as gw:
+        gw.guard.limiter = limiter(Clock(), **limits)
+        async with client(gw) as local:
+            await local.call_tool("ops__echo", {"text": "1"})
+            with pytest.raises(MCPError) as caught:
+                await local.call_tool("ops__echo", {"text": "2"})
+    assert caught.value.code == RATE_LIMITED
+    assert "on ops__echo" in caught.value.message and "ops/echo" not in caught.value.message
+
+
 def call(name: str, arguments: dict[str, Any], request_id: int = 1) -> dict[str, Any]:
     params = {"name": name, "arguments": arguments, "_meta": META}
     return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}

@@ -60,6 +60,8 @@ async def test_a_changed_tool_is_withheld_until_approved(tmp_path: Path, caplog:
                 names = {t.name for t in (await local.list_tools()).tools}
                 with pytest.raises(MCPError) as caught:
                     await local.call_tool("bank/transfer", {"amount": 2})
+                with pytest.raises(MCPError) as strict:
+                    await local.call_tool("bank__transfer", {"amount": 2})
 
             operator = Pins(pins_file)  # what `mcp-gateway tools --approve bank/transfer` does in its own process
             operator.observe("bank", gw.upstreams["bank"].tools.values())
@@ -70,6 +72,8 @@ async def test_a_changed_tool_is_withheld_until_approved(tmp_path: Path, caplog:
             after = await local.call_tool("bank/transfer", {"amount": 3})
     assert "bank/transfer" not in names and "bank/mutate" in names
     assert caught.value.code == TOOL_WITHHELD
+    assert (strict.value.code, strict.value.data) == (TOOL_WITHHELD, {"tool": "bank__transfer"})  # as it was called
+    assert "'bank__transfer'" in strict.value.message
     report = "\n".join(r.getMessage() for r in caplog.records)
     assert "bank/transfer changed since it was pinned" in report
     assert '-  "description": "Move money between your own accounts."' in report

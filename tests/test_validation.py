@@ -1,18 +1,23 @@
-"""Tool arguments are validated against the tool's inputSchema at the gateway, in every JSON Schema dialect."""
+"""Tool arguments are validated against the tool's inputSchema at the gateway, in every JSON Schema dialect, where
+the operator turned validation on; by default the backend's own answer comes back."""
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-from mcp import MCPError, types
+from mcp import Client, MCPError, types
 from mcp.server import Server
 
+from gateway.config import BackendConfig, GatewayConfig
+from gateway.core import Gateway
 from gateway.errors import InvalidArguments
 from gateway.security.validation import ArgumentValidator
 from tests.support.inproc import client, http_client, running_gateway, serving
@@ -27,6 +32,7 @@ ORDER = {
     },
     "required": ["sku"],
 }
+VALIDATING = {"validate_arguments": True}
 
 
 @pytest.mark.parametrize(
@@ -94,7 +100,10 @@ def recording_backend(journal: Path) -> Server[Any]:
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
 async def test_invalid_arguments_are_refused_at_the_gateway_with_the_path(mode: str, tmp_path: Path) -> None:
     journal = tmp_path / "journal"
-    async with running_gateway({"ops": recording_backend(journal)}) as gw, client(gw, mode=mode) as local:
+    async with (
+        running_gateway({"ops": recording_backend(journal)}, security=VALIDATING) as gw,
+        client(gw, mode=mode) as local,
+    ):
         with pytest.raises(MCPError) as caught:
             await local.call_tool("ops/order", {"sku": "ABC", "lines": [{"qty": "two"}]})
         assert not journal.exists()
@@ -105,11 +114,13 @@ async def test_invalid_arguments_are_refused_at_the_gateway_with_the_path(mode: 
     assert journal.exists()
 
 
-async def test_strict_names_are_validated_against_the_same_schema() -> None:
-    async with running_gateway({"ops": build("ops")}) as gw, client(gw, name="claude-ai") as strict:
+async def test_strict_names_are_validated_against_the_same_schema_and_named_as_called() -> None:
+    servers = {"ops": build("ops")}
+    async with running_gateway(servers, security=VALIDATING) as gw, client(gw, name="claude-ai") as strict:
         with pytest.raises(MCPError) as caught:
             await strict.call_tool("ops__echo", {"text": 7})
-    assert caught.value.data == {"tool": "ops/echo", "path": "$.text"}
+    assert caught.value.data == {"tool": "ops__echo", "path": "$.text"}  # the name as the client called it
+    assert "'ops__echo'" in caught.value.message and "ops/echo" not in caught.value.message
 
 
 class Canary:
@@ -175,13 +186,13 @@ async def test_a_schema_reference_is_never_fetched_and_the_call_gets_a_clear_err
     journal = tmp_path / "journal"
     with Canary() as canary:
         async with (
-            running_gateway({"refs": referring_backend(canary.url, journal)}) as gw,
+            running_gateway({"refs": referring_backend(canary.url, journal)}, security=VALIDATING) as gw,
             serving(gw) as url,
             http_client(url, mode=mode) as remote,
         ):
             refused = []
             for tool in REFERRING:
-                with pytest.raises(MCPError) as caught:
+                with anyio.fail_after(10), pytest.raises(MCPError) as caught:  # an answer at once, not a wait
                     await remote.call_tool(f"refs/{tool}", {"x": 1})
                 refused.append(caught.value)
             await remote.call_tool("refs/meta", {"x": 1})
@@ -190,3 +201,95 @@ async def test_a_schema_reference_is_never_fetched_and_the_call_gets_a_clear_err
         (types.INVALID_PARAMS, {"tool": f"refs/{tool}", "path": "$"}) for tool in REFERRING
     ]
     assert journal.read_text() == "meta"
+
+
+REPORT = {"type": "object", "properties": {"verbose": {"type": "boolean"}}}
+
+
+def lenient_backend(name: str) -> Server[Any]:
+    """A backend whose schema says ``verbose`` is a boolean but which takes ``null`` too, as many do."""
+
+    async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=[types.Tool(name="report", input_schema=REPORT)])
+
+    async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+        answer = f"{name} got {json.dumps(params.arguments, sort_keys=True)}"
+        return types.CallToolResult(content=[types.TextContent(type="text", text=answer)])
+
+    return Server(name, on_list_tools=list_tools, on_call_tool=call_tool)
+
+
+@asynccontextmanager
+async def gateway_over(backends: dict[str, bool | None], **security: Any) -> AsyncIterator[Gateway]:
+    """A gateway in front of one lenient backend per name, each with its own ``validate_arguments``."""
+    configs = [
+        BackendConfig(name=name, url=f"http://{name}.invalid/mcp", validate_arguments=validates)
+        for name, validates in backends.items()
+    ]
+
+    async def connect(config: BackendConfig, stack: Any, hooks: Any) -> Any:
+        return lenient_backend(config.name)
+
+    async with Gateway(GatewayConfig(backends=tuple(configs), security=security), connect) as gateway:
+        yield gateway
+
+
+NULL = {"verbose": None}
+
+
+async def test_by_default_a_null_for_a_boolean_reaches_the_backend_and_its_answer_comes_back() -> None:
+    async with Client(lenient_backend("ops")) as direct:  # type: ignore[arg-type]
+        expected = await direct.call_tool("report", NULL)
+    answers = []
+    async with gateway_over({"ops": None}) as gw:
+        for mode in ("legacy", "auto"):
+            async with client(gw, mode=mode) as local:
+                answers.append(await local.call_tool("ops/report", NULL))
+        async with serving(gw) as url:
+            for mode in ("legacy", "auto"):  # over HTTP: the 2026 fast path, and the SDK's 2025 path
+                async with http_client(url, mode=mode) as remote:
+                    answers.append(await remote.call_tool("ops/report", NULL))
+    assert not expected.is_error
+    assert [(a.is_error, a.content) for a in answers] == [(False, expected.content)] * 4
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_with_validation_on_a_null_for_a_boolean_is_refused_with_its_path(mode: str) -> None:
+    async with (
+        gateway_over({"ops": None}, validate_arguments=True) as gw,
+        serving(gw) as url,
+        http_client(url, mode=mode) as remote,
+    ):
+        with pytest.raises(MCPError) as caught:
+            await remote.call_tool("ops/report", NULL)
+    assert caught.value.code == types.INVALID_PARAMS
+    assert caught.value.data == {"tool": "ops/report", "path": "$.verbose"}
+    assert "None is not of type 'boolean'" in caught.value.message
+
+
+async def test_a_backend_setting_overrides_the_global_one_both_ways() -> None:
+    outcomes: dict[str, str] = {}
+    for default in (False, True):
+        backends = {"on": True, "off": False, "inherits": None}
+        async with gateway_over(backends, validate_arguments=default) as gw, client(gw) as local:
+            for name in backends:
+                try:
+                    await local.call_tool(f"{name}/report", NULL)
+                    outcomes[f"{name}, global {default}"] = "reached"
+                except MCPError as exc:
+                    outcomes[f"{name}, global {default}"] = f"refused {exc.code} {exc.data['path']}"
+    refused = f"refused {types.INVALID_PARAMS} $.verbose"
+    assert outcomes == {
+        "on, global False": refused,
+        "off, global False": "reached",
+        "inherits, global False": "reached",
+        "on, global True": refused,
+        "off, global True": "reached",
+        "inherits, global True": refused,
+    }
+
+
+async def test_validation_is_off_unless_configured() -> None:
+    config = GatewayConfig.model_validate({"backends": [{"name": "ops", "url": "http://ops.invalid/mcp"}]})
+    assert config.security.validate_arguments is False
+    assert config.backends[0].validate_arguments is None

@@ -155,12 +155,17 @@ async def approve_tools(config: GatewayConfig, names: list[str]) -> int:
     return 1 if unknown else 0
 
 
+def _cut(text: str, limit: int) -> str:
+    """``text`` within ``limit`` characters, ending in an ellipsis when it had to be cut, so a reader knows."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _print_table(rows: list[dict[str, str]], status: dict[str, Any]) -> None:
     width = max([len(r["name"]) for r in rows] + [4])
     bwidth = max([len(r["backend"]) for r in rows] + [7])
     print(f"{'NAME':<{width}}  {'BACKEND':<{bwidth}}  DESCRIPTION")
     for row in rows:
-        print(f"{row['name']:<{width}}  {row['backend']:<{bwidth}}  {row['description'][:80]}")
+        print(f"{row['name']:<{width}}  {row['backend']:<{bwidth}}  {_cut(row['description'], 80)}")
     for backend in status["backends"]:
         if backend["state"] != "ready":
             print(f"backend {backend['name']} is {backend['state']}: {backend.get('error', '')}", file=sys.stderr)

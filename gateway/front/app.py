@@ -23,6 +23,7 @@ from gateway.catalogue.pages import ListCache
 from gateway.core import Gateway, InFlight
 from gateway.front.fastpath import FastPath
 from gateway.front.http_security import SecurityLayer
+from gateway.front.routing_headers import RoutingHeaders
 from gateway.front.server import SESSION_HEADER, build_server
 from gateway.front.session_quota import SessionQuota
 from gateway.front.session_table import SessionTable
@@ -133,9 +134,10 @@ def build_app(gateway: Gateway, *, host: str = "127.0.0.1") -> GatewayApp:
 
     def wrap(endpoint: ASGIApp) -> ASGIApp:
         quota = SessionQuota(endpoint, sessions, limits.max_sessions_per_principal, gateway.router.end_session)
+        sdk = RoutingHeaders(quota)
         if not gateway.config.fast_path:
-            return quota
-        return FastPath(quota, gateway, lists, sessions, stamp, security, max_body)
+            return sdk
+        return FastPath(sdk, gateway, lists, sessions, stamp, security, max_body)
 
     _wrap_endpoint(app, wrap)
     return GatewayApp(SecurityLayer(app, gateway, MCP_PATH), gateway.router.end_session)

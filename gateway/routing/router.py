@@ -59,7 +59,7 @@ class Router:
         meta = _forwardable(meta, caller)
 
         def send(resume: dict[str, Any], who: Caller) -> Awaitable[types.CallToolResult | types.InputRequiredResult]:
-            return calls.call_tool(upstream, route.original, arguments, meta, who, resume)
+            return calls.call_tool(upstream, route.original, arguments, meta, who, resume, shown=name)
 
         rounds = _Rounds(f"tools/call\0{route.backend}\0{route.original}", caller, input_responses, request_state)
         return await self._rounds(upstream, rounds, send)
@@ -78,7 +78,7 @@ class Router:
         def send(
             resume: dict[str, Any], caller: Caller
         ) -> Awaitable[types.GetPromptResult | types.InputRequiredResult]:
-            return calls.get_prompt(upstream, route.original, arguments, caller, resume)
+            return calls.get_prompt(upstream, route.original, arguments, caller, resume, shown=name)
 
         rounds = _Rounds(f"prompts/get\0{route.backend}\0{route.original}", caller, input_responses, request_state)
         return await self._rounds(upstream, rounds, send)

@@ -3,11 +3,12 @@
 A call goes: resolve the name to its backend and canonical name -> check the principal's rules (a denial is
 answered as the name being unknown, before any budget is spent, so a caller cannot tell what its lists hide) ->
 spend rate-limit budget (unless the transport already did, to answer HTTP 429 itself) -> refuse a withheld
-(changed, pinned) tool -> validate tool arguments against the tool's ``inputSchema`` -> forward through the
-``Router`` with the caller's token at hand -> bound the result's size -> write one audit line, whatever happened.
-Lists go through ``listing``, which shows a principal only what it may use. The ``Caller`` (its principal, session
-and sink; see ``gateway.upstream.caller``) is passed through to the router. Anything that serves MCP (the SDK handlers
-in ``gateway.front.server``, the stdio front, a direct HTTP path) calls these methods and nothing below them.
+(changed, pinned) tool -> validate tool arguments against the tool's ``inputSchema`` (where the operator turned
+validation on) -> forward through the ``Router`` with the caller's token at hand -> bound the result's size -> write
+one audit line, whatever happened. Lists go through ``listing``, which shows a principal only what it may use.
+The ``Caller`` (its principal, session and sink; see ``gateway.upstream.caller``) is passed through to the router.
+Anything that serves MCP (the SDK handlers in ``gateway.front.server``, the stdio front, a direct HTTP path) calls
+these methods and nothing below them.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from mcp import MCPError, types
 
 from gateway.catalogue.catalog import Catalog, Route
 from gateway.catalogue.naming import Style, canonical_name, split_uri
-from gateway.config import GatewayConfig
+from gateway.config import GatewayConfig, SecurityConfig
 from gateway.errors import (
     BackendTimeout,
     BackendUnavailable,
@@ -99,6 +100,7 @@ class Guard:
         self.audit = AuditLog(security.audit)
         self.pins = Pins(security.pinning.file)
         self._validator = ArgumentValidator()
+        self._validated = {b.name for b in config.backends if _validates(b.validate_arguments, security)}
         self._catalog = catalog
         self._router = router
         self._subscriptions = subscriptions
@@ -146,7 +148,7 @@ class Guard:
         if tool is not None and not self.policy.allows(principal, tool):
             tool = None  # a tool's own budget would tell a caller who may not see it that it exists
         try:
-            await self.limiter.hit(principal, tool)
+            await self.limiter.hit(principal, tool, shown=name)
         except RateLimited:
             shown = tool or (name if isinstance(name, str) else method)
             self.audit.record(Entry(principal.key, kind, shown, None, "rate_limited", 0.0, request_id))
@@ -173,8 +175,9 @@ class Guard:
         def unchanged_and_valid(target: Target) -> None:
             self.pins.refresh()
             if self.pins.withheld(target.name):
-                raise ToolWithheld(target.name)
-            self._validator.check(target.name, self._catalog.input_schema(name), arguments)
+                raise ToolWithheld(name)
+            if target.backend in self._validated:
+                self._validator.check(target.name, self._catalog.input_schema(name), arguments, shown=name)
 
         call = _Call(self._principal(caller), "tool", name, arguments, request_id, admitted)
         forward = partial(self._router.call_tool, name, arguments, meta, caller, input_responses, request_state)
@@ -265,7 +268,8 @@ class Guard:
             if not self.policy.allows(call.principal, target.name):
                 raise Forbidden(call.kind, call.name)  # as the caller named it, before any budget: as if unknown
             if not call.admitted:
-                await self.limiter.hit(call.principal, target.name if target.kind == "tool" else None)
+                tool = target.name if target.kind == "tool" else None
+                await self.limiter.hit(call.principal, tool, shown=call.name)
             if check is not None:
                 check(target)
             with caller_token(call.principal.token):
@@ -301,6 +305,11 @@ class _Call:
     request_id: RequestId
     admitted: bool = False
     audit_kind: str | None = None
+
+
+def _validates(backend: bool | None, security: SecurityConfig) -> bool:
+    """A backend's own ``validate_arguments`` wins over the global one."""
+    return security.validate_arguments if backend is None else backend
 
 
 def _named(method: str, params: Any) -> str | None:

@@ -44,11 +44,12 @@ class RateLimiter:
     def active(self) -> bool:
         return self._config.per_principal is not None or bool(self._config.per_tool)
 
-    async def hit(self, principal: Principal, tool: str | None = None) -> None:
-        """Spend one token from each bucket that applies; ``RateLimited`` says when the next call fits."""
+    async def hit(self, principal: Principal, tool: str | None = None, shown: str | None = None) -> None:
+        """Spend one token from each bucket that applies; ``RateLimited`` says when the next call fits, naming the
+        tool as the client wrote it (``shown``) rather than the canonical name its budget is kept under."""
         # Buckets are keyed by the principal's key: a JWT subject never spends an API-key principal's budget.
         key = principal.key
-        budgets = [(f"{principal.name} on {tool}", f"{key}\n{tool}", self._config.per_tool.get(tool or ""))]
+        budgets = [(f"{principal.name} on {shown or tool}", f"{key}\n{tool}", self._config.per_tool.get(tool or ""))]
         budgets.append((repr(principal.name), key, self._config.per_principal))
         for label, key, budget in budgets:
             if budget is not None:

@@ -1,4 +1,6 @@
-"""Tool arguments checked against the tool's ``inputSchema`` before the call leaves the gateway.
+"""Tool arguments checked against the tool's ``inputSchema`` before the call leaves the gateway, for the backends
+whose operator turned it on (``validate_arguments``; off by default, the backend being the authority on its own
+arguments).
 
 The schema's ``$schema`` picks the dialect (2020-12 when absent, as MCP specifies; draft 4, 6, 7 and 2019-09 are
 recognised). A schema is a backend's word, so its ``$ref``s resolve only inside the schema itself (and the bundled
@@ -42,8 +44,11 @@ class ArgumentValidator:
         self._cache: dict[str, tuple[dict[str, Any], Validator | None]] = {}
         self._warned: set[str] = set()
 
-    def check(self, tool: str, schema: dict[str, Any] | None, arguments: dict[str, Any] | None) -> None:
-        """Raise ``InvalidArguments`` naming the JSON path of the most relevant failure."""
+    def check(
+        self, tool: str, schema: dict[str, Any] | None, arguments: dict[str, Any] | None, *, shown: str | None = None
+    ) -> None:
+        """Raise ``InvalidArguments`` naming the JSON path of the most relevant failure, and the tool as the client
+        named it (``shown``; ``tool``, the canonical name, keys the compiled validators and the log)."""
         validator = self._validator(tool, schema) if schema is not None else None
         if validator is None:
             return
@@ -52,9 +57,9 @@ class ArgumentValidator:
         except Unresolvable as exc:
             self._warn(tool, exc.ref)
             problem = f"its inputSchema refers to {exc.ref!r} outside itself, which the gateway does not resolve"
-            raise InvalidArguments(tool, "$", problem) from None
+            raise InvalidArguments(shown or tool, "$", problem) from None
         if error is not None:
-            raise InvalidArguments(tool, error.json_path, error.message)
+            raise InvalidArguments(shown or tool, error.json_path, error.message)
 
     def _validator(self, tool: str, schema: dict[str, Any]) -> Validator | None:
         cached = self._cache.get(tool)

@@ -51,13 +51,24 @@ async def call_tool(
     meta: dict[str, Any] | None = None,
     caller: Caller = ANONYMOUS,
     resume: dict[str, Any] | None = None,
+    *,
+    shown: str | None = None,
 ) -> types.CallToolResult | types.InputRequiredResult:
-    """``resume``: a multi-round retry's ``inputResponses`` and ``requestState``, as the backend expects them."""
+    """``resume``: a multi-round retry's ``inputResponses`` and ``requestState``, as the backend expects them;
+    ``shown``: the name as the client wrote it, for the errors it gets (``name`` is the backend's own)."""
     params = _params(name=name, arguments=arguments, _meta=meta, **(resume or {}))
     timeout = upstream.config.tool_timeouts.get(name, upstream.config.call_timeout)
     replayable = _replayable(upstream, name)
     return await _send(
-        upstream, "tools/call", params, types.CallToolResult, caller, timeout, replayable=replayable, what=name
+        upstream,
+        "tools/call",
+        params,
+        types.CallToolResult,
+        caller,
+        timeout,
+        replayable=replayable,
+        what=name,
+        shown=shown,
     )
 
 
@@ -74,9 +85,11 @@ async def get_prompt(
     arguments: dict[str, str] | None,
     caller: Caller = ANONYMOUS,
     resume: dict[str, Any] | None = None,
+    *,
+    shown: str | None = None,
 ) -> types.GetPromptResult | types.InputRequiredResult:
     params = _params(name=name, arguments=arguments, **(resume or {}))
-    return await _send(upstream, "prompts/get", params, types.GetPromptResult, caller, what=name)
+    return await _send(upstream, "prompts/get", params, types.GetPromptResult, caller, what=name, shown=shown)
 
 
 async def complete(
@@ -110,18 +123,21 @@ async def _send(
     *,
     replayable: bool = True,
     what: str = "",
+    shown: str | None = None,
 ) -> ResultT | types.InputRequiredResult:
     """Send; after a dropped connection, once more if that is safe, and after a connection the backend never got
-    the request on, once more over the next connection: three sends at most."""
+    the request on, once more over the next connection: three sends at most. ``what`` keys the call's breaker;
+    errors name ``shown``, what the client called, when given."""
     deadline = deadline or upstream.config.call_timeout
     key = f"{method} {what}" if what else None
+    label = f"{method} {shown or what}"
     lost = undelivered = False
     while True:
         try:
-            return await _once(upstream, method, params, result_type, deadline, caller, key)
+            return await _once(upstream, method, params, result_type, deadline, caller, key, label)
         except _Lost:
             if not replayable:
-                raise OutcomeUnknown(upstream.name, what) from None
+                raise OutcomeUnknown(upstream.name, shown or what) from None
             if lost:
                 raise BackendUnavailable(upstream.name, "the connection dropped again") from None
             lost = True
@@ -150,11 +166,12 @@ async def _once(
     deadline: float,
     caller: Caller,
     key: str | None,
+    label: str,
 ) -> ResultT | types.InputRequiredResult:
     client = upstream.client
     if client is None or upstream.state is not State.READY:
         raise BackendUnavailable(upstream.name, upstream.error or upstream.state.value)
-    _admit(upstream, key)
+    _admit(upstream, key, label)
     if upstream.sessions is None:
         return await _request(upstream, client, method, params, result_type, deadline, caller, key)
     try:
@@ -170,7 +187,7 @@ async def _once(
         raise
 
 
-def _admit(upstream: Upstream, key: str | None) -> None:
+def _admit(upstream: Upstream, key: str | None, label: str) -> None:
     """Both breakers must let the call through; a trial one of them granted is handed back if the other refuses."""
     try:
         upstream.breaker.admit()
@@ -180,7 +197,7 @@ def _admit(upstream: Upstream, key: str | None) -> None:
         upstream.call_breakers.admit(key)
     except CircuitOpen as exc:
         upstream.breaker.abandon()
-        raise BackendUnavailable(upstream.name, f"{key}: {exc}") from None
+        raise BackendUnavailable(upstream.name, f"{label}: {exc}") from None
 
 
 async def _request(

@@ -5,8 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from mcp import MCPError
-from mcp.types import INVALID_PARAMS, TextContent, TextResourceContents
+from mcp.types import TextContent, TextResourceContents
 
 from gateway.core import Gateway
 from gateway.settings import load_config
@@ -35,12 +34,11 @@ async def test_the_example_server_answers_through_the_gateway_as_configured(tmp_
         added = await client.call_tool("notes/add_note", {"text": "Order more NVMe drives"})
         read = (await client.read_resource("notes+notes://1")).contents[0]
         prompt = (await client.get_prompt("notes/summarise")).messages[0].content
-        with pytest.raises(MCPError) as refused:
-            await client.call_tool("notes/add_note", {"text": ""})
+        refused = await client.call_tool("notes/add_note", {"text": ""})
 
     assert (ops.name, ops.url) == ("ops", "http://127.0.0.1:8001/mcp")
     assert tools["notes/add_note"].output_schema and tools["notes/add_note"].description
     assert added.structured_content == {"id": 1, "text": "Order more NVMe drives"}
     assert isinstance(read, TextResourceContents) and read.text == "Order more NVMe drives"
     assert isinstance(prompt, TextContent) and "Order more NVMe drives" in prompt.text
-    assert refused.value.code == INVALID_PARAMS
+    assert refused.is_error  # the server's own answer: the gateway validates only where it is told to
