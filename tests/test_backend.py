@@ -12,10 +12,12 @@ from mcp.server import Server
 
 from gateway.catalogue.catalog import Catalog, Snapshot
 from gateway.catalogue.naming import Style
-from gateway.config import BackendConfig
+from gateway.config import BackendConfig, GatewayConfig
 from gateway.core import Gateway
 from gateway.front.server import build_server
+from gateway.upstream import backend as supervision
 from tests.support.inproc import Unreachable, config_for, running_gateway
+from tests.support.procs import free_port
 from tests.support.toy_server import build
 
 pytestmark = pytest.mark.anyio
@@ -168,3 +170,37 @@ async def test_the_listings_that_arrive_during_the_start_are_merged_once_when_ev
         merged_at_start = list(merges)
     assert merged_at_start == [{"ops", "hr", "gone"}]
     assert "ops/echo" in names and "hr/echo" in names
+
+
+async def test_a_backend_that_refused_connections_is_only_checked_until_it_listens_then_reconnected_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    port = free_port()
+    checks = 0
+    check = supervision.reachable
+
+    async def counted(config: BackendConfig) -> bool | None:
+        nonlocal checks
+        checks += 1
+        return await check(config)
+
+    async def accept_and_close(stream: anyio.abc.SocketStream) -> None:
+        await stream.aclose()
+
+    monkeypatch.setattr(supervision, "reachable", counted)
+    connector = CountingConnector({"toy": build("toy")}, failures=1)
+    backend = BackendConfig(name="toy", url=f"http://127.0.0.1:{port}/mcp")
+    # A backoff far longer than the test: only the check can bring the backend back in time.
+    config = GatewayConfig(backends=(backend,), reconnect_min=60, reconnect_max=60)
+    async with Gateway(config, connector) as gw:
+        await anyio.sleep(1.0)  # an observation window, not a wait for anything
+        while_down = checks, connector.attempts["toy"]
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=port)
+        async with listener, anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, accept_and_close)
+            with anyio.fail_after(2):
+                await gw.upstreams["toy"].ready.wait()
+            tg.cancel_scope.cancel()
+    assert while_down[0] <= 6  # one check every 0.25 s, and one as the pause begins
+    assert while_down[1] == 1  # the failed attempt at the start, and no other until the backend listens
+    assert connector.attempts["toy"] == 2

@@ -6,7 +6,10 @@ An ``Upstream`` holds a single long-lived client connection to its backend, shar
 Its supervisor task (``run``) owns that connection: it connects, walks every page of the backend's lists,
 re-lists when the backend says a list changed, probes the connection every ``health_interval``, and reconnects
 with exponential backoff and jitter when the connection ends (stream closed, process exited, session expired,
-probe failed). Requests from any task go through ``gateway.upstream.calls``, which reads the state kept here.
+probe failed). While a URL backend refuses connections, a TCP connect every ``CHECK_INTERVAL`` watches for it to
+listen again and cuts the backoff short when it does: back in service a moment after the backend is, with no
+handshake sent to a backend that is down. Requests from any task go through ``gateway.upstream.calls``, which
+reads the state kept here.
 """
 
 from __future__ import annotations
@@ -38,13 +41,15 @@ from gateway.upstream.backchannel import BackChannel
 from gateway.upstream.breaker import Breakers, CircuitBreaker
 from gateway.upstream.client_sessions import ClientSessions
 from gateway.upstream.forward import Forwarder
-from gateway.upstream.transports import Connector, TransportHooks, open_client, open_transport
+from gateway.upstream.transports import Connector, TransportHooks, open_client, open_transport, reachable
 
 logger = logging.getLogger(__name__)
 OnChange = Callable[["Upstream", Snapshot | None], Awaitable[None]]
 OnUpdate = Callable[["Upstream", str], Awaitable[None]]
 ResultT = TypeVar("ResultT", bound=BaseModel)
 STDERR_LINES = 20
+# Seconds between the TCP checks of a backend that refuses connections.
+CHECK_INTERVAL = 0.25
 _LIST_CHANGED = (
     types.ToolListChangedNotification,
     types.PromptListChangedNotification,
@@ -127,8 +132,24 @@ class Upstream:
             self.client, self.tools, self.forwarder = None, {}, None
             await self._on_change(self, None)
             self.attempted.set()
-            await anyio.sleep(delay * random.uniform(0.8, 1.2))
+            await self._pause(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 2, self.settings.reconnect_max)
+
+    async def _pause(self, seconds: float) -> None:
+        """The backoff before the next full attempt, ended early when a backend that refused connections takes one.
+
+        Only that change is news: a backend that takes connections but fails the attempt waits out the backoff.
+        """
+        with anyio.move_on_after(seconds):
+            was = await reachable(self.config)
+            if was is None:
+                await anyio.sleep_forever()
+            while True:
+                await anyio.sleep(CHECK_INTERVAL)
+                now = await reachable(self.config)
+                if now and not was:
+                    return
+                was = now
 
     def _mark_down(self, reason: str) -> None:
         if self.state is not State.DOWN or reason != self.error:

@@ -34,6 +34,9 @@ ResultT = TypeVar("ResultT", bound=BaseModel)
 # How an HTTP backend says it no longer knows our session (it restarted or expired it): the SDK client's wording
 # for a bare 404, and the SDK server's 404 body.
 _SESSION_GONE = ("session terminated", "session not found")
+# The longest a request waits for its backend's connection to come back before it is sent again: a caller learns
+# at once, or nearly, that a backend is gone, and a backend that merely restarted still serves it.
+REPLAY_WAIT = 1.0
 
 
 class _NotDelivered(Exception):
@@ -141,21 +144,24 @@ async def _send(
             if lost:
                 raise BackendUnavailable(upstream.name, "the connection dropped again") from None
             lost = True
-            await upstream.checked()
+            await _reconnected(upstream, checked=True)
         except _NotDelivered as exc:
             if undelivered:
                 raise BackendUnavailable(upstream.name, str(exc)) from None
             undelivered = True
-        await _reconnected(upstream)
+            await _reconnected(upstream)
 
 
-async def _reconnected(upstream: Upstream) -> None:
-    """Wait, bounded, for the supervisor to bring the backend back."""
-    bound = upstream.config.connect_timeout + 2 * upstream.settings.reconnect_min
-    with anyio.move_on_after(bound):
+async def _reconnected(upstream: Upstream, *, checked: bool = False) -> None:
+    """Wait at most ``REPLAY_WAIT`` for a connection to send the request again on: the link the probe ``checked``
+    passed, or the one the supervisor brings back. A backend that is back within it serves the request; one that is
+    down fails it with the reason."""
+    with anyio.move_on_after(REPLAY_WAIT):
+        if checked:
+            await upstream.checked()
         await upstream.ready.wait()
         return
-    raise BackendUnavailable(upstream.name, upstream.error or "did not reconnect in time")
+    raise BackendUnavailable(upstream.name, upstream.error or f"no working connection within {REPLAY_WAIT:g} s")
 
 
 async def _once(

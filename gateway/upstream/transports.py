@@ -5,7 +5,8 @@ streams) and never branches on how the bytes travel. What transports report back
 the end of the backend's stream (a stdio process that exited, a closed connection), so the supervisor reconnects
 at once instead of at the next probe; for stdio, each line the process writes to stderr; for streamable HTTP, a
 ``Forwarder`` that sends calls as raw JSON-RPC beside the SDK connection (``gateway.upstream.forward``). ``Connector``
-is the seam: tests pass one that returns an in-process server instead.
+is the seam: tests pass one that returns an in-process server instead. ``reachable`` is the cheap check the supervisor
+makes between reconnects: whether a URL backend takes a TCP connection again.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 import anyio
 import httpx2
@@ -137,6 +139,24 @@ class _EofWatch:
         except (StopAsyncIteration, anyio.EndOfStream, anyio.ClosedResourceError):
             self._on_eof()
             raise
+
+
+async def reachable(config: BackendConfig) -> bool | None:
+    """Whether a URL backend takes a TCP connection within its ``connect_timeout`` (closed at once, nothing sent): a
+    sign that it listens again, far cheaper for it than a handshake. None for stdio: only a full attempt starts the
+    process."""
+    if config.url is None:
+        return None
+    url = urlsplit(config.url)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    with anyio.move_on_after(config.connect_timeout):
+        try:
+            stream = await anyio.connect_tcp(url.hostname or "", port)
+        except OSError:
+            return False
+        await stream.aclose()
+        return True
+    return False
 
 
 async def open_client(
