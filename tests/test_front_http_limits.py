@@ -4,22 +4,19 @@ answers what (431, 408, 429, each a JSON-RPC error on a closing connection), and
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import anyio
 import pytest
-import uvicorn
 from anyio.abc import SocketStream
 from mcp.types import INVALID_REQUEST
 from starlette.types import Message, Receive, Scope, Send
 
-from gateway.cli.running import server_config
 from gateway.config import GatewayConfig, HttpConfig, SecurityConfig
 from gateway.errors import RATE_LIMITED
 from gateway.front.http_limits import LINGER, ConnectionCount
-from tests.support.procs import free_port
+from tests.support.inproc import serving_app
 from tests.test_http_limits import answer, connect, send_quietly
 
 pytestmark = pytest.mark.anyio
@@ -45,21 +42,9 @@ class App:
         await send({"type": "http.response.body", "body": b"ok"})
 
 
-@asynccontextmanager
-async def limited(app: App, **http: Any) -> AsyncIterator[int]:
+def limited(app: App, **http: Any) -> AbstractAsyncContextManager[int]:
     """``app`` served by uvicorn as the gateway serves it, within ``http``; yields the port."""
-    port = free_port()
-    config = GatewayConfig(backends=(), security=SecurityConfig(http=HttpConfig(**http)))
-    server = uvicorn.Server(server_config(app, config, "127.0.0.1", port))  # type: ignore[arg-type]
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(server.serve)
-        with anyio.fail_after(10):
-            while not server.started:
-                await anyio.sleep(0.01)
-        try:
-            yield port
-        finally:
-            server.should_exit = True
+    return serving_app(app, GatewayConfig(backends=(), security=SecurityConfig(http=HttpConfig(**http))))
 
 
 async def exchange(port: int, data: bytes) -> tuple[int, Any]:
