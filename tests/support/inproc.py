@@ -95,15 +95,23 @@ async def http(gateway: Gateway, **headers: str) -> AsyncIterator[httpx2.AsyncCl
 async def serving(gateway: Gateway) -> AsyncIterator[str]:
     """The gateway's HTTP app on a real loopback socket, served as ``mcp-gateway serve`` serves it; yields the
     ``/mcp`` URL."""
+    async with serving_app(build_app(gateway), gateway.config) as port:
+        yield f"http://127.0.0.1:{port}{MCP_PATH}"
+
+
+@asynccontextmanager
+async def serving_app(app: ASGIApp, config: GatewayConfig) -> AsyncIterator[int]:
+    """Any ASGI app on a real loopback socket, served as ``mcp-gateway serve`` serves the gateway's with ``config``;
+    yields the port."""
     port = free_port()
-    server = uvicorn.Server(server_config(build_app(gateway), gateway.config, "127.0.0.1", port))
+    server = uvicorn.Server(server_config(app, config, "127.0.0.1", port))
     async with anyio.create_task_group() as tg:
         tg.start_soon(server.serve)
         with anyio.fail_after(10):
             while not server.started:
                 await anyio.sleep(0.01)
         try:
-            yield f"http://127.0.0.1:{port}{MCP_PATH}"
+            yield port
         finally:
             server.should_exit = True
 
