@@ -112,7 +112,9 @@ async def test_the_callers_own_meta_and_progress_token_are_forwarded_its_protoco
 ) -> None:
     forwarded: list[dict[str, Any] | None] = []
 
-    async def recorded(upstream: Any, name: str, arguments: Any, meta: dict[str, Any] | None, *rest: Any) -> Any:
+    async def recorded(
+        upstream: Any, name: str, arguments: Any, meta: dict[str, Any] | None, *rest: Any, **named: Any
+    ) -> Any:
         forwarded.append(meta)
         return types.CallToolResult(content=[])
 

@@ -23,6 +23,7 @@ ALICE = Caller(principal=Principal("alice", method="api_key"))
 SECURITY = {
     "policy": {"default": "deny", "rules": [{"principals": ["alice"], "allow": ["ops/*"], "deny": ["ops/whoami"]}]},
     "limits": {"per_principal": {"rate": 0.001, "burst": 3}},
+    "validate_arguments": True,
 }
 
 
