@@ -56,6 +56,7 @@ def bound(url: str, session: str | None = None, *, modern: bool = False) -> Forw
 class Received:
     headers: dict[str, str]
     body: dict[str, Any]
+    method: str = "POST"
 
 
 Answer = Callable[[Received], Awaitable[bytes | None]]
@@ -97,8 +98,8 @@ class Scripted:
             while True:
                 head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
                 headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in head[1:] if h)}
-                body = json.loads(await reader.readexactly(int(headers["content-length"])))
-                request = Received(headers, body)
+                raw = await reader.readexactly(int(headers.get("content-length", "0")))
+                request = Received(headers, json.loads(raw) if raw else {}, head[0].split(" ", 1)[0])
                 self.received.append(request)
                 out = await self.answer(request)
                 if out is None:
@@ -451,3 +452,94 @@ async def test_a_2025_link_drops_what_only_a_later_revision_declares() -> None:
     async with scripted(cached) as server:
         legacy = await send(forwarder(server), CALL)
     assert legacy == {"content": [], "isError": False}
+
+
+def ended(*events: bytes) -> bytes:
+    """An SSE response of raw events (ids, retry delays, data) that ends without the answer."""
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+    return head + b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in events) + b"0\r\n\r\n"
+
+
+def event(event_id: str, message: dict[str, Any] | None = None, retry: int | None = None) -> bytes:
+    lines = [f"id: {event_id}"] + ([f"retry: {retry}"] if retry is not None else [])
+    return ("\n".join([*lines, f"data: {json.dumps(message) if message else ''}"]) + "\n\n").encode()
+
+
+def note(text: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": text}}
+
+
+async def test_a_stream_the_backend_ends_before_the_answer_is_resumed_in_the_session_after_its_last_event() -> None:
+    calls: list[Received] = []
+
+    async def answer(request: Received) -> bytes | None:
+        if request.method == "POST" and request.body.get("method") == "tools/call":
+            calls.append(request)
+            return ended(event("e1", retry=0), event("e2", note("one")))
+        if request.method == "GET" and request.headers.get("last-event-id") == "e2":
+            return ended(event("e3", note("two")), event("e4", retry=0))
+        if request.method == "GET" and request.headers.get("last-event-id") == "e4":
+            return ended(event("e5", answer_to(calls[0])))
+        return http(405, b"")
+
+    sink = RecordingSink()
+    async with scripted(answer) as server:
+        with anyio.fail_after(10):
+            result = await send(forwarder(server, session="s-9"), CALL, sink=sink)
+    assert result == {"content": [], "isError": False}
+    assert [n["params"]["data"] for n in sink.notes] == ["one", "two"]
+    resumed = [r.headers for r in server.received if r.method == "GET"]
+    assert [h["last-event-id"] for h in resumed] == ["e2", "e4"]
+    assert all(h["mcp-session-id"] == "s-9" and h["mcp-protocol-version"] == LEGACY for h in resumed)
+    assert all(h["authorization"] == "Bearer t" for h in resumed)
+
+
+@pytest.mark.parametrize("status", [404, 405])
+async def test_a_backend_that_will_not_resume_the_stream_loses_the_call(status: int) -> None:
+    async def answer(request: Received) -> bytes | None:
+        if request.method == "POST" and request.body.get("method") == "tools/call":
+            return ended(event("e1", note("one"), retry=0))
+        return http(status if request.method == "GET" else 202, b"")
+
+    async with scripted(answer) as server:
+        with anyio.fail_after(10), pytest.raises(ConnectionLost):
+            await send(forwarder(server, session="s"), CALL)
+    assert [r.method for r in server.received].count("GET") == 1
+
+
+async def test_the_resumption_waits_the_retry_delay_the_backend_asked_for_within_the_calls_deadline() -> None:
+    async def answer(request: Received) -> bytes | None:
+        if request.method == "POST" and request.body.get("method") == "tools/call":
+            return ended(event("e1", retry=60_000))
+        return http(202, b"")
+
+    async with scripted(answer) as server:
+        with anyio.fail_after(10), pytest.raises(TimedOut):
+            await send(forwarder(server, session="s"), CALL, 0.3)
+    assert [r.method for r in server.received if r.method == "GET"] == []
+    assert server.bodies("notifications/cancelled") != []
+
+
+async def test_a_stream_that_ends_without_event_ids_cannot_be_resumed() -> None:
+    async def answer(request: Received) -> bytes | None:
+        if request.body.get("method") == "tools/call":
+            return sse(note("one"))
+        return http(202, b"")
+
+    async with scripted(answer) as server:
+        with pytest.raises(ConnectionLost):
+            await send(forwarder(server), CALL)
+    assert [r.method for r in server.received if r.method == "GET"] == []
+
+
+async def test_a_backend_that_keeps_ending_the_stream_with_nothing_new_loses_the_call() -> None:
+    async def answer(request: Received) -> bytes | None:
+        if request.method == "POST" and request.body.get("method") == "tools/call":
+            return ended(event("e1", retry=0))
+        if request.method == "GET":
+            return ended()
+        return http(202, b"")
+
+    async with scripted(answer) as server:
+        with anyio.fail_after(10), pytest.raises(ConnectionLost):
+            await send(forwarder(server, session="s"), CALL)

@@ -7,16 +7,11 @@ The backends are SDK servers, served in process on real loopback sockets where H
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import anyio
-import httpx2
 import pytest
-import uvicorn
 from mcp import Client, MCPError, types
-from mcp.client.streamable_http import streamable_http_client
 from mcp.server import MCPServer
 from mcp.shared.dispatcher import CallOptions
 from pydantic import BaseModel, Field, ValidationError
@@ -25,7 +20,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway.upstream.backchannel import BackChannel
 from gateway.upstream.caller import ANONYMOUS
 from gateway.upstream.exchange import SdkLink
-from gateway.upstream.forward import Forwarder
 from gateway.upstream.link import (
     BackendRejected,
     ConnectionLost,
@@ -35,7 +29,7 @@ from gateway.upstream.link import (
     TimedOut,
 )
 from gateway.upstream.negotiated import CLIENT_INFO, Negotiated
-from tests.support.procs import free_port
+from tests.support.loopback import linked, serving
 
 pytestmark = pytest.mark.anyio
 ECHO = {"name": "echo", "arguments": {"text": "hi", "region": "eu-west"}}
@@ -77,37 +71,6 @@ class Forgetting:
             return await send({"type": "http.response.body", "body": b""})
         headers = [(k, b"forgotten" if k == b"mcp-session-id" else v) for k, v in scope["headers"]]
         await self.app({**scope, "headers": headers}, receive, send)
-
-
-@asynccontextmanager
-async def serving(app: ASGIApp) -> AsyncIterator[str]:
-    """``app`` on a loopback socket; yields its ``/mcp`` URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan="on"))
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(server.serve)
-        with anyio.fail_after(10):
-            while not server.started:
-                await anyio.sleep(0.01)
-        try:
-            yield f"http://127.0.0.1:{port}/mcp"
-        finally:
-            server.should_exit = True
-
-
-@asynccontextmanager
-async def linked(url: str, mode: str) -> AsyncIterator[tuple[Client, Forwarder]]:
-    """An SDK client over streamable HTTP, as the gateway opens one, with the raw link beside it."""
-    forwarder = Forwarder(url, {}, 5.0, 1 << 20)
-    async with httpx2.AsyncClient(event_hooks={"response": [forwarder.on_response]}) as http:
-        transport = streamable_http_client(url, http_client=http)
-        async with Client(transport, mode=mode, client_info=CLIENT_INFO, **BackChannel().callbacks()) as client:
-            listed = await client.list_tools()
-            forwarder.bind(Negotiated.at(client.protocol_version, listed.tools))
-            try:
-                yield client, forwarder
-            finally:
-                forwarder.close()
 
 
 class _Session:

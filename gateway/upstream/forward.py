@@ -3,7 +3,10 @@
 The SDK ``Client`` connects, lists, listens, subscribes and probes; the calls themselves (``tools/call``,
 ``resources/read``, ``prompts/get``, ``completion/complete``) go out over keep-alive connections
 (``gateway.upstream.http1``), much faster than through the SDK session. Answers are read as JSON or as an SSE stream,
-and checked as the SDK session checks its own (``gateway.upstream.negotiated``).
+and checked as the SDK session checks its own (``gateway.upstream.negotiated``). A stream the backend ends before
+the answer, after giving its events ids, is resumed as the SDK's transport resumes one: after the ``retry`` delay
+the backend asked for, a GET with ``Last-Event-ID``, as often as the backend ends it again with something new in
+between, within the call's deadline; a backend that will not resume it (405, 404) loses the call's connection.
 
 The link owns what its requests carry. The stamp is built from the SDK's public pieces once the handshake is done
 (``bind``). The 2025 session id is the one the SDK connection negotiated, not one of the link's own: a handshake of
@@ -28,18 +31,20 @@ import itertools
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import anyio
 import httpx2
 from anyio.abc import TaskGroup
 from mcp import MCPError
+from mcp.client.streamable_http import DEFAULT_RECONNECTION_DELAY_MS, LAST_EVENT_ID, MAX_RECONNECTION_ATTEMPTS
 from mcp.types import INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND
 from mcp_types import CLIENT_CAPABILITIES_META_KEY
 from pydantic import ValidationError
 
 from gateway.upstream.caller import Caller
-from gateway.upstream.http1 import ConnectionDropped, NotSent, Origin, Pool, Response, Unreachable
+from gateway.upstream.http1 import ConnectionDropped, HttpError, NotSent, Origin, Pool, Response, Unreachable
 from gateway.upstream.link import (
     AnswerTooLarge,
     BackendRejected,
@@ -175,13 +180,14 @@ class Forwarder:
         """Read the call's SSE stream: hand over what comes before the answer, then return the answer.
 
         The backend's own requests are answered in tasks of their own, so the stream is read on meanwhile: a
-        backend that gives up on one (``notifications/cancelled``) has it cancelled at the client.
+        backend that gives up on one (``notifications/cancelled``) has it cancelled at the client. The tasks
+        outlive a stream the backend closes and the call resumes.
         """
-        asked: dict[Any, anyio.CancelScope] = {}
         outcome: dict[str, Any] | Exception
         async with anyio.create_task_group() as tg:
+            call = _Call(request_id, head, sink, tg)
             try:
-                outcome = await self._read_events(response, request_id, head, sink, tg, asked)
+                outcome = await self._follow(response, call)
             except Exception as exc:  # raised below, outside the task group, as it was raised
                 outcome = exc
             finally:
@@ -190,32 +196,64 @@ class Forwarder:
             raise outcome
         return outcome
 
-    async def _read_events(
-        self,
-        response: Response,
-        request_id: str,
-        head: Mapping[str, str],
-        sink: Sink | None,
-        tg: TaskGroup,
-        asked: dict[Any, anyio.CancelScope],
-    ) -> dict[str, Any]:
-        events = EventParser()
-        read = 0
+    async def _follow(self, response: Response, call: _Call) -> dict[str, Any]:
+        """The answer on the call's stream, however often the backend ends the stream before it.
+
+        A backend that gave its events ids may end a stream at any time and expects the client to resume it (the
+        streamable-HTTP "Resumability and Redelivery" rules): after the ``retry`` delay it last asked for, a GET
+        with ``Last-Event-ID`` continues the stream after the last event read. The call's deadline bounds it all.
+        """
+        try:
+            return await self._read_events(response, call, drain=True)
+        except ConnectionDropped:
+            if call.events.last_id is None:
+                raise
+        stalled = 0
+        while True:
+            seen = call.events.last_id
+            await anyio.sleep(call.events.retry / 1000)
+            resumed = await self._resume(call)
+            try:
+                # A resumed stream may stay open after the answer: it is closed, not drained.
+                return await self._read_events(resumed, call, drain=False)
+            except ConnectionDropped:
+                pass
+            finally:
+                self._pool.give_back(resumed)
+            stalled = 0 if call.events.last_id != seen else stalled + 1
+            if stalled >= MAX_RECONNECTION_ATTEMPTS:
+                raise ConnectionLost(f"the event stream ended {stalled} times in a row without a new event")
+
+    async def _resume(self, call: _Call) -> Response:
+        """GET the rest of the call's stream, in the link's session; ``ConnectionLost`` if the backend will not."""
+        assert call.events.last_id is not None
+        head = {**self._session_headers(), **_versioned(call.head), LAST_EVENT_ID: call.events.last_id}
+        try:
+            response = await self._pool.request(head, b"", method="GET")
+        except HttpError as exc:
+            raise ConnectionLost(f"the event stream could not be resumed: {exc}") from None
+        if response.status == 200 and response.content_type.startswith("text/event-stream"):
+            return response
+        self._pool.give_back(response)
+        raise ConnectionLost(f"the backend answered {response.status} to resuming the event stream")
+
+    async def _read_events(self, response: Response, call: _Call, *, drain: bool) -> dict[str, Any]:
+        events = call.events
         while chunk := await response.chunk():
-            read += len(chunk)
-            if read > self._max_bytes:
+            if events.size + len(chunk) > self._max_bytes:
                 raise AnswerTooLarge(self._max_bytes)
             for data in events.feed(chunk):
                 message = _decode(data)
-                if isinstance(message, dict) and "method" not in message and message.get("id") == request_id:
-                    result = _result(message, request_id)
-                    await _drain(response)
+                if isinstance(message, dict) and "method" not in message and message.get("id") == call.request_id:
+                    result = _result(message, call.request_id)
+                    if drain:
+                        await _drain(response)
                     return result
-                if _is_request(message) and sink is not None:
-                    asked[message["id"]] = anyio.CancelScope()
-                    tg.start_soon(self._reply, message, head, sink, asked)
+                if _is_request(message) and call.sink is not None:
+                    call.asked[message["id"]] = anyio.CancelScope()
+                    call.tg.start_soon(self._reply, message, call.head, call.sink, call.asked)
                 else:
-                    await self._incoming(message, head, sink, asked)
+                    await self._incoming(message, call.head, call.sink, call.asked)
         raise ConnectionDropped("the event stream ended without an answer")
 
     async def _body(self, response: Response) -> bytes:
@@ -280,24 +318,49 @@ class Forwarder:
                 logger.debug("courtesy message to %s not delivered: %s", self._pool.origin.authority, exc)
 
 
+@dataclass
+class _Call:
+    """One call's stream, across the backend's closing and the call's resuming it."""
+
+    request_id: str
+    head: Mapping[str, str]
+    sink: Sink | None
+    tg: TaskGroup
+    asked: dict[Any, anyio.CancelScope] = field(default_factory=dict)
+    events: EventParser = field(default_factory=lambda: EventParser())
+
+
 class EventParser:
-    """Server-sent events from a byte stream: the ``data`` of each complete event (LF or CRLF line ends)."""
+    """Server-sent events from a byte stream: the ``data`` of each complete event (LF or CRLF line ends), and what
+    resuming the stream takes: the last event id, the ``retry`` delay (ms) the server asked for."""
 
     def __init__(self) -> None:
         self._buffer = bytearray()
         self._scanned = 0
+        self.size = 0
+        self.last_id: str | None = None
+        self.retry = DEFAULT_RECONNECTION_DELAY_MS
 
     def feed(self, chunk: bytes) -> list[bytes]:
         self._buffer += chunk
+        self.size += len(chunk)
         out: list[bytes] = []
         while (found := self._boundary()) is not None:
             end, size = found
             block = bytes(self._buffer[:end])
             del self._buffer[: end + size]
             self._scanned = 0
-            data = b"\n".join(line[5:].removeprefix(b" ") for line in block.splitlines() if line.startswith(b"data:"))
-            # An event with empty data is never dispatched (the SSE rules), such as the priming event
-            # (an id and an empty data line) a 2025-11-25 server may open a stream with.
+            lines = []
+            for line in block.splitlines():
+                if line.startswith(b"data:"):
+                    lines.append(line[5:].removeprefix(b" "))
+                elif line.startswith(b"id:") and (event_id := line[3:].removeprefix(b" ")):
+                    self.last_id = event_id.decode("utf-8", "replace")
+                elif line.startswith(b"retry:") and (delay := line[6:].strip()).isdigit():
+                    self.retry = int(delay)
+            data = b"\n".join(lines)
+            # An event with empty data is never dispatched (the SSE rules), such as the priming event (an id, a
+            # retry delay and an empty data line) a 2025-11-25 server may open a stream with; its id still counts.
             if data:
                 out.append(data)
         self._scanned = max(0, len(self._buffer) - 3)
