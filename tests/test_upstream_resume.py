@@ -98,12 +98,15 @@ async def test_the_raw_link_resumes_each_time_the_backend_ends_the_stream_and_ge
     assert sink.logged() == ["round 0", "round 1", "round 2"]
 
 
-async def test_a_call_the_backend_ends_the_stream_of_is_answered_through_the_gateway_and_the_backend_stays_up() -> None:
+@pytest.mark.parametrize("session", ["shared", "per_client"])
+async def test_a_call_the_backend_ends_the_stream_of_is_answered_through_the_gateway_and_the_backend_stays_up(
+    session: str,
+) -> None:
+    """On the shared connection the raw link resumes the stream; on a per-client connection the SDK client does."""
     async with serving(app()) as url:
-        backend = BackendConfig(name="poll", url=url, protocol="legacy")
+        backend = BackendConfig(name="poll", url=url, protocol="legacy", session=session)
         settings = GatewayConfig(backends=(backend,), health_interval=60.0, reconnect_min=0.1, reconnect_max=1.0)
         async with Gateway(settings) as gateway, Client(build_server(gateway), mode="legacy") as client:
-            assert gateway.upstreams["poll"].forwarder is not None  # the raw link carries the call
             result = await client.call_tool("poll/interrupted", {})
             upstream = gateway.upstreams["poll"]
             state, breaker, calls = upstream.state, upstream.breaker.state.value, upstream.call_breakers.states()
