@@ -318,18 +318,6 @@ class Forwarder:
                 logger.debug("courtesy message to %s not delivered: %s", self._pool.origin.authority, exc)
 
 
-@dataclass
-class _Call:
-    """One call's stream, across the backend's closing and the call's resuming it."""
-
-    request_id: str
-    head: Mapping[str, str]
-    sink: Sink | None
-    tg: TaskGroup
-    asked: dict[Any, anyio.CancelScope] = field(default_factory=dict)
-    events: EventParser = field(default_factory=lambda: EventParser())
-
-
 class EventParser:
     """Server-sent events from a byte stream: the ``data`` of each complete event (LF or CRLF line ends), and what
     resuming the stream takes: the last event id, the ``retry`` delay (ms) the server asked for."""
@@ -369,6 +357,18 @@ class EventParser:
     def _boundary(self) -> tuple[int, int] | None:
         ends = [(i, len(sep)) for sep in (b"\r\n\r\n", b"\n\n") if (i := self._buffer.find(sep, self._scanned)) >= 0]
         return min(ends) if ends else None
+
+
+@dataclass
+class _Call:
+    """One call's stream, across the backend's closing and the call's resuming it."""
+
+    request_id: str
+    head: Mapping[str, str]
+    sink: Sink | None
+    tg: TaskGroup
+    asked: dict[Any, anyio.CancelScope] = field(default_factory=dict)
+    events: EventParser = field(default_factory=EventParser)
 
 
 async def _drain(response: Response) -> None:

@@ -13,10 +13,9 @@ with the SDK session's own.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from mcp import types
 from mcp.shared.inbound import (
@@ -30,6 +29,7 @@ from mcp.shared.inbound import (
 )
 from mcp_types import CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, PROTOCOL_VERSION_META_KEY, methods
 from mcp_types.version import KNOWN_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
+from pydantic import TypeAdapter
 
 from gateway import __version__
 
@@ -86,16 +86,27 @@ class Negotiated:
 
     def checked(self, method: str, result: dict[str, Any]) -> dict[str, Any]:
         """``result`` as the SDK session takes it: a negative ``ttlMs`` floored, validated against the version's
-        schema (``pydantic.ValidationError`` if it fails), fields of later revisions dropped."""
+        schema (``pydantic.ValidationError`` if it fails), fields of later revisions dropped.
+
+        The schema is the one ``mcp_types.methods.validate_server_result`` checks, without the dump it makes too.
+        """
         ttl = result.get("ttlMs")
         if isinstance(ttl, int | float) and not isinstance(ttl, bool) and ttl < 0:
             result["ttlMs"] = 0
-        with suppress(KeyError):  # a method the version's tables do not name, as the SDK lets it pass
-            methods.validate_server_result(method, self.version, result)
+        schema = _schema(method, self.version)
+        if schema is not None:  # a method the version's tables do not name passes, as in the SDK
+            schema.validate_python(result, by_name=False)
         foreign = _later_fields(method, self.version)
         if foreign.isdisjoint(result):
             return result
         return {key: value for key, value in result.items() if key not in foreign}
+
+
+@cache
+def _schema(method: str, version: str) -> TypeAdapter[Any] | None:
+    """The result schema of ``method`` at ``version``."""
+    surface = methods.SERVER_RESULTS.get((method, version))
+    return None if surface is None else TypeAdapter(cast(Any, surface))
 
 
 @cache
