@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import anyio
-from mcp import Client
 from mcp.client._transport import TransportStreams
 from mcp.server import Server
 from mcp.server._streamable_http_modern import _SSE_HEADERS, _SSE_PING_INTERVAL
@@ -22,7 +21,6 @@ from mcp.server.context import ServerMiddleware
 from mcp.server.session import ServerSession
 from mcp.server.streamable_http import StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
-from mcp.shared.dispatcher import CallOptions
 
 __all__ = [
     "SSE_HEADERS",
@@ -37,7 +35,6 @@ __all__ = [
     "restart_idle",
     "session_count",
     "session_entry",
-    "stamp",
     "wrap_endpoint",
 ]
 
@@ -49,13 +46,6 @@ pings; the fast path answers the same way. Only the SDK's private constant says 
 
 SSE_HEADERS: list[tuple[bytes, bytes]] = list(_SSE_HEADERS)
 """The headers of the SDK's 2026 SSE responses, which the fast path sends alike; private in the SDK."""
-
-
-def stamp(client: Client, message: dict[str, Any], options: CallOptions) -> None:
-    """Put on ``message`` and ``options`` what the client session puts on each of its requests: the 2026 ``_meta``
-    envelope and headers, or the 2025 protocol-version header. The raw call path sends requests beside the session,
-    and ``ClientSession`` offers its per-request stamp only as the private ``_stamp``."""
-    client.session._stamp(message, options)
 
 
 def connection_of(session: ServerSession) -> Connection:

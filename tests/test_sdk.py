@@ -16,14 +16,11 @@ from typing import Any
 
 import anyio
 import pytest
-from mcp import Client
 from mcp.server import Server
 from mcp.server.connection import Connection
 from mcp.server.session import ServerSession
 from mcp.server.streamable_http import StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
-from mcp.shared.dispatcher import CallOptions
-from mcp_types import PROTOCOL_VERSION_META_KEY
 from starlette.routing import Route
 
 pytestmark = pytest.mark.anyio
@@ -40,20 +37,6 @@ def seam() -> ModuleType:
 
 def manager() -> StreamableHTTPSessionManager:
     return StreamableHTTPSessionManager(app=Server("contract"), session_idle_timeout=60, max_sessions=7)
-
-
-async def test_the_client_session_stamps_each_request_through_a_private_callable() -> None:
-    async with Client(Server("contract")) as client:
-        stamper = getattr(client.session, "_stamp", None)
-        assert callable(stamper), moved("ClientSession._stamp", "stamp")
-        assert list(inspect.signature(stamper).parameters) == ["data", "opts"], moved(
-            "ClientSession._stamp(data, opts)", "stamp"
-        )
-        message: dict[str, Any] = {"method": "tools/call", "params": {"name": "x"}}
-        options: CallOptions = {}
-        seam().stamp(client, message, options)
-    version = message["params"]["_meta"][PROTOCOL_VERSION_META_KEY]
-    assert options.get("headers", {}).get("mcp-protocol-version") == version  # the 2026 envelope and headers
 
 
 def test_a_server_session_keeps_the_connection_it_serves_a_request_of() -> None:

@@ -40,7 +40,10 @@ from gateway.upstream import looptime
 from gateway.upstream.backchannel import BackChannel
 from gateway.upstream.breaker import Breakers, CircuitBreaker
 from gateway.upstream.client_sessions import ClientSessions
+from gateway.upstream.exchange import SdkLink
 from gateway.upstream.forward import Forwarder
+from gateway.upstream.link import UpstreamLink
+from gateway.upstream.negotiated import Negotiated
 from gateway.upstream.transports import Connector, TransportHooks, open_client, open_transport, reachable
 
 logger = logging.getLogger(__name__)
@@ -109,6 +112,7 @@ class Upstream:
         per_client = config.session == "per_client"
         self.sessions = ClientSessions(config, connect, self._on_stderr) if per_client else None
         self.forwarder: Forwarder | None = None  # the raw path's, while the shared connection is over HTTP
+        self.link: UpstreamLink | None = None  # how requests go over the shared connection while it is ready
 
     # -- supervision -----------------------------------------------------------------------------------------
 
@@ -129,7 +133,7 @@ class Upstream:
                 self._mark_down(_describe(exc))
             if self.client is not None or self.tools:
                 delay = self.settings.reconnect_min
-            self.client, self.tools, self.forwarder = None, {}, None
+            self.client, self.tools, self.forwarder, self.link = None, {}, None, None
             await self._on_change(self, None)
             self.attempted.set()
             await self._pause(delay * random.uniform(0.8, 1.2))
@@ -184,7 +188,8 @@ class Upstream:
     async def _serve(self, client: Client, snapshot: Snapshot, elapsed: float) -> None:
         self.client = client
         self.protocol_version = client.protocol_version
-        self.tools = {t.name: t for t in snapshot.tools}
+        self._listed(snapshot)
+        self.link = self.forwarder or SdkLink(client)
         self.state, self.error = State.READY, None
         self.breaker.reset()
         self.call_breakers.reset()
@@ -220,9 +225,15 @@ class Upstream:
                 if self._dirty:
                     self._dirty = False
                     snapshot = await looptime.within(self.config.connect_timeout, partial(self._list_all, client))
-                    self.tools = {t.name: t for t in snapshot.tools}
+                    self._listed(snapshot)
                     await self._on_change(self, snapshot)
         raise ConnectionLost(self._lost)
+
+    def _listed(self, snapshot: Snapshot) -> None:
+        """The backend's tools as last listed; the raw path stamps its calls for them (``Mcp-Param-*`` headers)."""
+        self.tools = {t.name: t for t in snapshot.tools}
+        if self.forwarder is not None and self.protocol_version is not None:
+            self.forwarder.bind(Negotiated.at(self.protocol_version, snapshot.tools))
 
     async def _probe_periodically(self) -> None:
         while True:

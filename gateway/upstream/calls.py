@@ -18,22 +18,28 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 import anyio
-from mcp import Client, MCPError, types
-from mcp.types import CONNECTION_CLOSED, INVALID_REQUEST, REQUEST_TIMEOUT
-from pydantic import BaseModel, ValidationError
+from mcp import Client, types
+from pydantic import BaseModel
 
 from gateway.config import Transport
 from gateway.errors import BackendMisbehaved, BackendTimeout, BackendUnavailable, OutcomeUnknown, ResultTooLarge
 from gateway.upstream.backend import State, Upstream
 from gateway.upstream.breaker import CircuitOpen
 from gateway.upstream.caller import ANONYMOUS, Caller
-from gateway.upstream.exchange import exchange
-from gateway.upstream.forward import InvalidAnswer, TooLarge, Undelivered
+from gateway.upstream.exchange import SdkLink, exchange
+from gateway.upstream.link import (
+    AnswerTooLarge,
+    BackendRejected,
+    ConnectionLost,
+    InvalidAnswer,
+    LinkClosed,
+    NotDelivered,
+    SessionGone,
+    TimedOut,
+    UpstreamLink,
+)
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
-# How an HTTP backend says it no longer knows our session (it restarted or expired it): the SDK client's wording
-# for a bare 404, and the SDK server's 404 body.
-_SESSION_GONE = ("session terminated", "session not found")
 # The longest a request waits for its backend's connection to come back before it is sent again: a caller learns
 # at once, or nearly, that a backend is gone, and a backend that merely restarted still serves it.
 REPLAY_WAIT = 1.0
@@ -174,16 +180,17 @@ async def _once(
     key: str | None,
     label: str,
 ) -> ResultT | types.InputRequiredResult:
-    client = upstream.client
-    if client is None or upstream.state is not State.READY:
+    client, link = upstream.client, upstream.link
+    if client is None or link is None or upstream.state is not State.READY:
         raise BackendUnavailable(upstream.name, upstream.error or upstream.state.value)
     _admit(upstream, key, label)
     if upstream.sessions is None:
-        return await _request(upstream, client, method, params, result_type, deadline, caller, key)
+        return await _request(upstream, client, link, method, params, result_type, deadline, caller, key)
     try:
         async with upstream.sessions.lease(caller.session_key, caller.sink) as lease:
+            own = SdkLink(lease.client)
             try:
-                return await _request(upstream, lease.client, method, params, result_type, deadline, caller, key)
+                return await _request(upstream, lease.client, own, method, params, result_type, deadline, caller, key)
             except (_NotDelivered, _Lost):
                 lease.discard()
                 raise
@@ -209,6 +216,7 @@ def _admit(upstream: Upstream, key: str | None, label: str) -> None:
 async def _request(
     upstream: Upstream,
     client: Client,
+    link: UpstreamLink,
     method: str,
     params: dict[str, Any],
     result_type: type[ResultT],
@@ -216,25 +224,31 @@ async def _request(
     caller: Caller,
     key: str | None,
 ) -> ResultT | types.InputRequiredResult:
-    """One request over one connection, its outcome fed to the breakers."""
+    """One request over one link (``client``'s), its outcome fed to the breakers."""
     try:
-        # The raw path rides the shared connection's session; per-client connections keep the SDK's.
-        forwarder = upstream.forwarder if client is upstream.client else None
-        result = await exchange(client, forwarder, upstream.modern, method, params, result_type, deadline, caller)
-    except MCPError as exc:
-        _classify(upstream, client, exc, deadline, key)
+        result = await exchange(link, method, params, result_type, deadline, caller)
+    except BackendRejected as exc:
         _answered(upstream, key)
-        raise
-    except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+        raise exc.error from None
+    except TimedOut:
+        _exchange_failed(upstream, key, answered=False)
+        raise BackendTimeout(upstream.name, deadline) from None
+    except SessionGone as exc:
+        _link_failed(upstream, client, key, "the backend no longer knows our session (it restarted)")
+        raise _NotDelivered(str(exc)) from None
+    except ConnectionLost as exc:
+        if _exchange_only(upstream, client):
+            _exchange_failed(upstream, key, answered=False)
+        else:
+            _link_failed(upstream, client, key, f"connection lost ({exc})")
+        raise _Lost(str(exc)) from None
+    except LinkClosed:
         _link_failed(upstream, client, key, "the connection is closed")
         raise _NotDelivered("the connection is closed") from None
-    except Undelivered as exc:
+    except NotDelivered as exc:
         _exchange_failed(upstream, key, answered=False)
         raise _NotDelivered(str(exc)) from None
-    except ValidationError as exc:
-        _exchange_failed(upstream, key)
-        raise BackendMisbehaved(upstream.name, f"{exc.error_count()} validation errors") from None
-    except TooLarge as exc:
+    except AnswerTooLarge as exc:
         _exchange_failed(upstream, key)
         raise ResultTooLarge(upstream.name, exc.limit + 1, exc.limit) from None
     except InvalidAnswer as exc:
@@ -246,22 +260,6 @@ async def _request(
         raise
     _answered(upstream, key)
     return result
-
-
-def _classify(upstream: Upstream, client: Client, exc: MCPError, deadline: float, key: str | None) -> None:
-    """Raise the gateway's view of an SDK error; return when it is the backend's own error."""
-    if exc.code == REQUEST_TIMEOUT:
-        _exchange_failed(upstream, key, answered=False)
-        raise BackendTimeout(upstream.name, deadline) from None
-    if exc.code == INVALID_REQUEST and exc.message.lower() in _SESSION_GONE:
-        _link_failed(upstream, client, key, "the backend no longer knows our session (it restarted)")
-        raise _NotDelivered(exc.message) from None
-    if exc.code == CONNECTION_CLOSED:
-        if _exchange_only(upstream, client):
-            _exchange_failed(upstream, key, answered=False)
-        else:
-            _link_failed(upstream, client, key, f"connection lost ({exc.message})")
-        raise _Lost(exc.message) from None
 
 
 def _exchange_only(upstream: Upstream, client: Client) -> bool:

@@ -1,23 +1,22 @@
-"""One request over one connection to a backend, whatever carries it.
+"""One request over one link to a backend, and the SDK client session as such a link.
 
-On the shared connection to a streamable-HTTP backend the request goes as raw JSON-RPC over the link's kept-alive
-connections (``gateway.upstream.forward``), stamped by the SDK session that owns the link; everywhere else (stdio, SSE,
-per-client connections) through the SDK session itself. Either way the caller's sink receives what the backend
-sends during the call, and a 2026 backend's ``input_required`` answer is told apart from a result.
+``exchange`` sends a request on any ``UpstreamLink`` (``gateway.upstream.link``) and tells a 2026 backend's
+``input_required`` answer apart from a result. ``SdkLink`` is the link of every connection the SDK client carries
+(stdio, SSE, per-client connections, and HTTP backends whose calls carry the caller's token); it is the one place
+where the SDK session's exceptions become the link's errors.
 """
 
 from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from mcp import Client, types
-from mcp.shared.dispatcher import CallOptions
-from mcp_types import CLIENT_CAPABILITIES_META_KEY
-from pydantic import BaseModel, RootModel
+import anyio
+from mcp import Client, MCPError, types
+from mcp.types import CONNECTION_CLOSED, REQUEST_TIMEOUT
+from pydantic import BaseModel, RootModel, ValidationError
 
-from gateway.sdk import stamp
 from gateway.upstream.caller import ANONYMOUS, Caller
-from gateway.upstream.forward import Forwarder
+from gateway.upstream.link import ConnectionLost, LinkClosed, LinkError, TimedOut, UpstreamLink, invalid, rejected
 from gateway.upstream.sink import Sink
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
@@ -34,45 +33,60 @@ class _Raw(RootModel[dict[str, Any]]):
 
 
 async def exchange(
-    client: Client,
-    forwarder: Forwarder | None,
-    modern: bool,
+    link: UpstreamLink,
     method: str,
     params: dict[str, Any],
     result_type: type[ResultT],
     deadline: float,
     caller: Caller = ANONYMOUS,
 ) -> ResultT | types.InputRequiredResult:
-    """``forwarder``: the raw path, for the shared connection of an HTTP backend (else ``None``); ``modern``: the
-    link speaks 2026-07-28, so the backend hears the caller's capabilities.
-
-    Raises what the SDK session raises (see ``gateway.upstream.forward``), plus ``InvalidAnswer``.
-    """
-    if forwarder is None:
-        return _parse(await _sdk_send(client, method, params, deadline, caller.sink), result_type)
-    message: dict[str, Any] = {"method": method, "params": params}
-    options: CallOptions = {}
-    # The session's own stamp: the 2026 envelope and headers, or the 2025 protocol-version header.
-    stamp(client, message, options)
-    if modern and caller.capabilities is not None:
-        declared = caller.capabilities.model_dump(by_alias=True, mode="json", exclude_none=True)
-        message["params"]["_meta"][CLIENT_CAPABILITIES_META_KEY] = declared
-    headers = options.get("headers", {})
-    return _parse(await forwarder.send(message, headers, deadline, modern=modern, sink=caller.sink), result_type)
+    """The backend's answer to one request: its result, or a 2026 ``input_required``. Raises ``LinkError``."""
+    return _parse(await link.send(method, params, deadline, caller), result_type)
 
 
 def _parse(raw: dict[str, Any], result_type: type[ResultT]) -> ResultT | types.InputRequiredResult:
     """A backend's answer: its result, or a 2026 ``input_required`` (for any request that may take rounds)."""
-    if raw.get("resultType") == "input_required":
-        return types.InputRequiredResult.model_validate(raw, by_name=False)
-    return result_type.model_validate(raw, by_name=False)
+    try:
+        if raw.get("resultType") == "input_required":
+            return types.InputRequiredResult.model_validate(raw, by_name=False)
+        return result_type.model_validate(raw, by_name=False)
+    except ValidationError as exc:
+        raise invalid(exc) from None
+
+
+class SdkLink:
+    """Requests through an SDK client's session, which stamps them, validates their answers for the negotiated
+    version, and resumes their streams (streamable HTTP: the ``retry`` the backend asked for, then ``Last-Event-ID``).
+    """
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    async def send(self, method: str, params: dict[str, Any], deadline: float, caller: Caller) -> dict[str, Any]:
+        try:
+            return await _sdk_send(self.client, method, params, deadline, caller.sink)
+        except MCPError as exc:
+            raise _translated(exc) from None
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            raise LinkClosed("the connection is closed") from None
+        except ValidationError as exc:
+            raise invalid(exc) from None
+
+
+def _translated(exc: MCPError) -> LinkError:
+    """The link's error for an SDK one: the SDK raises ``MCPError`` for its own failures and the backend's alike."""
+    if exc.code == REQUEST_TIMEOUT:
+        return TimedOut(exc.message)
+    if exc.code == CONNECTION_CLOSED:
+        return ConnectionLost(exc.message)
+    return rejected(exc)
 
 
 async def _sdk_send(
     client: Client, method: str, params: dict[str, Any], deadline: float, sink: Sink | None
 ) -> dict[str, Any]:
-    """The SDK's path. The caller's progress token means nothing on a connection other clients share: the SDK
-    puts its own on the request, and the progress it reports goes to ``sink`` (in the caller's name)."""
+    """The caller's progress token means nothing on a connection other clients share: the SDK puts its own on the
+    request, and the progress it reports goes to ``sink`` (in the caller's name)."""
     meta = params.get("_meta") or {}
     wants_progress = "progressToken" in meta
     if wants_progress:

@@ -1,9 +1,10 @@
 """A small HTTP/1.1 client on asyncio streams: keep-alive connections to one origin, requests, response bodies.
 
-The call path to an HTTP backend needs one thing done fast: POST a JSON body, read a JSON or SSE answer, and
-keep the connection for the next call. A general client (httpx2 and its pool) costs more CPU per call than the
-rest of the gateway together; this one builds the request bytes in one join and reads bodies by
-``Content-Length``, chunked or to the end of the connection, copying each body once.
+The call path to an HTTP backend needs one thing done fast: POST a JSON body, read a JSON or SSE answer (or GET
+the rest of an SSE stream the server ended early), and keep the connection for the next call. A general client
+(httpx2 and its pool) costs more CPU per call than the rest of the gateway together; this one builds the request
+bytes in one join and reads bodies by ``Content-Length``, chunked or to the end of the connection, copying each
+body once.
 
 Errors say which side of the request they happened on: ``NotSent`` when the request surely did not reach the server
 (``Unreachable``: no connection could be made; or a connection the server closed while the request was being
@@ -159,8 +160,9 @@ class Pool:
         self._closed = False
         self._slots = asyncio.Semaphore(MAX_OPEN)
 
-    async def request(self, head: Mapping[str, str], body: bytes) -> Response:
-        """POST ``body``; returns once the response head is in. A stale kept-alive connection is replaced once.
+    async def request(self, head: Mapping[str, str], body: bytes, method: str = "POST") -> Response:
+        """Send ``body`` (``method``: POST, or GET to resume a stream); returns once the response head is in. A
+        stale kept-alive connection is replaced once.
 
         The response holds one of the origin's ``MAX_OPEN`` slots until ``give_back``.
         """
@@ -169,10 +171,10 @@ class Pool:
             connection = self._take()
             if connection is not None:
                 try:
-                    return await self._exchange(connection, head, body)
+                    return await self._exchange(connection, method, head, body)
                 except NotSent:
                     pass
-            return await self._exchange(await self._open(), head, body)
+            return await self._exchange(await self._open(), method, head, body)
         except BaseException:
             self._slots.release()
             raise
@@ -219,10 +221,10 @@ class Pool:
             raise Unreachable(f"cannot connect to {origin.authority}: {exc!r}") from None
         return Connection(reader, writer)
 
-    async def _exchange(self, connection: Connection, head: Mapping[str, str], body: bytes) -> Response:
+    async def _exchange(self, connection: Connection, method: str, head: Mapping[str, str], body: bytes) -> Response:
         try:
             try:
-                connection.writer.write(_request_bytes(self.origin, head, body))
+                connection.writer.write(_request_bytes(self.origin, method, head, body))
                 await connection.writer.drain()
             except OSError as exc:
                 raise NotSent(f"the request could not be written: {exc!r}") from None
@@ -238,8 +240,8 @@ class Pool:
         return _parse_head(raw, connection)
 
 
-def _request_bytes(origin: Origin, head: Mapping[str, str], body: bytes) -> bytes:
-    lines = [f"POST {origin.target} HTTP/1.1", f"host: {origin.authority}", f"content-length: {len(body)}"]
+def _request_bytes(origin: Origin, method: str, head: Mapping[str, str], body: bytes) -> bytes:
+    lines = [f"{method} {origin.target} HTTP/1.1", f"host: {origin.authority}", f"content-length: {len(body)}"]
     for name, value in head.items():
         if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
             raise ValueError(f"header {name!r} carries a line break")

@@ -22,17 +22,17 @@ from urllib.parse import urlsplit
 
 import anyio
 import httpx2
-from mcp import Client, types
+from mcp import Client
 from mcp.client import Transport
 from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
-from gateway import __version__
 from gateway.config import BackendConfig
 from gateway.config import Transport as Kind
 from gateway.sdk import TransportStreams
-from gateway.upstream.forward import Forwarder, Link
+from gateway.upstream.forward import Forwarder
+from gateway.upstream.negotiated import CLIENT_INFO
 
 # Server-sent event streams stay open between messages; their read timeout is not a call deadline.
 STREAM_READ_TIMEOUT = 300.0
@@ -78,21 +78,25 @@ async def open_transport(config: BackendConfig, stack: AsyncExitStack, hooks: Tr
     read_timeout = max(STREAM_READ_TIMEOUT, config.call_timeout + 30)
     if config.transport is Kind.STREAMABLE_HTTP:
         assert config.url is not None
-        link = Link()
+        # One event holds one message: twice the result limit bounds memory and leaves room for JSON escaping.
+        events = 2 * config.max_result_bytes
+        # The raw path sends no caller's token: a backend that takes one stays on the SDK client.
+        forwarder = (
+            None if config.forward_token else Forwarder(config.url, config.headers, config.connect_timeout, events)
+        )
         http = httpx2.AsyncClient(
             headers=config.headers or None,
             timeout=httpx2.Timeout(config.connect_timeout, read=read_timeout),
             # Loading the CA bundle costs ~80 ms per client; a plain-HTTP backend never uses it.
             verify=config.url.startswith("https://"),
-            event_hooks={"request": [link.observe, *([_forward_token] if config.forward_token else [])]},
+            event_hooks={
+                "request": [_forward_token] if config.forward_token else [],
+                "response": [forwarder.on_response] if forwarder is not None else [],
+            },
         )
         await stack.enter_async_context(http)
-        # One event holds one message: twice the result limit bounds memory and leaves room for JSON escaping.
-        events = 2 * config.max_result_bytes
         transport: Transport = streamable_http_client(config.url, http_client=http, max_sse_event_size=events)
-        # The raw path sends no caller's token: a backend that takes one stays on the SDK client.
-        if not config.forward_token:
-            forwarder = Forwarder(config.url, config.headers, config.connect_timeout, link, events)
+        if forwarder is not None:
             stack.callback(forwarder.close)
             hooks.on_forwarder(forwarder)
     elif config.transport is Kind.SSE:
@@ -168,7 +172,7 @@ async def open_client(
         await connect(config, stack, hooks),
         mode=config.protocol,
         read_timeout_seconds=config.call_timeout,
-        client_info=types.Implementation(name="mcp-gateway", version=__version__),
+        client_info=CLIENT_INFO,
         cache=None,
         **options,
     )
