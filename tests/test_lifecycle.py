@@ -305,7 +305,7 @@ async def test_an_idempotent_call_survives_a_restart_mid_call_and_another_gets_o
             await until(lambda: "read" in toy.journal.read_text().splitlines())
             toy.kill()
             toy.start()
-    assert unknown.value.code == OUTCOME_UNKNOWN and "'record'" in unknown.value.message
+    assert unknown.value.code == OUTCOME_UNKNOWN and "'toy/record'" in unknown.value.message
     assert toy.journal.read_text().splitlines().count("once") == 1
     assert replayed["result"].content[0].text == "read done"
 
