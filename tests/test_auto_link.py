@@ -3,7 +3,7 @@ tools ask the client mid-call; it takes 2025 ``resources/subscribe`` and serves 
 both eras through the gateway what it gives them directly; a backend that refuses the 2025 handshake gets a 2026 link.
 
 Backends (the toy server over streamable HTTP, behind one gateway with no ``protocol`` set): ``both`` (both eras,
-``--no-listen``) and ``new`` (2026-07-28 alone, ``--modern-only``).
+``--no-listen``), ``new`` (2026-07-28 alone, ``--modern-only``) and ``token`` (``both`` again, with ``forward_token``).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             wait_until(lambda: listening(port), what=f"the {name} backend to listen")  # noqa: B023 - awaited here
             urls[name] = f"http://127.0.0.1:{port}/mcp"
         backends = [{"name": name, "url": url} for name, url in urls.items()]
+        backends.append({"name": "token", "url": urls["both"], "forward_token": True})
         (root / "gateway.json").write_text(json.dumps({"backends": backends}))
         port = free_port()
         procs.start("-m", "gateway", "serve", "--config", str(root / "gateway.json"), "--port", str(port))
@@ -136,11 +137,12 @@ async def test_a_2026_client_hears_the_2025_subscription_on_its_listen_stream(st
 
 
 async def test_each_backend_gets_the_link_that_loses_nothing(stack: Stack) -> None:
-    """Both eras: the 2025 link. 2026-07-28 alone: the handshake is refused, and the SDK negotiates a 2026 link."""
+    """Both eras: the 2025 link. 2026-07-28 alone: the handshake is refused, and the SDK negotiates a 2026 link. With
+    ``forward_token`` the SDK negotiates at once: a 2025 session would be bound to one credential."""
     status, body = http_get(stack["ready"])
     links = {b["name"]: (b["state"], b["protocol"]) for b in body["backends"]}
     assert status == 200
-    assert links == {"both": ("ready", "2025-11-25"), "new": ("ready", "2026-07-28")}
+    assert links == {"both": ("ready", "2025-11-25"), "new": ("ready", "2026-07-28"), "token": ("ready", "2026-07-28")}
     for mode in ("legacy", "2026-07-28"):
         async with Client(stack["gateway"], mode=mode) as client:
             assert text(await client.call_tool("new/echo", {"text": "hi"})) == "hi"
