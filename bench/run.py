@@ -4,6 +4,7 @@ python -m bench              # the default run (12-15 minutes on 2 cores, peers 
 python -m bench --quick      # one round per level, shorter windows
 python -m bench --tiny       # seconds; what the smoke test runs
 python -m bench --only many  # only the 100 backends: the gateway's start and tools/list over 10,000 tools
+python -m bench --link legacy   # the gateway's backends pinned to one protocol (auto, legacy, 2026-07-28)
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Settings, str]:
     parser.add_argument("--soak", type=float, help="soak seconds (1800 for the long form)")
     parser.add_argument("--no-chart", action="store_true", help="skip the PNG (no matplotlib needed)")
     parser.add_argument("--only", choices=("many",), help="run one scenario alone (many: start and tools/list)")
+    parser.add_argument(
+        "--link",
+        choices=("auto", "legacy", "2026-07-28"),
+        help="the gateway's protocol for its backends (default: auto)",
+    )
     args = parser.parse_args(argv)
     profile = "tiny" if args.tiny else "quick" if args.quick else "default"
     settings = TINY if args.tiny else QUICK if args.quick else DEFAULT
@@ -83,6 +89,8 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Settings, str]:
         settings = replace(settings, soak_duration=args.soak)
     if args.no_chart:
         settings = replace(settings, chart=False)
+    if args.link:
+        settings = replace(settings, link=args.link)
     return args, settings, profile
 
 
@@ -116,10 +124,14 @@ def run_all(procs: Processes, settings: Settings, work: Path, cache: Path) -> di
     backends = {mode: (proc, f"http://127.0.0.1:{port}/mcp") for mode, (proc, port) in echoes.items()}
     gateways: dict[str, tuple[Proc, int]] = {}
     for mode in MODES:
-        config = write_gateway_config(work / f"gateway-{mode}.yaml", [("bench", GATEWAY_PREFIX, backends[mode][1])])
+        config = write_gateway_config(
+            work / f"gateway-{mode}.yaml", [("bench", GATEWAY_PREFIX, backends[mode][1])], settings.link
+        )
         gateways[mode] = start_gateway(procs, f"gateway-{mode}", config, json_response=mode == "json")
     # Started now so their start overlaps; each is first used by its own scenario.
-    idle_config = write_gateway_config(work / "idle.yaml", [("bench", GATEWAY_PREFIX, backends["sse"][1])])
+    idle_config = write_gateway_config(
+        work / "idle.yaml", [("bench", GATEWAY_PREFIX, backends["sse"][1])], settings.link
+    )
     idle_gateway = start_gateway(procs, "gateway-idle", idle_config, json_response=False)
     many_servers = scenarios.start_many(procs, settings)
     for proc, port in [*gateways.values(), idle_gateway]:

@@ -261,7 +261,7 @@ def many_backends(
             backends += [(f"b{i:03d}", f"b{i:03d}", url(port, backend_path(i))) for i in indices]
             wait_until(port_open(port), settings.start_timeout, proc, "listening")
         connects = asyncio.run(_connect_times([u for _, _, u in backends], settings.timeout))
-        config = write_gateway_config(workdir / "many.yaml", backends)
+        config = write_gateway_config(workdir / "many.yaml", backends, settings.link)
         gateway, port = start_gateway(procs, "gateway-many", config, json_response=False)
         started.append(gateway)
         ready: float | None = None

@@ -32,6 +32,7 @@ class Settings:
     install_timeout: float = 900.0
     start_timeout: float = 60.0
     chart: bool = True
+    link: str | None = None  # the gateway's `protocol:` for its backends; None leaves the default (auto)
 
 
 DEFAULT = Settings()

@@ -60,9 +60,10 @@ def wait_listening(proc: Proc, port: int, timeout: float) -> float:
     return wait_until(port_open(port), timeout, proc, "listening")
 
 
-def write_gateway_config(path: Path, backends: Sequence[tuple[str, str, str]]) -> Path:
-    """A gateway config file for ``(name, prefix, url)`` backends."""
-    data = {"backends": [{"name": n, "prefix": p, "url": u} for n, p, u in backends]}
+def write_gateway_config(path: Path, backends: Sequence[tuple[str, str, str]], link: str | None = None) -> Path:
+    """A gateway config file for ``(name, prefix, url)`` backends, each with ``protocol: link`` if given."""
+    protocol = {} if link is None else {"protocol": link}
+    data = {"backends": [{"name": n, "prefix": p, "url": u, **protocol} for n, p, u in backends]}
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 

@@ -79,7 +79,7 @@ class CountingConnector:
         return self.servers[config.name]
 
 
-@pytest.mark.parametrize("mode", ["auto", "legacy"])
+@pytest.mark.parametrize("mode", ["auto", "2026-07-28"])
 async def test_every_page_of_every_list_is_walked(mode: str) -> None:
     config = config_for({"paged": "pg"})
     config = config.model_copy(update={"backends": (config.backends[0].model_copy(update={"protocol": mode}),)})

@@ -55,7 +55,7 @@ async def through_gateway(url: str, protocol: str, **fields: Any) -> AsyncIterat
         yield gateway, client
 
 
-@pytest.mark.parametrize("protocol", ["legacy", "auto"])
+@pytest.mark.parametrize("protocol", ["legacy", "2026-07-28"])
 @pytest.mark.parametrize("mode", MODES)
 async def test_calls_reads_prompts_and_completions_go_raw_and_come_back_whole(
     backends: dict[str, str], mode: str, protocol: str
@@ -80,7 +80,7 @@ async def test_calls_reads_prompts_and_completions_go_raw_and_come_back_whole(
     assert failed.value.code != types.INTERNAL_ERROR
 
 
-@pytest.mark.parametrize("protocol", ["legacy", "auto"])
+@pytest.mark.parametrize("protocol", ["legacy", "2026-07-28"])
 @pytest.mark.parametrize("mode", MODES)
 async def test_a_call_past_its_deadline_times_out_and_is_cancelled_at_the_backend(
     backends: dict[str, str], mode: str, protocol: str
@@ -94,7 +94,7 @@ async def test_a_call_past_its_deadline_times_out_and_is_cancelled_at_the_backen
         took = time.monotonic() - started
         assert timed_out.value.code == types.REQUEST_TIMEOUT
         assert 0.4 < took < 3
-        if mode == "json" and protocol == "auto":
+        if mode == "json" and protocol == "2026-07-28":
             # A 2026 call is cancelled by closing its connection, which the gateway does; the SDK's JSON-mode
             # server does not watch for the disconnect, so the backend's handler runs on.
             return
@@ -108,7 +108,7 @@ async def test_a_call_past_its_deadline_times_out_and_is_cancelled_at_the_backen
                 await anyio.sleep(0.05)
 
 
-@pytest.mark.parametrize("protocol", ["legacy", "auto"])
+@pytest.mark.parametrize("protocol", ["legacy", "2026-07-28"])
 async def test_concurrent_calls_share_a_few_kept_alive_connections(backends: dict[str, str], protocol: str) -> None:
     async with through_gateway(backends["sse"], protocol) as (gw, c):
         async with anyio.create_task_group() as tg:

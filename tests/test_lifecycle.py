@@ -278,7 +278,7 @@ async def test_a_tools_breaker_opens_after_its_repeated_timeouts_then_half_opens
     assert trial.content[0].text == "done" and closed == {}  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("protocol", ["legacy", "auto"])
+@pytest.mark.parametrize("protocol", ["legacy", "2026-07-28"])
 async def test_an_idempotent_call_survives_a_restart_mid_call_and_another_gets_outcome_unknown_once(
     processes: Processes, tmp_path: Path, protocol: str
 ) -> None:

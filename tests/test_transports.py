@@ -61,7 +61,7 @@ async def test_backends_on_all_three_transports_are_listed_and_called(processes:
     assert [b["state"] for b in status["backends"]] == ["ready"] * 3
 
 
-@pytest.mark.parametrize("protocol", ["auto", "legacy"])
+@pytest.mark.parametrize("protocol", ["auto", "legacy", "2026-07-28"])
 @pytest.mark.parametrize("transport", ["streamable-http", "stdio"])
 async def test_a_backends_list_change_reaches_clients_over_real_transports(
     processes: Processes, protocol: str, transport: str

@@ -11,28 +11,32 @@ makes between reconnects: whether a URL backend takes a TCP connection again.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 import anyio
 import httpx2
-from mcp import Client
+from mcp import Client, MCPError
 from mcp.client import Transport
 from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.types import CONNECTION_CLOSED
 
 from gateway.config import BackendConfig
 from gateway.config import Transport as Kind
 from gateway.sdk import TransportStreams
 from gateway.upstream.forward import Forwarder
 from gateway.upstream.negotiated import CLIENT_INFO
+
+logger = logging.getLogger(__name__)
 
 # Server-sent event streams stay open between messages; their read timeout is not a call deadline.
 STREAM_READ_TIMEOUT = 300.0
@@ -167,10 +171,59 @@ async def open_client(
     config: BackendConfig, connect: Connector, stack: AsyncExitStack, hooks: TransportHooks, **options: Any
 ) -> Client:
     """A connected SDK client for one connection to a backend, closed with ``stack``: the backend's protocol and
-    call deadline, the gateway's identity, no response cache; ``options`` add callbacks."""
+    call deadline, the gateway's identity, no response cache; ``options`` add callbacks.
+
+    ``protocol: auto`` opens with the 2025 handshake. A backend that speaks both eras serves some things only
+    there: its requests to the client during a call (a 2026 connection has no back-channel for them) and its
+    2025 ``resources/subscribe``; the gateway bridges both to 2026 clients. A backend that refuses the handshake
+    is connected again and the SDK negotiates (``server/discover``, the 2026 era). A ``forward_token`` backend
+    is negotiated at once: a 2025 session is bound to the credential that opened it, not each caller's own.
+    """
+    if config.protocol != "auto" or config.forward_token:
+        return await _connected(config, config.protocol, connect, stack, hooks, options)
+    async with AsyncExitStack() as attempt:
+        handshake = _Handshake(hooks)
+        try:
+            client = await _connected(config, "legacy", connect, attempt, handshake.hooks, options)
+        except* MCPError as refused:  # raised from inside the SDK's task groups
+            if refused.subgroup(_closed) is not None:
+                raise  # a closed connection or an exited process says nothing about eras
+            logger.debug("backend %s refused the 2025 handshake (%s); negotiating", config.name, refused.exceptions)
+        else:
+            handshake.done = True
+            await stack.enter_async_context(attempt.pop_all())
+            return client
+    return await _connected(config, "auto", connect, stack, hooks, options)
+
+
+class _Handshake:
+    """Hooks for a handshake that may be refused: the end of a refused attempt's stream is not the link's."""
+
+    def __init__(self, hooks: TransportHooks) -> None:
+        self.done = False
+        self._on_eof = hooks.on_eof
+        self.hooks = replace(hooks, on_eof=self._eof)
+
+    def _eof(self) -> None:
+        if self.done:
+            self._on_eof()
+
+
+def _closed(exc: BaseException) -> bool:
+    return isinstance(exc, MCPError) and exc.code == CONNECTION_CLOSED
+
+
+async def _connected(
+    config: BackendConfig,
+    mode: str,
+    connect: Connector,
+    stack: AsyncExitStack,
+    hooks: TransportHooks,
+    options: dict[str, Any],
+) -> Client:
     client = Client(
         await connect(config, stack, hooks),
-        mode=config.protocol,
+        mode=mode,
         read_timeout_seconds=config.call_timeout,
         client_info=CLIENT_INFO,
         cache=None,

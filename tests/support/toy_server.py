@@ -6,9 +6,11 @@ Run it as ``python -m tests.support.toy_server --port N`` (streamable HTTP), ``-
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -63,9 +65,11 @@ def _subscriptions(server: MCPServer) -> dict[str, set[Connection]]:
     return subscribed
 
 
-def build(name: str = "toy", journal: Path | None = None) -> MCPServer:
-    """``journal``: a file each ``record`` call appends to before it sleeps, to count executions across restarts."""
-    server = MCPServer(name, instructions="Test backend.")
+def build(name: str = "toy", journal: Path | None = None, listen: bool = True) -> MCPServer:
+    """``journal``: a file each ``record`` call appends to before it sleeps, to count executions across restarts.
+    ``listen=False``: no 2026 ``subscriptions/listen``, only 2025 ``resources/subscribe``, as a server written
+    before 2026-07-28 subscribes."""
+    server = MCPServer(name, instructions="Test backend.", subscriptions=None if listen else False)
     cancelled = [0]
     subscribed = _subscriptions(server)
 
@@ -244,6 +248,30 @@ def build(name: str = "toy", journal: Path | None = None) -> MCPServer:
     return server
 
 
+def modern_only(app: ASGIApp) -> ASGIApp:
+    """The app, except that it refuses the 2025 ``initialize`` handshake as a server of 2026-07-28 alone does."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return await app(scope, receive, send)
+        first = await receive()
+        message = json.loads(first.get("body") or b"null") if not first.get("more_body") else None
+        if not (isinstance(message, dict) and message.get("method") == "initialize"):
+            replayed = iter([first])
+            return await app(scope, lambda: _next_or(replayed, receive), send)
+        data = {"supported": ["2026-07-28"], "requested": message["params"]["protocolVersion"]}
+        error = {"code": -32022, "message": "Unsupported protocol version", "data": data}
+        body = json.dumps({"jsonrpc": "2.0", "id": message["id"], "error": error}).encode()
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": body})
+
+    return wrapped
+
+
+async def _next_or(queued: Iterator[Message], receive: Receive) -> Message:
+    return next(queued, None) or await receive()
+
+
 class Cut(Exception):
     """Raised by ``cutting`` so the HTTP server drops a connection whose response has begun."""
 
@@ -292,18 +320,22 @@ def main() -> None:
     parser.add_argument("--stdio", action="store_const", const="stdio", dest="transport")
     parser.add_argument("--journal", type=Path)
     parser.add_argument("--json-response", action="store_true", help="plain JSON answers instead of SSE streams")
+    parser.add_argument("--no-listen", action="store_true", help="2025 resources/subscribe only, no listen streams")
+    parser.add_argument("--modern-only", action="store_true", help="refuse the 2025 handshake (streamable HTTP)")
     parser.add_argument("--echo-env", metavar="NAME", help="print NAME=value of this variable to stderr at start")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     if args.echo_env:
         print(f"{args.echo_env}={os.environ.get(args.echo_env)}", file=sys.stderr, flush=True)
-    server = build(args.name, args.journal)
+    server = build(args.name, args.journal, listen=not args.no_listen)
     if args.transport == "stdio":
         server.run("stdio")
     elif args.transport == "sse":
         server.run(args.transport, host="127.0.0.1", port=args.port)
     else:
         app = cutting(server.streamable_http_app(json_response=args.json_response, host="127.0.0.1"))
+        if args.modern_only:
+            app = modern_only(app)
         uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="critical")
 
 
