@@ -64,7 +64,7 @@ async def test_sdk_based_and_unknown_clients_get_names_the_model_apis_accept(
 
 
 @pytest.mark.parametrize("mode", ERAS)
-@pytest.mark.parametrize("name", ["curl", "mcp-inspector", "MCP-Inspector"])
+@pytest.mark.parametrize("name", ["curl", "mcp-inspector"])
 async def test_clients_named_as_showing_names_to_a_person_get_the_canonical_ones(
     samples: Gateway, name: str, mode: str
 ) -> None:
