@@ -27,7 +27,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# The reference servers and client the interoperability tests run (pinned in tests/support/interop.py), installed
+# The reference servers and clients the interoperability tests run (pinned in tests/support/interop.py), installed
 # once into tests/.cache/interop (while lint runs: the installs mostly wait on the registries); later runs need no
 # registry.
 test: $(STAMP) redis-server

@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 # A prefix also becomes part of a URI scheme (``ops+inventory://``), so it keeps to scheme characters.
 PREFIX_PATTERN = r"^([A-Za-z][A-Za-z0-9-]{0,31})?$"
-DEFAULT_STRICT_CLIENTS = ("claude", "anthropic", "openai", "chatgpt", "codex")
+# Clients that show names to a person rather than to a model API, and so may see ``ops/search`` (see ``naming``).
+DEFAULT_CANONICAL_CLIENTS = ("curl", "mcp-inspector")
 MIB = 1024 * 1024
 MIN_SECRET = 8
 MIN_AUDIT_KEY = 32
@@ -122,7 +123,7 @@ class NamingConfig(_Model):
     style: Literal["auto", "canonical", "strict"] = "auto"
     separator: str = Field(default="__", pattern=r"^[A-Za-z0-9_-]{1,4}$")
     max_length: int = Field(default=64, ge=16, le=128)
-    strict_clients: tuple[str, ...] = DEFAULT_STRICT_CLIENTS
+    canonical_clients: tuple[str, ...] = DEFAULT_CANONICAL_CLIENTS
 
 
 class ApiKeyConfig(_Model):

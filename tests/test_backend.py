@@ -16,7 +16,7 @@ from gateway.config import BackendConfig, GatewayConfig
 from gateway.core import Gateway
 from gateway.front.server import build_server
 from gateway.upstream import backend as supervision
-from tests.support.inproc import Unreachable, config_for, running_gateway
+from tests.support.inproc import READER_INFO, Unreachable, config_for, running_gateway
 from tests.support.procs import free_port
 from tests.support.toy_server import build
 
@@ -106,7 +106,10 @@ async def test_a_backend_that_appears_late_joins_and_clients_hear_of_it() -> Non
             send.send_nowait(None)
 
     gateway = Gateway(config, connector)
-    async with gateway as gw, Client(build_server(gw), mode="legacy", message_handler=on_message) as c:
+    async with (
+        gateway as gw,
+        Client(build_server(gw), mode="legacy", message_handler=on_message, client_info=READER_INFO) as c,
+    ):
         names = {t.name for t in (await c.list_tools()).tools}
         with anyio.fail_after(5):
             while not {"ops/echo", "hr/echo"} <= names:
@@ -125,7 +128,10 @@ async def test_a_backend_whose_tool_list_is_not_valid_mcp_is_isolated_and_report
     broken = Server("broken")
     broken.add_request_handler("tools/list", types.PaginatedRequestParams, bad_tools)
     connector = CountingConnector({"ops": build("ops"), "bad": broken})
-    async with Gateway(config_for({"ops": "ops", "bad": "bad"}), connector) as gw, Client(build_server(gw)) as c:
+    async with (
+        Gateway(config_for({"ops": "ops", "bad": "bad"}), connector) as gw,
+        Client(build_server(gw), client_info=READER_INFO) as c,
+    ):
         names = {t.name for t in (await c.list_tools()).tools}
         result = await c.call_tool("ops/echo", {"text": "fine"})
         status = {b["name"]: b for b in gw.status()["backends"]}

@@ -31,7 +31,7 @@ from gateway.cli import main as gateway_cli
 from gateway.config import BackendConfig, GatewayConfig, Transport
 from gateway.core import Gateway
 from gateway.settings import Settings, load_config
-from tests.support.inproc import Unreachable, http
+from tests.support.inproc import READER_INFO, Unreachable, http
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.multi.yml"
@@ -412,7 +412,7 @@ def anyio_backend() -> str:
 
 @pytest.mark.anyio
 async def test_mcp_client_sees_every_backend_through_the_gateway(stack: Stack) -> None:
-    async with Client(stack.url) as client:
+    async with Client(stack.url, client_info=READER_INFO) as client:
         names: list[str] = []
         cursor: str | None = None
         while True:

@@ -13,6 +13,7 @@ import anyio
 import pytest
 from mcp import Client, MCPError, StdioServerParameters, types
 
+from tests.support.inproc import READER_INFO
 from tests.support.procs import ROOT, http_get, wait_until
 from tests.support.stack import BACKENDS, Stack
 
@@ -37,7 +38,7 @@ def comparable(result: types.CallToolResult) -> dict[str, Any]:
 
 @pytest.mark.parametrize("mode", ERAS)
 async def test_every_backend_tool_is_exposed_unchanged_but_for_its_prefixed_name(stack: Stack, mode: str) -> None:
-    async with Client(stack.url, mode=mode) as gateway:
+    async with Client(stack.url, mode=mode, client_info=READER_INFO) as gateway:
         exposed = {t.name: t for t in (await gateway.list_tools()).tools}
         prompts = {p.name for p in (await gateway.list_prompts()).prompts}
     expected: set[str] = set()

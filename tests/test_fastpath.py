@@ -18,7 +18,7 @@ from mcp import types
 from gateway.front import fastpath
 from gateway.front.app import build_app
 from gateway.front.relay import NoBackChannel
-from tests.support.inproc import running_gateway
+from tests.support.inproc import READER, running_gateway
 from tests.support.procs import Processes
 from tests.support.stack import Stack
 from tests.support.toy_server import build
@@ -47,7 +47,7 @@ def call(name: str, arguments: dict[str, Any], client: str = "probe", request_id
     return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
 
 
-def listing(client: str = "probe", cursor: str | None = None) -> dict[str, Any]:
+def listing(client: str = READER, cursor: str | None = None) -> dict[str, Any]:
     message = call("x", {}, client)
     params = {"_meta": message["params"]["_meta"], **({"cursor": cursor} if cursor else {})}
     return {"jsonrpc": "2.0", "id": "list-1", "method": "tools/list", "params": params}

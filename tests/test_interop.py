@@ -157,9 +157,10 @@ def text(result: types.CallToolResult) -> str:
 
 
 def links(world: Interop, backend: str, mode: str) -> list[tuple[Any, str]]:
-    """(target, name prefix): the server directly, in the era it speaks, then the gateway in ``mode``."""
+    """(target, name prefix): the server directly, in the era it speaks, then the gateway in ``mode``, which gives
+    this SDK client (``clientInfo`` ``mcp``, the default) the strict names."""
     direct_mode = mode if mode in world.eras[backend] else "legacy"
-    return [(world.direct[backend], "", direct_mode), (world.gateway, f"{backend}/", mode)]  # type: ignore[list-item]
+    return [(world.direct[backend], "", direct_mode), (world.gateway, f"{backend}__", mode)]  # type: ignore[list-item]
 
 
 # -- every server: tools listed and called -----------------------------------------------------------------------
@@ -334,7 +335,7 @@ async def test_everything_sampling_and_elicitation_reach_a_2026_caller_in_rounds
     """A 2025 backend pushes its request on the call's stream; a 2026 caller takes no requests mid-call, so the
     gateway answers it with ``input_required`` and carries its retry's answers back (see ``gateway.routing.bridge``)."""
     answers = []
-    for target, prefix, era in (*links(world, backend, "legacy")[:1], (world.gateway, f"{backend}/", "2026-07-28")):
+    for target, prefix, era in (*links(world, backend, "legacy")[:1], (world.gateway, f"{backend}__", "2026-07-28")):
         async with client(target, era) as session:
             sampled = await session.call_tool(f"{prefix}trigger-sampling-request", {"prompt": "hello", "maxTokens": 5})
             elicited = await session.call_tool(f"{prefix}trigger-elicitation-request", {})
@@ -467,12 +468,12 @@ def ts_client(url: str, prefix: str) -> dict[str, Any]:
 
 def test_the_typescript_sdk_client_works_through_the_gateway_as_it_does_directly(world: Interop) -> None:
     direct = ts_client(str(world.direct["everyhttp"]), "")
-    gateway = ts_client(world.gateway, "everyhttp/")
+    gateway = ts_client(world.gateway, "everyhttp__")
     assert direct["protocolVersion"] == gateway["protocolVersion"] == "2025-11-25"
     assert gateway["server"]["name"] == "mcp-gateway"
     # server-everything lists the tools a client's capabilities allow; the gateway's link declares more than this
     # client (elicitation, roots), so through the gateway it sees those tools too.
-    assert {f"everyhttp/{name}" for name in direct["tools"]} < set(gateway["tools"])
+    assert {f"everyhttp__{name}" for name in direct["tools"]} < set(gateway["tools"])
     # The gateway's SDK writes the default ``isError: false`` that the backend leaves out.
     assert gateway["echo"] == {**direct["echo"], "isError": False}
     assert direct["echo"] == {"content": [{"type": "text", "text": "Echo: from ts"}]}

@@ -21,6 +21,7 @@ from gateway.config import BackendConfig, GatewayConfig
 from gateway.core import Gateway
 from gateway.errors import BACKEND_UNAVAILABLE, OUTCOME_UNKNOWN
 from gateway.front.server import build_server
+from tests.support.inproc import READER_INFO
 from tests.support.procs import ROOT, Processes, alive, children, free_port, http_get, listening, wait_until
 from tests.support.stack import Stack
 
@@ -54,7 +55,10 @@ class Toy:
 @asynccontextmanager
 async def gateway_for(*backends: BackendConfig, **settings: Any) -> AsyncIterator[tuple[Gateway, Client]]:
     config = GatewayConfig(backends=backends, **{**FAST, **settings})
-    async with Gateway(config) as gateway, Client(build_server(gateway), mode="legacy") as client:
+    async with (
+        Gateway(config) as gateway,
+        Client(build_server(gateway), mode="legacy", client_info=READER_INFO) as client,
+    ):
         yield gateway, client
 
 
@@ -93,7 +97,7 @@ async def test_a_killed_backend_fails_fast_the_others_never_fail_and_it_rejoins_
                 else:
                     failures.append(f"{tool}: {exc}")
 
-    async with Client(stack.url, mode="legacy", message_handler=on_message) as client:
+    async with Client(stack.url, mode="legacy", message_handler=on_message, client_info=READER_INFO) as client:
         stop = anyio.Event()
         async with anyio.create_task_group() as tg:
             tg.start_soon(hammer, client, "hr/get_employee", {"employee_id": "E1002"}, stop)
@@ -327,7 +331,7 @@ def test_sigterm_lets_the_call_in_flight_finish_then_exits_0_leaving_no_process(
     outcome: dict[str, Any] = {}
 
     async def call_across_the_signal() -> None:
-        async with Client(f"http://127.0.0.1:{port}/mcp", mode=mode) as client:
+        async with Client(f"http://127.0.0.1:{port}/mcp", mode=mode, client_info=READER_INFO) as client:
             await client.list_tools()  # the client checks results against output schemas it has listed
 
             async def terminate_once_the_backend_runs_it() -> None:

@@ -129,20 +129,21 @@ def test_forcing_the_hash_gives_a_valid_name_distinct_from_the_plain_rendering()
 @pytest.mark.parametrize(
     ("client", "style"),
     [
-        ("claude-ai", Style.STRICT),
-        ("Claude Desktop", Style.STRICT),
-        ("claude-code", Style.STRICT),
+        ("mcp", Style.STRICT),  # the Python SDK's default: openai-agents, langchain-mcp-adapters and most others
         ("openai-agents", Style.STRICT),
-        ("OpenAI Codex", Style.STRICT),
-        ("ChatGPT", Style.STRICT),
-        ("anthropic-sdk", Style.STRICT),
+        ("langchain-mcp-adapters", Style.STRICT),
+        ("claude-ai", Style.STRICT),  # Claude Desktop and claude.ai
+        ("claude-code", Style.STRICT),
+        ("cursor-vscode", Style.STRICT),
+        ("", Style.STRICT),
+        (None, Style.STRICT),  # a 2026 request without clientInfo, as curl sends it
+        ("curl", Style.CANONICAL),
         ("mcp-inspector", Style.CANONICAL),
-        ("cursor-vscode", Style.CANONICAL),
-        ("", Style.CANONICAL),
-        (None, Style.CANONICAL),
+        ("MCP-Inspector", Style.CANONICAL),
+        ("curl-but-an-agent", Style.STRICT),
     ],
 )
-def test_auto_style_gives_strict_names_only_to_clients_known_to_reject_slashes(
+def test_auto_style_gives_canonical_names_only_to_clients_named_as_showing_them_to_a_person(
     client: str | None, style: Style
 ) -> None:
     assert style_for_client(client, NAMING) is style
@@ -154,11 +155,11 @@ def test_a_forced_style_applies_to_every_client(client: str | None) -> None:
     assert style_for_client(client, NamingConfig(style="strict")) is Style.STRICT
 
 
-def test_the_strict_client_list_is_configurable() -> None:
-    naming = NamingConfig(strict_clients=("Inspector",))
+def test_the_canonical_client_list_is_configurable() -> None:
+    naming = NamingConfig(canonical_clients=("my-console",))
 
-    assert style_for_client("mcp-inspector", naming) is Style.STRICT
-    assert style_for_client("claude-ai", naming) is Style.CANONICAL
+    assert style_for_client("My-Console", naming) is Style.CANONICAL
+    assert style_for_client("curl", naming) is Style.STRICT
 
 
 # -- resource URIs -------------------------------------------------------------------------------------------------

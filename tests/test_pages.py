@@ -10,7 +10,7 @@ from mcp import Client, MCPError, types
 from gateway.catalogue.catalog import Snapshot
 from gateway.catalogue.naming import Style
 from gateway.catalogue.pages import encode_cursor, page
-from tests.support.inproc import client, running_gateway
+from tests.support.inproc import READER, client, running_gateway
 from tests.support.toy_server import build
 
 pytestmark = pytest.mark.anyio
@@ -32,7 +32,7 @@ async def walk(c: Client, method: str, attr: str) -> tuple[list[Any], int]:
 
 
 @pytest.mark.parametrize("mode", ERAS)
-@pytest.mark.parametrize("client_name", ["test-client", "claude-ai"])
+@pytest.mark.parametrize("client_name", [READER, "claude-ai"])
 async def test_walking_every_page_gives_every_tool_once_in_the_order_of_the_full_list(
     mode: str, client_name: str
 ) -> None:

@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.catalogue.naming import Style
 from gateway.front.app import build_app
 from gateway.front.session_table import Learned, SessionTable
-from tests.support.inproc import lifespan, running_gateway
+from tests.support.inproc import READER, lifespan, running_gateway
 from tests.support.toy_server import build
 
 pytestmark = pytest.mark.anyio
@@ -106,7 +106,7 @@ def in_session(session: str | None, token: str | None = None) -> dict[str, str]:
     return headers
 
 
-async def open_session(app: ASGIApp, client: str = "probe", token: str | None = None) -> str:
+async def open_session(app: ASGIApp, client: str = READER, token: str | None = None) -> str:
     params = {"protocolVersion": VERSION, "capabilities": {}, "clientInfo": {"name": client, "version": "1"}}
     opened = await exchange(
         app, {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params}, in_session(None, token)
@@ -208,7 +208,7 @@ async def test_lists_filtered_by_rules_are_shaped_by_the_sdk_path_every_time(sdk
 
 async def test_each_session_gets_its_own_clients_name_style(sdk: list[str]) -> None:
     async with serving({"toy": build("toy")}) as app:
-        plain, strict = await open_session(app, "probe"), await open_session(app, "claude-code")
+        plain, strict = await open_session(app, READER), await open_session(app, "claude-code")
         for session in (plain, strict):
             await page(app, session)
         reached = len(sdk)
@@ -219,7 +219,7 @@ async def test_each_session_gets_its_own_clients_name_style(sdk: list[str]) -> N
 
 async def test_a_client_that_initializes_again_under_another_name_gets_that_names_style() -> None:
     async with serving({"toy": build("toy")}) as app:
-        session = await open_session(app, "probe")
+        session = await open_session(app, READER)
         before = [names(await page(app, session)) for _ in range(2)]
         params = {"protocolVersion": VERSION, "capabilities": {}, "clientInfo": {"name": "claude-code", "version": "1"}}
         again = {"jsonrpc": "2.0", "id": 9, "method": "initialize", "params": params}

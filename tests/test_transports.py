@@ -17,6 +17,7 @@ from mcp import Client, types
 from gateway.config import BackendConfig, GatewayConfig
 from gateway.core import Gateway
 from gateway.front.server import build_server
+from tests.support.inproc import READER_INFO
 from tests.support.procs import Processes, free_port, listening, wait_until
 
 pytestmark = pytest.mark.anyio
@@ -50,7 +51,7 @@ async def test_backends_on_all_three_transports_are_listed_and_called(processes:
         BackendConfig(name="old", transport="sse", url=sse_url, protocol=protocol),
         stdio_backend("local", protocol=protocol),
     )
-    async with gateway_for(*backends) as gw, Client(build_server(gw)) as c:
+    async with gateway_for(*backends) as gw, Client(build_server(gw), client_info=READER_INFO) as c:
         names = {t.name for t in (await c.list_tools()).tools}
         results = {p: await c.call_tool(f"{p}/search", {"query": "q"}) for p in ("web", "old", "local")}
         status = gw.status()
@@ -76,7 +77,10 @@ async def test_a_backends_list_change_reaches_clients_over_real_transports(
         if isinstance(message, types.ToolListChangedNotification):
             heard.set()
 
-    async with gateway_for(backend) as gw, Client(build_server(gw), mode="legacy", message_handler=on_message) as c:
+    async with (
+        gateway_for(backend) as gw,
+        Client(build_server(gw), mode="legacy", message_handler=on_message, client_info=READER_INFO) as c,
+    ):
         await c.call_tool("toy/add_tool", {"tool_name": "late"})
         with anyio.fail_after(10):
             await heard.wait()
@@ -88,7 +92,7 @@ async def test_a_stdio_backend_that_cannot_start_is_down_with_a_reason_and_the_o
     processes: Processes,
 ) -> None:
     broken = BackendConfig(name="broken", transport="stdio", command="/nonexistent/mcp-server", connect_timeout=5)
-    async with gateway_for(broken, stdio_backend("fine")) as gw, Client(build_server(gw)) as c:
+    async with gateway_for(broken, stdio_backend("fine")) as gw, Client(build_server(gw), client_info=READER_INFO) as c:
         names = {t.name for t in (await c.list_tools()).tools}
         status = {b["name"]: b for b in gw.status()["backends"]}
     assert "fine/echo" in names and not any(n.startswith("broken/") for n in names)

@@ -1,10 +1,13 @@
 """Exposed names, both directions.
 
 A backend item gets one *canonical* name, ``<prefix>/<name>`` (``ops/search``), and one *strict* rendering that
-matches ``^[a-zA-Z0-9_-]{1,64}$``, the pattern Claude, claude.ai and OpenAI clients enforce (``ops__search``;
-invalid characters become ``_``; names past the length budget are cut and end in a hash of the canonical name).
-Which rendering a client sees depends on its ``clientInfo.name``. Going back from a name to its backend is the
-catalog's lookup table, never a split on the separator.
+matches ``^[a-zA-Z0-9_-]{1,64}$``, the pattern Claude, claude.ai and the OpenAI and Anthropic APIs enforce
+(``ops__search``; invalid characters become ``_``; names past the length budget are cut and end in a hash of the
+canonical name). Every client gets the strict rendering unless its ``clientInfo.name`` is one of the few that show
+names to a person (curl, the MCP Inspector): most clients, whatever they call themselves (the SDK's default ``mcp``
+included), hand the names to a model API, which refuses ``/``, and the spec's tool-name characters leave it out too.
+Going back from a name to its backend is the catalog's lookup table, never a split on the separator, so every client
+may call either rendering.
 
 Resource URIs get the backend prefix in front of their scheme: ``ops://tickets/7`` is exposed as
 ``ops+ops://tickets/7`` (templates alike). ``+`` is a valid scheme character and never part of a prefix, so
@@ -45,13 +48,15 @@ def strict_name(prefix: str, name: str, naming: NamingConfig, *, force_hash: boo
 
 
 def style_for_client(client_name: str | None, naming: NamingConfig) -> Style:
-    """The rendering a client gets: forced by config, or strict for clients known to reject ``/``."""
+    """The rendering a client gets: forced by config, else canonical only for a client named exactly as one of
+    ``canonical_clients`` (any case). An unknown client gets names every model API accepts: a near miss costs a
+    person a ``__`` instead of a ``/``, where the other mistake costs an agent every tool."""
     if naming.style != "auto":
         return Style(naming.style)
     lowered = (client_name or "").lower()
-    if any(marker.lower() in lowered for marker in naming.strict_clients):
-        return Style.STRICT
-    return Style.CANONICAL
+    if any(lowered == known.lower() for known in naming.canonical_clients):
+        return Style.CANONICAL
+    return Style.STRICT
 
 
 def expose_uri(prefix: str, uri: str) -> str:

@@ -23,6 +23,10 @@ from gateway.principal import Principal
 from tests.support.procs import free_port
 
 LOCAL = "http://127.0.0.1:8000"
+# The tests read canonical names (``ops/search``), which the gateway shows only to clients that show names to a
+# person; any other client, the SDK's default ``mcp`` included, gets strict ones (``gateway.catalogue.naming``).
+READER = "mcp-inspector"
+READER_INFO = types.Implementation(name=READER, version="1.0")
 
 
 class Unreachable(OSError):
@@ -56,7 +60,7 @@ async def running_gateway(
 def client(
     gateway: Gateway,
     *,
-    name: str = "test-client",
+    name: str = READER,
     mode: str = "auto",
     principal: Principal | None = None,
     **kwargs: Any,
@@ -122,5 +126,5 @@ async def http_client(url: str, *, mode: str = "auto", token: str | None = None)
     headers = {"Authorization": f"Bearer {token}"} if token else None
     async with httpx2.AsyncClient(headers=headers) as session:
         transport = streamable_http_client(url, http_client=session)
-        async with Client(transport, mode=mode) as connected:  # type: ignore[arg-type]
+        async with Client(transport, mode=mode, client_info=READER_INFO) as connected:  # type: ignore[arg-type]
             yield connected

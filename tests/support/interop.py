@@ -1,9 +1,10 @@
 """Reference MCP software nobody on the team wrote, pinned in one place and installed from the registries.
 
-Each PyPI server gets its own venv (their ``mcp`` pin must not meet ours) and each npm package its own prefix, all
-under ``tests/.cache/interop``. Installing is idempotent (a marker names what was installed) and bounded in time,
-so a warm cache needs no registry and a test never needs the network. ``python -m tests.support.interop`` installs
-everything up front (the Makefile's test target does this); the tests' fixture calls the same function.
+Each PyPI package (a server, or an agent framework's client) gets its own venv (their ``mcp`` pin must not meet
+ours) and each npm package its own prefix, all under ``tests/.cache/interop``. Installing is idempotent (a marker
+names what was installed) and bounded in time, so a warm cache needs no registry and a test never needs the network.
+``python -m tests.support.interop`` installs everything up front (the Makefile's test target does this); the tests'
+fixture calls the same function.
 
 The ``*_backend`` helpers give the gateway's config for each server (the same command lines the tests use to talk
 to the servers directly).
@@ -34,6 +35,9 @@ SERVER_EVERYTHING = "@modelcontextprotocol/server-everything@2026.8.31"
 SERVER_MEMORY = "@modelcontextprotocol/server-memory@2026.8.31"
 SERVER_FILESYSTEM = "@modelcontextprotocol/server-filesystem@2026.8.31"
 TS_SDK = "@modelcontextprotocol/sdk@1.32.2"
+# Agent frameworks whose MCP clients hand the gateway's names to a model API (no model is called in the tests).
+OPENAI_AGENTS = "openai-agents==0.24.0"
+LANGCHAIN_MCP_ADAPTERS = "langchain-mcp-adapters==0.3.2"
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,8 @@ PACKAGES = [
     Package(SERVER_MEMORY, "node"),
     Package(SERVER_FILESYSTEM, "node"),
     Package(TS_SDK, "node"),
+    Package(OPENAI_AGENTS, "python"),
+    Package(LANGCHAIN_MCP_ADAPTERS, "python"),
 ]
 BY_SPEC = {package.spec: package for package in PACKAGES}
 

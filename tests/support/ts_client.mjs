@@ -24,7 +24,7 @@ out.tools = tools.tools.map((tool) => tool.name).filter((name) => name.startsWit
 out.echo = await client.callTool({ name: `${prefix}echo`, arguments: { message: "from ts" } });
 out.sampled = await client.callTool({ name: `${prefix}trigger-sampling-request`, arguments: { prompt: "hi" } });
 const resources = await client.listResources();
-const scheme = prefix ? `${prefix.slice(0, -1)}+` : ""; // the gateway's URIs: "everyhttp+demo://..."
+const scheme = prefix ? `${prefix.replace(/__$/, "")}+` : ""; // the gateway's URIs: "everyhttp+demo://..."
 const uri = resources.resources
   .map((r) => r.uri)
   .filter((u) => u.startsWith(`${scheme}demo://resource/static/`))
