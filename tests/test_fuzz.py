@@ -217,4 +217,4 @@ def test_generated_messages_never_break_the_gateway() -> None:
     assert sum(seen.values()) >= 5000
     assert seen.get(200, 0) > 1000, seen  # many cases got past the envelope checks, not only refusals
     assert replies(echoed)[0]["result"]["content"][0]["text"] == "still here"
-    assert any(t["name"] == "ops/echo" for t in replies(listed)[0]["result"]["tools"])
+    assert any(t["name"] == "ops__echo" for t in replies(listed)[0]["result"]["tools"])
