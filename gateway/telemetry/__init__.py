@@ -1,0 +1,1 @@
+"""What the gateway tells about itself while it serves: metrics, traces, access logs and call statistics."""
