@@ -119,3 +119,15 @@ async def test_an_unknown_admin_path_is_a_json_404_behind_the_same_check() -> No
         admin = await http.get("/admin/api/nothing", headers=bearer(ADMIN_KEY))
     assert anonymous.status_code == 401
     assert (admin.status_code, admin.json()["error"]["code"]) == (404, "not_found")
+
+
+async def test_the_dashboard_page_holds_no_data_and_passes_the_host_check_alone() -> None:
+    async with running_gateway({"toy": build()}, security=KEYS) as gw, in_process(gw, "192.0.2.7") as http:
+        page = await http.get("/admin/")
+        rebound = await http.get("/admin/", headers={"Host": "attacker.example"})
+        data = await http.get("/admin/api/backends")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert "toy" not in page.text
+    assert rebound.status_code == 421
+    assert data.status_code == 401

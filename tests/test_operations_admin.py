@@ -61,7 +61,9 @@ async def test_backends_list_their_state_counts_and_call_statistics() -> None:
     calls = toy["calls"]
     assert (calls["count"], calls["errors"], calls["window_seconds"]) == (4, 1, 300)
     assert 0 < calls["p50_ms"] <= calls["p95_ms"] < 10_000
-    assert other["calls"] == {"count": 0, "errors": 0, "p50_ms": None, "p95_ms": None, "window_seconds": 300}
+    assert calls["total"] == 4
+    idle = {"count": 0, "errors": 0, "p50_ms": None, "p95_ms": None, "window_seconds": 300, "total": 0}
+    assert other["calls"] == idle
     assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "unknown_backend")
 
 

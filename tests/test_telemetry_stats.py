@@ -34,7 +34,9 @@ def test_calls_older_than_the_window_drop_out() -> None:
     summary = stats.summary()
     assert (summary["count"], summary["errors"], summary["p50_ms"]) == (1, 0, 2.0)
     clock.now += 61
-    assert stats.summary() == {"count": 0, "errors": 0, "p50_ms": None, "p95_ms": None, "window_seconds": 60}
+    assert stats.summary() == {
+        "count": 0, "errors": 0, "p50_ms": None, "p95_ms": None, "window_seconds": 60, "total": 2
+    }  # fmt: skip
 
 
 def test_the_ring_keeps_the_last_calls_only() -> None:
@@ -42,4 +44,4 @@ def test_the_ring_keeps_the_last_calls_only() -> None:
     stats = CallStats(capacity=8, window=60, clock=clock)
     for failed in [True] * 8 + [False] * 5:
         stats.record(clock.now, failed=failed)
-    assert (stats.summary()["count"], stats.summary()["errors"]) == (8, 3)
+    assert (stats.summary()["count"], stats.summary()["errors"], stats.summary()["total"]) == (8, 3, 13)

@@ -4,7 +4,8 @@ The same Host and Origin allow-lists as ``/mcp`` come first (a browser page on a
 loopback admin API through DNS rebinding), then the same authenticator: no credential, or a bad one, is a 401 with
 the same ``WWW-Authenticate`` challenge; a principal without ``admin.role`` is a 403. Without authentication every
 caller is the same anonymous principal, so only where the request comes from can tell an operator: a client not on
-a loopback address gets a 403. Refusals carry no data beyond the reason.
+a loopback address gets a 403. Refusals carry no data beyond the reason. The dashboard's page, static and holding no
+data, needs only the Host and Origin checks.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ from gateway.front.app import MCP_PATH
 from gateway.front.http_security import HOST, Allowed, challenge, resource_url
 from gateway.operations.errors import error
 from gateway.security.auth import SCOPE_PRINCIPAL
+
+# The dashboard's page holds no data (its script asks the API, with the operator's credential), so a browser may
+# load it before it has one to send.
+PUBLIC = frozenset({"/"})
 
 
 class AdminAccess:
@@ -56,6 +61,8 @@ class AdminAccess:
         origin = headers.get("origin")
         if origin is not None and not self._origins.admits(origin):
             return error(403, "origin_not_allowed", "Origin not allowed")
+        if _route_path(scope) in PUBLIC:
+            return None
         if not self._auth.enabled:
             if not _loopback(scope):
                 return error(403, "forbidden", "Without authentication the admin API answers loopback clients only")
@@ -75,6 +82,13 @@ class AdminAccess:
         if self._auth.jwt is not None and (resource := resource_url(scope, self._auth, MCP_PATH)) is not None:
             metadata = str(build_resource_metadata_url(resource))
         return error(401, "unauthorized", str(exc), headers={"WWW-Authenticate": challenge(exc, metadata)})
+
+
+def _route_path(scope: Scope) -> str:
+    """The path below the mount point (``/admin``)."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if path.startswith(root) else path
 
 
 def _loopback(scope: Scope) -> bool:

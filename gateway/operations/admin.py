@@ -1,4 +1,5 @@
-"""The admin API's read side: backends with their call statistics, reconnects, pinned-tool approvals, OpenAPI.
+"""The admin API's read side: backends with their call statistics, reconnects, pinned-tool approvals, OpenAPI,
+and the dashboard page (``/admin/``, a static page that polls the API).
 
 Every route is under ``/admin`` behind ``AdminAccess``; the API itself is under ``/admin/api``, together with the
 ``extra_routes`` the caller adds (changing backends at run time), and ``/admin/openapi.json`` describes all of it
@@ -9,12 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from importlib import resources
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.schemas import SchemaGenerator
 
@@ -26,19 +28,35 @@ from gateway.operations.errors import error
 from gateway.upstream.backend import Upstream
 
 API_PATH = "/admin/api"
+# The dashboard's page: its own script and styles only, and never inside another site's frame (its buttons act).
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "frame-ancestors 'none'",
+    "Cache-Control": "no-store",
+}
 INFO = {"openapi": "3.1.0", "info": {"title": "mcp-gateway admin API", "version": "1"}}
 
 
 def admin_app(gateway: Gateway, extra_routes: Sequence[BaseRoute] = ()) -> AdminAccess:
-    """The app to mount at ``/admin``: the API and ``extra_routes`` under ``/api``, and the OpenAPI document."""
+    """The app to mount at ``/admin``: the API and ``extra_routes`` under ``/api``, the OpenAPI document, and the
+    dashboard."""
     api = api_routes(gateway, extra_routes)
     schema = SchemaGenerator(INFO).get_schema([Mount(API_PATH, routes=api)])
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(schema)
 
+    page = resources.files(__package__).joinpath("dashboard.html").read_bytes()
+
+    async def dashboard(request: Request) -> Response:
+        return HTMLResponse(page, headers=PAGE_HEADERS)
+
     app = Starlette(
-        routes=[Route("/openapi.json", openapi, methods=["GET"]), Mount("/api", routes=api)],
+        routes=[
+            Route("/", dashboard, methods=["GET"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
+            Mount("/api", routes=api),
+        ],
         exception_handlers={HTTPException: _http_error},
     )
     return AdminAccess(app, gateway)

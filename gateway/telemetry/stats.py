@@ -29,6 +29,7 @@ class CallStats:
         self._took = [0.0] * capacity
         self._failed = [False] * capacity
         self._next = 0
+        self._total = 0
 
     def record(self, started: float, failed: bool) -> None:
         """A call that began at ``started`` (``clock()``) has just ended."""
@@ -38,9 +39,11 @@ class CallStats:
         self._took[slot] = now - started
         self._failed[slot] = failed
         self._next = (slot + 1) % len(self._ended)
+        self._total += 1
 
     def summary(self) -> dict[str, Any]:
-        """``count``, ``errors``, ``p50_ms``, ``p95_ms`` (``None`` without calls) and ``window_seconds``."""
+        """``count``, ``errors``, ``p50_ms``, ``p95_ms`` (``None`` without calls), ``window_seconds``, and
+        ``total``, every call ever recorded (a rate is the difference of two readings)."""
         since = self.clock() - self._window
         recent = [i for i, ended in enumerate(self._ended) if ended >= since]
         took = sorted(self._took[i] for i in recent)
@@ -50,6 +53,7 @@ class CallStats:
             "p50_ms": _percentile(took, 50),
             "p95_ms": _percentile(took, 95),
             "window_seconds": self._window,
+            "total": self._total,
         }
 
 
