@@ -340,6 +340,13 @@ class SecurityConfig(_Model):
         return self
 
 
+class AdminConfig(_Model):
+    """The admin API under ``/admin``: served to principals with ``role`` (to loopback clients without auth)."""
+
+    enabled: bool = True
+    role: str = Field(default="admin", min_length=1)
+
+
 class GatewayConfig(_Model):
     """Everything the gateway core needs, validated."""
 
@@ -357,6 +364,7 @@ class GatewayConfig(_Model):
     # Answer plain 2026 tools/call and cached list pages around the SDK's endpoint; off, the SDK answers them all.
     fast_path: bool = True
     security: SecurityConfig = SecurityConfig()
+    admin: AdminConfig = AdminConfig()
 
     @field_validator("backends")
     @classmethod

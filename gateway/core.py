@@ -21,7 +21,7 @@ import anyio
 import anyio.lowlevel
 
 from gateway import heap
-from gateway.catalogue.catalog import Catalog, Snapshot
+from gateway.catalogue.catalog import Catalog, Kind, Snapshot
 from gateway.config import GatewayConfig
 from gateway.errors import StartupError
 from gateway.routing.notify import Notifier
@@ -160,6 +160,13 @@ class Gateway:
             "conflicts": self.catalog.conflicts,
         }
         return dict(self.redactor.value(status))
+
+    async def approve_tools(self, names: list[str]) -> list[str]:
+        """Pin the current definition of the named withheld tools, and tell clients their tool list changed."""
+        approved = self.guard.pins.approve(names)
+        if approved:
+            await self.notifier.changed({Kind.TOOLS})
+        return approved
 
     async def _on_update(self, upstream: Upstream, uri: str) -> None:
         await self.subscriptions.updated(upstream, uri)

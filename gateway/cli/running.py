@@ -20,9 +20,10 @@ from starlette.types import ASGIApp
 from gateway.catalogue.naming import Style, strict_name
 from gateway.config import GatewayConfig
 from gateway.core import Gateway
-from gateway.front.app import MCP_PATH, GatewayApp, build_app
+from gateway.front.app import MCP_PATH, GatewayApp
 from gateway.front.http_limits import protocol_for
 from gateway.front.server import build_server
+from gateway.operations.app import build_operated_app
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ async def serve_http(config: GatewayConfig, listener: socket.socket, host: str, 
     give in-flight ones ``shutdown_grace`` seconds to finish, and close every backend."""
     port = listener.getsockname()[1]
     async with Gateway(config) as gateway:
-        app = build_app(gateway, host=host)
+        app = build_operated_app(gateway, host=host)
         lines = (f"mcp-gateway listening on http://{host}:{port}{MCP_PATH}", banner)
         await _Server(server_config(app, config, host, port), app, gateway, *lines).serve(sockets=[listener])
 

@@ -8,7 +8,7 @@ when it is not ready, the reason.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import anyio
 from mcp.server.transport_security import TransportSecuritySettings
@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.catalogue.pages import ListCache
@@ -102,8 +102,9 @@ class _Status:
         await self._send(message)
 
 
-def build_app(gateway: Gateway, *, host: str = "127.0.0.1") -> GatewayApp:
-    """The HTTP app for a running gateway (the caller owns the gateway's lifecycle)."""
+def build_app(gateway: Gateway, *, host: str = "127.0.0.1", routes: Sequence[BaseRoute] = ()) -> GatewayApp:
+    """The HTTP app for a running gateway (the caller owns the gateway's lifecycle); ``routes`` are served
+    beside ``/mcp`` (the admin API), behind no layer of the front's: they bring their own access control."""
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -129,6 +130,7 @@ def build_app(gateway: Gateway, *, host: str = "127.0.0.1") -> GatewayApp:
             Route("/readyz", readyz, methods=["GET"]),
         ],
     )
+    app.router.routes.extend(routes)  # the SDK takes plain routes only; a mounted app goes in here
     stamp = server.server_info_stamp
     sessions.bind(server.session_manager)
 

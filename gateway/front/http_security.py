@@ -28,6 +28,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.config import AuthConfig
 from gateway.core import Gateway
 from gateway.errors import UNAUTHORIZED, InvalidToken, RateLimited, Unauthorized, to_mcp_error
 from gateway.front.session_table import opens_session
@@ -37,7 +38,7 @@ from gateway.security.limits import too_deep
 
 METADATA = "/.well-known/oauth-protected-resource"
 # A Host header as RFC 9110 allows it: a name or IPv4 address, or a bracketed IPv6 one, and an optional port.
-_HOST = re.compile(r"(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+HOST = re.compile(r"(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 
 
 class SecurityLayer:
@@ -48,8 +49,8 @@ class SecurityLayer:
         self._app = app
         self._path = path
         self._guard = gateway.guard
-        self._hosts = _Allowed(security.http.allowed_hosts)
-        self._origins = _Allowed(security.http.allowed_origins)
+        self._hosts = Allowed(security.http.allowed_hosts)
+        self._origins = Allowed(security.http.allowed_origins)
         self._limits = security.limits
         self._auth = security.auth
         self._metadata_paths = {METADATA, METADATA + path} if security.auth.jwt else set()
@@ -71,7 +72,7 @@ class SecurityLayer:
         host = headers.get("host")
         if not self._hosts.admits(host):
             return _refusal(421, INVALID_REQUEST, "Host not allowed")
-        if host is not None and not _HOST.fullmatch(host):
+        if host is not None and not HOST.fullmatch(host):
             return _malformed_host()
         origin = headers.get("origin")
         if origin is not None and not self._origins.admits(origin):
@@ -141,15 +142,13 @@ class SecurityLayer:
 
     def _unauthorized(self, scope: Scope, exc: Unauthorized) -> Response:
         """401 with ``WWW-Authenticate: Bearer``, naming the metadata document when there is one (RFC 9728)."""
-        parts = ['realm="mcp-gateway"']
-        if isinstance(exc, InvalidToken):
-            parts.append('error="invalid_token"')  # RFC 6750: no error code when no bearer credential was sent
+        metadata = None
         if self._metadata_paths:
             resource = self._resource(scope)
             if resource is None:
                 return _malformed_host()
-            parts.append(f'resource_metadata="{build_resource_metadata_url(resource)}"')
-        return _refusal(401, UNAUTHORIZED, str(exc), headers={"WWW-Authenticate": "Bearer " + ", ".join(parts)})
+            metadata = str(build_resource_metadata_url(resource))
+        return _refusal(401, UNAUTHORIZED, str(exc), headers={"WWW-Authenticate": challenge(exc, metadata)})
 
     def _metadata(self, scope: Scope) -> Response:
         jwt = self._auth.jwt
@@ -164,18 +163,32 @@ class SecurityLayer:
         return JSONResponse(document.model_dump(mode="json", exclude_none=True))
 
     def _resource(self, scope: Scope) -> AnyHttpUrl | None:
-        """The public URL of the MCP path: configured, or as this request addressed it (``None`` when its Host,
-        though shaped like one, makes no URL)."""
-        if self._auth.resource_url:
-            return AnyHttpUrl(self._auth.resource_url)
-        host = Headers(scope=scope).get("host") or "localhost"
-        try:
-            return AnyHttpUrl(f"{scope.get('scheme', 'http')}://{host}{self._path}")
-        except ValidationError:
-            return None
+        return resource_url(scope, self._auth, self._path)
 
 
-class _Allowed:
+def resource_url(scope: Scope, auth: AuthConfig, path: str) -> AnyHttpUrl | None:
+    """The public URL of the MCP path: configured, or as this request addressed it (``None`` when its Host,
+    though shaped like one, makes no URL)."""
+    if auth.resource_url:
+        return AnyHttpUrl(auth.resource_url)
+    host = Headers(scope=scope).get("host") or "localhost"
+    try:
+        return AnyHttpUrl(f"{scope.get('scheme', 'http')}://{host}{path}")
+    except ValidationError:
+        return None
+
+
+def challenge(exc: Unauthorized, metadata_url: str | None = None) -> str:
+    """The ``WWW-Authenticate`` value of a 401: Bearer, why (RFC 6750), and the metadata document (RFC 9728)."""
+    parts = ['realm="mcp-gateway"']
+    if isinstance(exc, InvalidToken):
+        parts.append('error="invalid_token"')  # RFC 6750: no error code when no bearer credential was sent
+    if metadata_url is not None:
+        parts.append(f'resource_metadata="{metadata_url}"')
+    return "Bearer " + ", ".join(parts)
+
+
+class Allowed:
     """An allow-list of Host or Origin values: exact, ``value:*`` for any port, or ``*`` for anything."""
 
     def __init__(self, patterns: Sequence[str]) -> None:

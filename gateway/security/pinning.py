@@ -4,7 +4,8 @@ With ``security.pinning.file`` set, the gateway records a fingerprint of each to
 description, input and output schemas, annotations) the first time it sees the tool. When a backend later lists
 a pinned tool with a different definition, the tool is left out of every list and refused when called, and the
 difference is logged, until ``mcp-gateway tools --approve`` pins the new definition. A running gateway notices
-the approval by itself (it re-reads the file when it changes).
+the approval by itself (it re-reads the file when it changes); an approval through the admin API also tells the
+connected clients that the tool list changed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +44,7 @@ class Pins:
         self._pins: dict[str, dict[str, Any]] = {}
         self._stamp: tuple[int, int] | None = None
         self._current: dict[str, tuple[str, dict[str, Any]]] = {}
-        self._reported: set[tuple[str, str]] = set()
+        self._reported: dict[tuple[str, str], datetime] = {}  # (name, fingerprint) withheld, and since when
         self._reload()
 
     @property
@@ -76,6 +78,14 @@ class Pins:
     def changed(self) -> list[str]:
         self._reload()
         return sorted(name for name in self._current if self.withheld(name))
+
+    def pending(self) -> list[tuple[str, str, datetime]]:
+        """Each withheld tool: its name, the fingerprint it has now, and since when it is withheld."""
+        found = []
+        for name in self.changed():
+            seen = self._current[name][0]
+            found.append((name, seen, self._reported.setdefault((name, seen), datetime.now(UTC))))
+        return found
 
     def approve(self, names: Iterable[str] | None = None) -> list[str]:
         """Pin the current definition of the named tools (every changed tool when ``None``)."""
@@ -116,7 +126,7 @@ class Pins:
         current_print, current = self._current[name]
         if (name, current_print) in self._reported:
             return
-        self._reported.add((name, current_print))
+        self._reported[(name, current_print)] = datetime.now(UTC)
         old = json.dumps(self._pins[name]["definition"], indent=2, sort_keys=True).splitlines()
         new = json.dumps(current, indent=2, sort_keys=True).splitlines()
         diff = "\n".join(difflib.unified_diff(old, new, "pinned", "now", lineterm=""))

@@ -6,10 +6,10 @@ An ``Upstream`` holds a single long-lived client connection to its backend, shar
 Its supervisor task (``run``) owns that connection: it connects, walks every page of the backend's lists,
 re-lists when the backend says a list changed, probes the connection every ``health_interval``, and reconnects
 with exponential backoff and jitter when the connection ends (stream closed, process exited, session expired,
-probe failed). While a URL backend refuses connections, a TCP connect every ``CHECK_INTERVAL`` watches for it to
-listen again and cuts the backoff short when it does: back in service a moment after the backend is, with no
-handshake sent to a backend that is down. Requests from any task go through ``gateway.upstream.calls``, which
-reads the state kept here.
+probe failed), or at once when an operator asks (``reconnect``). While a URL backend refuses connections, a TCP
+connect every ``CHECK_INTERVAL`` watches for it to listen again and cuts the backoff short when it does: back in
+service a moment after the backend is, with no handshake sent to a backend that is down. Requests from any task go
+through ``gateway.upstream.calls``, which reads the state kept here.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from pydantic import BaseModel
 
 from gateway.catalogue.catalog import Snapshot
 from gateway.config import BackendConfig, GatewayConfig
+from gateway.telemetry.stats import CallStats
 from gateway.upstream import looptime
 from gateway.upstream.backchannel import BackChannel
 from gateway.upstream.breaker import Breakers, CircuitBreaker
@@ -93,6 +94,7 @@ class Upstream:
         # What fails inside one call's exchange counts per tool (``gateway.upstream.calls``), not against the link.
         self.call_breakers = Breakers(config.breaker_threshold, config.breaker_cooldown)
         self.stderr_tail: deque[str] = deque(maxlen=STDERR_LINES)
+        self.stats = CallStats()  # its tool calls, recorded by ``gateway.upstream.calls``
         self.attempted = anyio.Event()
         self.ready = anyio.Event()
         self.settings = settings
@@ -109,6 +111,8 @@ class Upstream:
         self._next_probe = anyio.Event()  # set when the next probe to start has passed its verdict
         self._lost: str | None = None
         self._busy = anyio.CancelScope()
+        self._pausing = anyio.CancelScope()
+        self._again = False  # an operator asked to reconnect: no backoff this once
         per_client = config.session == "per_client"
         self.sessions = ClientSessions(config, connect, self._on_stderr) if per_client else None
         self.forwarder: Forwarder | None = None  # the raw path's, while the shared connection is over HTTP
@@ -136,7 +140,10 @@ class Upstream:
             self.client, self.tools, self.forwarder, self.link = None, {}, None, None
             await self._on_change(self, None)
             self.attempted.set()
-            await self._pause(delay * random.uniform(0.8, 1.2))
+            with anyio.CancelScope() as self._pausing:
+                if not self._again:
+                    await self._pause(delay * random.uniform(0.8, 1.2))
+            self._again = False
             delay = min(delay * 2, self.settings.reconnect_max)
 
     async def _pause(self, seconds: float) -> None:
@@ -416,6 +423,12 @@ class Upstream:
             self._mark_down(reason)
         self._lost = reason
         self._busy.cancel()
+
+    def reconnect(self) -> None:
+        """Drop the connection and open a new one at once, with no backoff (an operator asked for it)."""
+        self._again = True
+        self._pausing.cancel()
+        self.lose("reconnecting, as an operator asked")
 
     def _signal(self, *, dirty: bool = False, suspect: bool = False) -> None:
         self._dirty |= dirty

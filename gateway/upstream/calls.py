@@ -68,17 +68,23 @@ async def call_tool(
     params = _params(name=name, arguments=arguments, _meta=meta, **(resume or {}))
     timeout = upstream.config.tool_timeouts.get(name, upstream.config.call_timeout)
     replayable = _replayable(upstream, name)
-    return await _send(
-        upstream,
-        "tools/call",
-        params,
-        types.CallToolResult,
-        caller,
-        timeout,
-        replayable=replayable,
-        what=name,
-        shown=shown,
-    )
+    started, failed = upstream.stats.clock(), True
+    try:
+        result = await _send(
+            upstream,
+            "tools/call",
+            params,
+            types.CallToolResult,
+            caller,
+            timeout,
+            replayable=replayable,
+            what=name,
+            shown=shown,
+        )
+        failed = isinstance(result, types.CallToolResult) and result.is_error
+        return result
+    finally:
+        upstream.stats.record(started, failed)
 
 
 async def read_resource(
