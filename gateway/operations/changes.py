@@ -32,10 +32,10 @@ def change_routes(runtime: Runtime) -> list[BaseRoute]:
         description: The body is one entry of the config file's `backends:`, validated as the file is.
         requestBody: {required: true, content: {application/json: {schema: {type: object}}}}
         responses:
-          201: {description: The backend, as GET /backends/{name} shows it}
-          400: {description: The body is not JSON}
-          409: {description: A backend of that name exists (backend_exists)}
-          422: {description: The definition is invalid (invalid); error.field names the field}
+          201: {description: "The backend, as GET /backends/{name} shows it"}
+          400: {description: "The body is not JSON"}
+          409: {description: "A backend of that name exists (backend_exists)"}
+          422: {description: "The definition is invalid (invalid); error.field names the field"}
         """
         return JSONResponse(await runtime.add(await _body(request)), status_code=201)
 
@@ -46,10 +46,10 @@ def change_routes(runtime: Runtime) -> list[BaseRoute]:
         parameters: [{name: name, in: path, required: true, schema: {type: string}}]
         requestBody: {required: true, content: {application/json: {schema: {type: object}}}}
         responses:
-          200: {description: The backend, as GET /backends/{name} shows it}
-          400: {description: The body is not JSON}
-          404: {description: No such backend (unknown_backend)}
-          422: {description: The definition is invalid (invalid); error.field names the field}
+          200: {description: "The backend, as GET /backends/{name} shows it"}
+          400: {description: "The body is not JSON"}
+          404: {description: "No such backend (unknown_backend)"}
+          422: {description: "The definition is invalid (invalid); error.field names the field"}
         """
         return JSONResponse(await runtime.replace(request.path_params["name"], await _body(request)))
 
@@ -60,7 +60,7 @@ def change_routes(runtime: Runtime) -> list[BaseRoute]:
         parameters: [{name: name, in: path, required: true, schema: {type: string}}]
         responses:
           200: {description: '{"removed": name}'}
-          404: {description: No such backend (unknown_backend)}
+          404: {description: "No such backend (unknown_backend)"}
         """
         name = request.path_params["name"]
         await runtime.remove(name)
@@ -73,7 +73,7 @@ def change_routes(runtime: Runtime) -> list[BaseRoute]:
         parameters: [{name: name, in: path, required: true, schema: {type: string}}]
         responses:
           200: {description: '{"backend": name, "enabled": true}'}
-          404: {description: No such backend (unknown_backend)}
+          404: {description: "No such backend (unknown_backend)"}
         """
         return await _switch_backend(runtime, request, True)
 
@@ -84,7 +84,7 @@ def change_routes(runtime: Runtime) -> list[BaseRoute]:
         parameters: [{name: name, in: path, required: true, schema: {type: string}}]
         responses:
           200: {description: '{"backend": name, "enabled": false}'}
-          404: {description: No such backend (unknown_backend)}
+          404: {description: "No such backend (unknown_backend)"}
         """
         return await _switch_backend(runtime, request, False)
 
@@ -97,7 +97,7 @@ def change_routes(runtime: Runtime) -> list[BaseRoute]:
           content: {application/json: {schema: {type: object, properties: {tool: {type: string}}}}}
         responses:
           200: {description: '{"tool": canonical name, "enabled": true}'}
-          404: {description: No such tool (unknown_tool)}
+          404: {description: "No such tool (unknown_tool)"}
         """
         return await _switch_tool(runtime, request, True)
 
@@ -110,7 +110,7 @@ def change_routes(runtime: Runtime) -> list[BaseRoute]:
           content: {application/json: {schema: {type: object, properties: {tool: {type: string}}}}}
         responses:
           200: {description: '{"tool": canonical name, "enabled": false}'}
-          404: {description: No such tool (unknown_tool)}
+          404: {description: "No such tool (unknown_tool)"}
         """
         return await _switch_tool(runtime, request, False)
 
