@@ -275,9 +275,10 @@ def combine(config: GatewayConfig, store: Store) -> tuple[GatewayConfig, frozens
 
 @asynccontextmanager
 async def operated(
-    config: GatewayConfig, state_dir: Path, connect: Connector = open_transport
+    config: GatewayConfig, state_dir: Path | None, connect: Connector = open_transport
 ) -> AsyncIterator[Runtime]:
-    """A running gateway with the runtime changes kept in ``state_dir`` applied, and the means to make more."""
+    """A running gateway with the runtime changes kept in ``state_dir`` applied, and the means to make more
+    (``None``: changes last as long as the process)."""
     store = Store(state_dir)
     try:
         effective, disabled = combine(config, store)

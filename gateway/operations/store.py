@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.errors import StartupError
+
 FILE_NAME = "runtime.sqlite3"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS backends (
@@ -45,13 +47,18 @@ class Override:
 class Store:
     """The runtime changes of one gateway."""
 
-    def __init__(self, state_dir: Path) -> None:
-        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.path = state_dir / FILE_NAME
-        os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-        os.chmod(self.path, 0o600)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.executescript(_SCHEMA)
+    def __init__(self, state_dir: Path | None) -> None:
+        """``None``: kept in memory, for this process only."""
+        self.path = None if state_dir is None else state_dir / FILE_NAME
+        try:
+            if state_dir is not None and self.path is not None:
+                state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+                os.chmod(self.path, 0o600)
+            self._db = sqlite3.connect(self.path or ":memory:", isolation_level=None, check_same_thread=False)
+            self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise StartupError(f"cannot keep runtime changes in {state_dir}: {exc}") from None
 
     def close(self) -> None:
         self._db.close()
