@@ -49,7 +49,7 @@ IN_PLACE = frozenset(
 )
 # Settings a reload applies to the running gateway; any other that changed needs a restart (logged).
 RELOADABLE = frozenset(
-    {"backends", "start_timeout", "reconnect_min", "reconnect_max", "health_interval", "shutdown_grace"}
+    {"backends", "start_timeout", "reconnect_min", "reconnect_max", "health_interval", "shutdown_grace", "retire_grace"}
 )
 _QUOTED = re.compile(r"'([a-z_]+)'")
 
