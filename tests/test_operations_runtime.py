@@ -258,3 +258,22 @@ async def test_a_later_edit_of_the_file_wins_over_an_earlier_runtime_change(tmp_
     async with operated(edited, tmp_path, backends.connect) as again:
         prefixes = {b.name: b.exposed_prefix for b in again.gateway.config.backends}
     assert prefixes == {"ops": "desk", "hr": "people"}
+
+
+async def test_a_reload_applies_only_what_changed_and_keeps_the_runtime_overlay(tmp_path: Path) -> None:
+    backends = Backends("ops", "hr", "fin", "extra")
+    async with runtime_for(backends, tmp_path, "ops", "hr", "fin") as rt, client(rt.gateway) as c:
+        await rt.add(entry("extra"))
+        edited = GatewayConfig.model_validate(
+            {"backends": [entry("ops"), entry("hr", prefix="people"), entry("new")], "health_interval": 3}
+        )
+        backends.servers["new"] = build("new")
+        await rt.reload(edited)
+        listed = await names(c)
+        configured = [b.name for b in rt.gateway.config.backends]
+        interval = rt.gateway.upstreams["ops"].settings.health_interval
+    assert configured == ["ops", "hr", "extra", "new"]
+    assert {"ops/echo", "people/echo", "extra/echo", "new/echo"} <= listed
+    assert not any(n.startswith(("fin/", "hr/")) for n in listed)
+    assert interval == 3
+    assert backends.connections == {"ops": 1, "hr": 1, "fin": 1, "extra": 1, "new": 1}

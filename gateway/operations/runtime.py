@@ -86,7 +86,7 @@ class Runtime:
 
     async def add(self, definition: Any) -> dict[str, Any]:
         async with self._lock:
-            name = definition.get("name") if isinstance(definition, dict) else None
+            name = _object(definition).get("name")
             if isinstance(name, str) and name in _names(self.gateway.config):
                 raise ChangeError("backend_exists", f"a backend named {name!r} exists; PUT replaces it")
             backends = self._validated([*self.gateway.config.backends, definition])
@@ -100,10 +100,9 @@ class Runtime:
     async def replace(self, name: str, definition: Any) -> dict[str, Any]:
         async with self._lock:
             current = self._current(name)
-            if isinstance(definition, dict):
-                definition = {"name": name, **definition}
-                if definition["name"] != name:
-                    raise ChangeError("invalid", f"the body names {definition['name']!r}, the path {name!r}", "name")
+            definition = {"name": name, **_object(definition)}
+            if definition["name"] != name:
+                raise ChangeError("invalid", f"the body names {definition['name']!r}, the path {name!r}", "name")
             entries: list[Any] = [definition if b.name == name else b for b in self.gateway.config.backends]
             backends = self._validated(entries)
             new = next(b for b in backends if b.name == name)
@@ -115,7 +114,10 @@ class Runtime:
     async def remove(self, name: str) -> None:
         async with self._lock:
             self._current(name)
-            self.store.put(name, None, self._base_of(name))
+            if name in _names(self.base):
+                self.store.put(name, None, self._base_of(name))
+            else:
+                self.store.drop(name)
             self.store.set_backend_enabled(name, True)
             await self._remove(name)
             logger.info("backend %s removed at run time", name)
@@ -288,6 +290,12 @@ async def operated(
             yield runtime
     finally:
         store.close()
+
+
+def _object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ChangeError("invalid", "expected a JSON object: one backend definition", "")
+    return body
 
 
 def _names(config: GatewayConfig) -> set[str]:
