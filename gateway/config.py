@@ -363,6 +363,12 @@ class GatewayConfig(_Model):
     list_page_size: int = Field(default=1000, ge=1, le=100_000)
     # Answer plain 2026 tools/call and cached list pages around the SDK's endpoint; off, the SDK answers them all.
     fast_path: bool = True
+    # Where runtime changes to the backends are kept (``runtime.sqlite3``); unset: the command line's default,
+    # ``$XDG_STATE_HOME/mcp-gateway`` (``~/.local/state/mcp-gateway``).
+    state_dir: Path | None = None
+    # Seconds the calls in flight to a backend removed, disabled or replaced at run time get to finish before they
+    # are cut short; unset: ``shutdown_grace``.
+    retire_grace: float | None = Field(default=None, ge=0, le=3600)
     security: SecurityConfig = SecurityConfig()
     admin: AdminConfig = AdminConfig()
 

@@ -7,6 +7,9 @@ merged once, at the end of the start, not batch by batch as they come (and the g
 the start allocates them: ``gateway.heap``). Leaving the block cancels the supervisors, which closes every backend
 session and ends stdio subprocesses (the SDK bounds each of those steps with its own timeouts), and closes the
 audit log with a checkpoint.
+
+While it runs, backends can be attached, detached and reconfigured one at a time (``gateway.operations.runtime``
+decides what and when): each supervisor runs in its own cancel scope, so stopping one touches no other connection.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ from types import TracebackType
 from typing import Any
 
 import anyio
+import anyio.abc
 import anyio.lowlevel
 
 from gateway import heap
 from gateway.catalogue.catalog import Catalog, Kind, Snapshot
-from gateway.config import GatewayConfig
+from gateway.config import BackendConfig, GatewayConfig
 from gateway.errors import StartupError
 from gateway.routing.notify import Notifier
 from gateway.routing.router import Router
@@ -33,6 +37,8 @@ from gateway.upstream.backend import State, Upstream
 from gateway.upstream.transports import Connector, open_transport
 
 logger = logging.getLogger(__name__)
+# What the calls to a backend an operator switched off are answered (``-32050``).
+DISABLED = "disabled by an operator"
 
 
 class InFlight:
@@ -62,11 +68,15 @@ class InFlight:
 class Gateway:
     """Everything one running gateway owns."""
 
-    def __init__(self, config: GatewayConfig, connect: Connector = open_transport) -> None:
+    def __init__(
+        self, config: GatewayConfig, connect: Connector = open_transport, disabled: frozenset[str] = frozenset()
+    ) -> None:
+        """``disabled``: backends an operator switched off (``gateway.operations``), not connected until enabled."""
         self.config = config
         self.catalog = Catalog(config.backends, config.naming)
         self.notifier = Notifier()
         self.inflight = InFlight()
+        self._connect = connect
         self.upstreams = {
             b.name: Upstream(b, config, self._on_change, connect, self._on_update) for b in config.backends
         }
@@ -78,6 +88,12 @@ class Gateway:
         self._pending: dict[str, Snapshot | None] = {}
         self._merged: anyio.Event | None = None
         self._starting = False
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._supervisors: dict[str, tuple[anyio.CancelScope, anyio.Event]] = {}
+        self.disabled = set(disabled)
+        for name in self.disabled:
+            self.upstreams[name].pending.retired = self.upstreams[name].error = DISABLED
+            self.upstreams[name].state = State.DOWN
 
     async def __aenter__(self) -> Gateway:
         self._running = self._run()
@@ -95,8 +111,10 @@ class Gateway:
             async with anyio.create_task_group() as tg:
                 await tg.start(self.router.bridge.run)
                 self._starting = True
+                self._tg = tg
                 for upstream in self.upstreams.values():
-                    tg.start_soon(upstream.run, name=f"backend:{upstream.name}")
+                    if upstream.name not in self.disabled:
+                        self._launch(upstream)
                 with heap.starting():
                     await self._first_attempts()
                 try:
@@ -112,7 +130,8 @@ class Gateway:
     async def _first_attempts(self) -> None:
         """Wait (bounded) until every backend connected or failed once, then show what arrived in one merge; a
         required one that failed stops the start."""
-        ordered = sorted(self.upstreams.values(), key=lambda u: not u.config.required)
+        enabled = [u for u in self.upstreams.values() if u.name not in self.disabled]
+        ordered = sorted(enabled, key=lambda u: not u.config.required)
         with anyio.move_on_after(self.config.start_timeout):
             for upstream in ordered:
                 await upstream.attempted.wait()
@@ -129,6 +148,69 @@ class Gateway:
                     f"required backend {upstream.name!r} was not ready within {self.config.start_timeout:g} s"
                 )
 
+    def _launch(self, upstream: Upstream) -> None:
+        if self._tg is None:
+            raise RuntimeError("backends are launched by a running gateway")
+        stop, ended = anyio.CancelScope(), anyio.Event()
+        self._supervisors[upstream.name] = (stop, ended)
+        self._tg.start_soon(self._supervise, upstream, stop, ended, name=f"backend:{upstream.name}")
+
+    @staticmethod
+    async def _supervise(upstream: Upstream, stop: anyio.CancelScope, ended: anyio.Event) -> None:
+        try:
+            with stop:
+                await upstream.run()
+        finally:
+            ended.set()
+
+    async def attach(self, config: BackendConfig) -> Upstream:
+        """Connect a backend while serving (its definition already in ``set_backends``); returns once its first
+        attempt ended, at most its ``connect_timeout`` later."""
+        upstream = Upstream(config, self.config, self._on_change, self._connect, self._on_update)
+        self.upstreams[config.name] = upstream
+        self.disabled.discard(config.name)
+        self.guard.set_backends([u.config for u in self.upstreams.values()])
+        self._launch(upstream)
+        with anyio.move_on_after(config.connect_timeout):
+            await upstream.attempted.wait()
+        return upstream
+
+    async def detach(self, name: str, reason: str, grace: float) -> None:
+        """Stop one backend: its calls in flight get ``grace`` seconds, then end with ``reason``; its connection
+        closes and its items leave the lists. Its ``Upstream`` stays until ``forget``, so its names keep a clear
+        answer meanwhile."""
+        upstream = self.upstreams[name]
+        await upstream.pending.retire(reason, grace)
+        stop, ended = self._supervisors.pop(name)
+        stop.cancel()
+        with anyio.move_on_after(upstream.config.connect_timeout):
+            await ended.wait()
+        upstream.state, upstream.error = State.DOWN, reason
+        self._pending.pop(name, None)
+        kinds = self.catalog.apply({name: None})
+        if kinds:
+            await self.notifier.changed(kinds)
+
+    def forget(self, name: str) -> None:
+        """A detached backend is gone for good: nothing routes to it any more."""
+        del self.upstreams[name]
+        self.disabled.discard(name)
+        self.guard.set_backends([u.config for u in self.upstreams.values()])
+
+    async def set_backends(self, backends: tuple[BackendConfig, ...]) -> None:
+        """The backends' definitions changed while serving: the configuration, the catalogue's names, the guard's
+        bounds and the redacted secrets follow; clients hear of any list that changed."""
+        self.config = self.config.model_copy(update={"backends": backends})
+        for backend in backends:
+            upstream = self.upstreams.get(backend.name)
+            if upstream is not None:
+                upstream.config = backend
+        self.guard.set_backends([u.config for u in self.upstreams.values()])
+        self.redactor = Redactor(self.config.secret_values())
+        kinds = self.catalog.set_backends(backends)
+        if kinds:
+            await self.notifier.changed(kinds)
+
     async def drain(self, grace: float) -> None:
         """Shutdown, first step: end the listen streams and give calls in flight up to ``grace`` seconds."""
         self.notifier.close()
@@ -137,7 +219,7 @@ class Gateway:
 
     @property
     def ready(self) -> bool:
-        return all(u.state is State.READY for u in self.upstreams.values())
+        return all(u.state is State.READY for u in self.upstreams.values() if u.name not in self.disabled)
 
     def status(self) -> dict[str, Any]:
         """What ``/readyz`` and the CLI report: each backend's state, tool count and last error (secrets redacted)."""

@@ -48,6 +48,12 @@ def default_backends(host: str = "127.0.0.1", ports: tuple[int, int, int] = (800
     ]
 
 
+def default_state_dir(environ: Mapping[str, str]) -> Path:
+    """Where runtime changes are kept when the config names no ``state_dir``: the XDG state directory."""
+    base = environ.get("XDG_STATE_HOME") or str(Path(environ.get("HOME") or Path.home()) / ".local" / "state")
+    return Path(base) / "mcp-gateway"
+
+
 def load_config(
     path: Path | None,
     *,

@@ -106,11 +106,9 @@ class Catalog:
     """
 
     def __init__(self, backends: Sequence[BackendConfig], naming: NamingConfig) -> None:
-        self._backends = list(backends)
-        self._by_name = {b.name: b for b in backends}
         self._naming = naming
-        self._prefix_owner = {b.exposed_prefix: b.name for b in backends if b.exposed_prefix}
-        self._unprefixed = [b.name for b in backends if not b.exposed_prefix]
+        self._configure(backends)
+        self._hidden_tools: frozenset[str] = frozenset()
         self._known: dict[str, Snapshot] = {}
         self._parts: dict[str, dict[str, _Part]] = {}
         self._visible: set[str] = set()
@@ -118,7 +116,37 @@ class Catalog:
         self.generation = 0
         self._merge()
 
+    def _configure(self, backends: Sequence[BackendConfig]) -> None:
+        self._backends = list(backends)
+        self._by_name = {b.name: b for b in backends}
+        self._prefix_owner = {b.exposed_prefix: b.name for b in backends if b.exposed_prefix}
+        self._unprefixed = [b.name for b in backends if not b.exposed_prefix]
+
     # -- changes ---------------------------------------------------------------------------------------------
+
+    def set_backends(self, backends: Sequence[BackendConfig]) -> set[Kind]:
+        """The backends changed while serving: forget the listings of those gone, rename the items of those whose
+        definition changed (a new prefix), and merge once; returns the kinds whose exposed lists changed."""
+        before = self._by_name
+        self._configure(backends)
+        for name in list(self._parts):
+            if name not in self._by_name:
+                self.forget(name)
+            elif self._by_name[name] != before[name]:
+                self._parts[name] = self._parts_for(self._by_name[name], self._known[name], {})
+        return self._merge()
+
+    def forget(self, backend: str) -> None:
+        """Drop a backend's listing altogether, so its names no longer route (``apply`` or ``hide_tools`` merges)."""
+        self._known.pop(backend, None)
+        self._parts.pop(backend, None)
+        self._visible.discard(backend)
+
+    def hide_tools(self, names: frozenset[str]) -> set[Kind]:
+        """Tools turned off by canonical name: left out of the lists and unknown to calls, like a name never
+        offered."""
+        self._hidden_tools = names
+        return self._merge()
 
     def show(self, backend: str, snapshot: Snapshot) -> set[Kind]:
         """Install a backend's fresh listing and show it; returns the kinds whose exposed lists changed."""
@@ -131,6 +159,8 @@ class Catalog:
     def apply(self, changes: Mapping[str, Snapshot | None]) -> set[Kind]:
         """Show (a listing) or hide (``None``) several backends at once, then merge once."""
         for backend, snapshot in changes.items():
+            if backend not in self._by_name:
+                continue  # removed while its listing was on the way
             if snapshot is None:
                 self._visible.discard(backend)
                 continue
@@ -245,8 +275,8 @@ class Catalog:
         before = self._index
         index = _Index()
         ordered = [b.name for b in self._backends if b.name in self._parts]
-        tool_names = self._register("tool", ordered, "tools", index.tools, index.conflicts)
-        prompt_names = self._register("prompt", ordered, "prompts", index.prompts, index.conflicts)
+        tool_names = self._register("tool", ordered, "tools", index.tools, index.conflicts, self._hidden_tools)
+        prompt_names = self._register("prompt", ordered, "prompts", index.prompts, index.conflicts, frozenset())
         for canon, (backend, strict, entry) in tool_names.items():
             if backend in self._visible:
                 index.schemas[canon] = index.schemas[strict] = entry.item.input_schema
@@ -272,12 +302,21 @@ class Catalog:
         return changed
 
     def _register(
-        self, kind: str, ordered: list[str], part: str, routes: dict[str, Route], conflicts: list[str]
+        self,
+        kind: str,
+        ordered: list[str],
+        part: str,
+        routes: dict[str, Route],
+        conflicts: list[str],
+        hidden: frozenset[str],
     ) -> dict[str, tuple[str, str, _Named]]:
-        """Fill ``routes`` with canonical and strict names; returns canonical -> (backend, strict, entry)."""
+        """Fill ``routes`` with canonical and strict names (but the ``hidden`` ones); returns canonical ->
+        (backend, strict, entry)."""
         owners: dict[str, _Named] = {}
         for backend in ordered:
             for entry in self._parts[backend][part].named:
+                if entry.canonical in hidden:
+                    continue
                 first = owners.get(entry.canonical)
                 if first is not None:
                     conflicts.append(

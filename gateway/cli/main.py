@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -29,6 +30,7 @@ from gateway.cli.running import approve_tools, print_catalog, serve_http, serve_
 from gateway.cli.status import print_status
 from gateway.config import GatewayConfig
 from gateway.errors import AuditLogError, ConfigError, PortUnavailable, StartupError
+from gateway.operations.reload import ConfigFile
 from gateway.security.audit_chain import Anchor, anchor_beside, read_anchor
 from gateway.security.audit_key import AuditKey, beside, read_key
 from gateway.security.audit_verify import verify
@@ -67,9 +69,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ConfigError as exc:
         print(f"mcp-gateway: invalid configuration\n{exc}", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
-    json_response = args.json_response if args.json_response is not None else settings.json_response
-    if json_response is not None:
-        config = config.model_copy(update={"json_response": json_response})
     redactor = Redactor(config.secret_values())
     _check_exposure(args, settings, config)
     try:
@@ -171,8 +170,10 @@ def _run(args: argparse.Namespace, settings: Settings, config: GatewayConfig) ->
     port = settings.port if args.port is None else args.port
     if args.command == "serve":
         listener = bind(host, port, "--port")
+        path = args.config or settings.config
+        source = None if path is None else ConfigFile(path, partial(_config, args, settings))
         # uvloop: the fastest event loop uvicorn supports; anyio creates the loop, so it is chosen here.
-        anyio.run(serve_http, config, listener, host, backend_options={"use_uvloop": True})
+        anyio.run(serve_http, config, listener, host, None, source, backend_options={"use_uvloop": True})
     elif args.command == "stdio":
         anyio.run(serve_stdio, config)
     elif args.command == "demo":
@@ -204,12 +205,16 @@ def _startup_error(exc: BaseException) -> StartupError | None:
 
 
 def _config(args: argparse.Namespace, settings: Settings) -> GatewayConfig:
+    """The configuration the flags, the environment and the file make (read again on each reload)."""
     path = args.config or settings.config
     if args.command == "demo" and path is None:
         ports = (args.ops_port, args.hr_port, args.finance_port)
         hosts = _local(args.host or "127.0.0.1")
-        return load_config(None, style=args.name_style or settings.name_style, ports=ports, host=hosts)
-    return load_config(path, style=args.name_style or settings.name_style)
+        config = load_config(None, style=args.name_style or settings.name_style, ports=ports, host=hosts)
+    else:
+        config = load_config(path, style=args.name_style or settings.name_style)
+    json_response = args.json_response if args.json_response is not None else settings.json_response
+    return config if json_response is None else config.model_copy(update={"json_response": json_response})
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import socket
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AsyncExitStack, contextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -24,18 +26,45 @@ from gateway.front.app import MCP_PATH, GatewayApp
 from gateway.front.http_limits import protocol_for
 from gateway.front.server import build_server
 from gateway.operations.app import build_operated_app
+from gateway.operations.reload import ConfigFile, reloading
+from gateway.operations.runtime import operated
+from gateway.settings import default_state_dir
 
 logger = logging.getLogger(__name__)
 
 
-async def serve_http(config: GatewayConfig, listener: socket.socket, host: str, banner: str | None = None) -> None:
+async def serve_http(
+    config: GatewayConfig,
+    listener: socket.socket,
+    host: str,
+    banner: str | None = None,
+    source: ConfigFile | None = None,
+) -> None:
     """Serve on ``listener`` (bound to ``host``, see ``listeners``) until SIGINT or SIGTERM, then stop taking calls,
-    give in-flight ones ``shutdown_grace`` seconds to finish, and close every backend."""
+    give in-flight ones ``shutdown_grace`` seconds to finish, and close every backend. The runtime changes kept in
+    the state directory apply; with a config file (``source``), it is reloaded on SIGHUP and when it changes."""
     port = listener.getsockname()[1]
-    async with Gateway(config) as gateway:
-        app = build_operated_app(gateway, host=host)
+    async with operated(config, _state_dir(config)) as runtime, AsyncExitStack() as stack:
+        if source is not None:
+            await stack.enter_async_context(reloading(source, runtime))
+        gateway = runtime.gateway
+        app = build_operated_app(gateway, host=host, runtime=runtime)
         lines = (f"mcp-gateway listening on http://{host}:{port}{MCP_PATH}", banner)
         await _Server(server_config(app, config, host, port), app, gateway, *lines).serve(sockets=[listener])
+
+
+def _state_dir(config: GatewayConfig) -> Path | None:
+    """The configured state directory, else the default one, if it can be made (otherwise changes last as long as
+    the process, and a log line says so)."""
+    if config.state_dir is not None:
+        return config.state_dir
+    path = default_state_dir(os.environ)
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        logger.warning("runtime changes will not outlive this process: cannot create %s: %s", path, exc.strerror)
+        return None
+    return path
 
 
 def server_config(app: ASGIApp, config: GatewayConfig, host: str, port: int) -> uvicorn.Config:

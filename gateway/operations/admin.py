@@ -9,7 +9,7 @@ from the endpoints' docstrings (Starlette's ``SchemaGenerator``: the YAML after 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
 
@@ -37,10 +37,12 @@ PAGE_HEADERS = {
 INFO = {"openapi": "3.1.0", "info": {"title": "mcp-gateway admin API", "version": "1"}}
 
 
-def admin_app(gateway: Gateway, extra_routes: Sequence[BaseRoute] = ()) -> AdminAccess:
+def admin_app(
+    gateway: Gateway, extra_routes: Sequence[BaseRoute] = (), source: Callable[[str], str] = lambda name: "config"
+) -> AdminAccess:
     """The app to mount at ``/admin``: the API and ``extra_routes`` under ``/api``, the OpenAPI document, and the
-    dashboard."""
-    api = api_routes(gateway, extra_routes)
+    dashboard. ``source`` says where a backend's definition comes from (the file, or a change at run time)."""
+    api = api_routes(gateway, extra_routes, source)
     schema = SchemaGenerator(INFO).get_schema([Mount(API_PATH, routes=api)])
 
     async def openapi(request: Request) -> Response:
@@ -62,9 +64,11 @@ def admin_app(gateway: Gateway, extra_routes: Sequence[BaseRoute] = ()) -> Admin
     return AdminAccess(app, gateway)
 
 
-def api_routes(gateway: Gateway, extra_routes: Sequence[BaseRoute] = ()) -> list[BaseRoute]:
+def api_routes(
+    gateway: Gateway, extra_routes: Sequence[BaseRoute] = (), source: Callable[[str], str] = lambda name: "config"
+) -> list[BaseRoute]:
     """Every route of the API, relative to ``/admin/api``."""
-    endpoints = _Endpoints(gateway)
+    endpoints = _Endpoints(gateway, source)
     return [
         Route("/backends", endpoints.backends, methods=["GET"]),
         Route("/backends/{name}", endpoints.backend, methods=["GET"]),
@@ -76,8 +80,9 @@ def api_routes(gateway: Gateway, extra_routes: Sequence[BaseRoute] = ()) -> list
 
 
 class _Endpoints:
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, source: Callable[[str], str]) -> None:
         self._gateway = gateway
+        self._source = source
 
     async def backends(self, request: Request) -> Response:
         """Every backend, with its state, counts, last error and call statistics.
@@ -180,8 +185,8 @@ class _Endpoints:
         entry = {key: value for key, value in status.items() if key not in ("stderr", "call_breakers")}
         entry.setdefault("protocol", None)
         entry.setdefault("error", upstream.error and self._gateway.redactor.text(upstream.error))
-        entry["enabled"] = True
-        entry["source"] = "config"
+        entry["enabled"] = upstream.name not in self._gateway.disabled
+        entry["source"] = self._source(upstream.name)
         entry["stderr_tail"] = _stderr(self._gateway, upstream)
         entry["calls"] = upstream.stats.summary()
         return entry

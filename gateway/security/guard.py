@@ -14,7 +14,7 @@ these methods and nothing below them.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
@@ -23,7 +23,7 @@ from mcp import MCPError, types
 
 from gateway.catalogue.catalog import Catalog, Route
 from gateway.catalogue.naming import Style, canonical_name, split_uri
-from gateway.config import GatewayConfig, SecurityConfig
+from gateway.config import BackendConfig, GatewayConfig, SecurityConfig
 from gateway.errors import (
     BackendTimeout,
     BackendUnavailable,
@@ -100,11 +100,16 @@ class Guard:
         self.audit = AuditLog(security.audit)
         self.pins = Pins(security.pinning.file)
         self._validator = ArgumentValidator()
-        self._validated = {b.name for b in config.backends if _validates(b.validate_arguments, security)}
+        self._security = security
         self._catalog = catalog
         self._router = router
         self._subscriptions = subscriptions
-        self._backends = {b.name: b for b in config.backends}
+        self.set_backends(config.backends)
+
+    def set_backends(self, backends: Sequence[BackendConfig]) -> None:
+        """The backends whose calls this guard sees (their prefixes, result bounds and validation)."""
+        self._validated = {b.name for b in backends if _validates(b.validate_arguments, self._security)}
+        self._backends = {b.name: b for b in backends}
 
     # -- lists -----------------------------------------------------------------------------------------------
 

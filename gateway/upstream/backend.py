@@ -45,6 +45,7 @@ from gateway.upstream.exchange import SdkLink
 from gateway.upstream.forward import Forwarder
 from gateway.upstream.link import UpstreamLink
 from gateway.upstream.negotiated import Negotiated
+from gateway.upstream.pending import Pending
 from gateway.upstream.transports import Connector, TransportHooks, open_client, open_transport, reachable
 
 logger = logging.getLogger(__name__)
@@ -117,6 +118,7 @@ class Upstream:
         self.sessions = ClientSessions(config, connect, self._on_stderr) if per_client else None
         self.forwarder: Forwarder | None = None  # the raw path's, while the shared connection is over HTTP
         self.link: UpstreamLink | None = None  # how requests go over the shared connection while it is ready
+        self.pending = Pending(config.name)
 
     # -- supervision -----------------------------------------------------------------------------------------
 

@@ -142,26 +142,27 @@ async def _send(
 ) -> ResultT | types.InputRequiredResult:
     """Send; after a dropped connection, once more if that is safe, and after a connection the backend never got
     the request on, once more over the next connection: three sends at most. ``what`` keys the call's breaker;
-    errors name ``shown``, what the client called, when given."""
+    errors name ``shown``, what the client called, when given. A backend being retired ends it (``Pending``)."""
     deadline = deadline or upstream.config.call_timeout
     key = f"{method} {what}" if what else None
     label = f"{method} {shown or what}"
     lost = undelivered = False
-    while True:
-        try:
-            return await _once(upstream, method, params, result_type, deadline, caller, key, label)
-        except _Lost:
-            if not replayable:
-                raise OutcomeUnknown(upstream.name, shown or what) from None
-            if lost:
-                raise BackendUnavailable(upstream.name, "the connection dropped again") from None
-            lost = True
-            await _reconnected(upstream, checked=True)
-        except _NotDelivered as exc:
-            if undelivered:
-                raise BackendUnavailable(upstream.name, str(exc)) from None
-            undelivered = True
-            await _reconnected(upstream)
+    with upstream.pending.track():
+        while True:
+            try:
+                return await _once(upstream, method, params, result_type, deadline, caller, key, label)
+            except _Lost:
+                if not replayable:
+                    raise OutcomeUnknown(upstream.name, shown or what) from None
+                if lost:
+                    raise BackendUnavailable(upstream.name, "the connection dropped again") from None
+                lost = True
+                await _reconnected(upstream, checked=True)
+            except _NotDelivered as exc:
+                if undelivered:
+                    raise BackendUnavailable(upstream.name, str(exc)) from None
+                undelivered = True
+                await _reconnected(upstream)
 
 
 async def _reconnected(upstream: Upstream, *, checked: bool = False) -> None:

@@ -1,0 +1,98 @@
+"""Runtime changes, kept in SQLite in the gateway's state directory so that a restart keeps them.
+
+Three tables. ``backends`` holds one override per backend name: the definition given at run time, or none for a
+backend removed at run time, and ``base``, the config file's definition of that name when the change was made
+(``null`` when the file had none); ``gateway.operations.runtime`` drops an override whose base no longer matches
+the file, because then the file was edited after the change and the later edit wins. ``disabled_backends`` and
+``disabled_tools`` hold what an operator switched off, by backend name and by canonical tool name.
+
+The file is created with mode 0600 (definitions may carry tokens in headers or environment values) in a directory
+created 0700. Every write is one short transaction; the gateway writes only when an operator changes something.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gateway.errors import StartupError
+
+FILE_NAME = "runtime.sqlite3"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS backends (
+    name TEXT PRIMARY KEY,
+    definition TEXT,
+    base TEXT NOT NULL,
+    changed_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+);
+CREATE TABLE IF NOT EXISTS disabled_backends (name TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS disabled_tools (name TEXT PRIMARY KEY);
+"""
+
+
+@dataclass(frozen=True)
+class Override:
+    """A backend's runtime definition (``None``: removed at run time) over the file's ``base`` (JSON text)."""
+
+    name: str
+    definition: dict[str, Any] | None
+    base: str
+    changed_at: str
+
+
+class Store:
+    """The runtime changes of one gateway."""
+
+    def __init__(self, state_dir: Path | None) -> None:
+        """``None``: kept in memory, for this process only."""
+        self.path = None if state_dir is None else state_dir / FILE_NAME
+        try:
+            if state_dir is not None and self.path is not None:
+                state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+                os.chmod(self.path, 0o600)
+            self._db = sqlite3.connect(self.path or ":memory:", isolation_level=None, check_same_thread=False)
+            self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise StartupError(f"cannot keep runtime changes in {state_dir}: {exc}") from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def overrides(self) -> list[Override]:
+        rows = self._db.execute("SELECT name, definition, base, changed_at FROM backends ORDER BY rowid")
+        return [Override(name, None if d is None else json.loads(d), base, at) for name, d, base, at in rows]
+
+    def put(self, name: str, definition: dict[str, Any] | None, base: str) -> None:
+        text = None if definition is None else json.dumps(definition, sort_keys=True)
+        self._db.execute(
+            "INSERT INTO backends (name, definition, base) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+            "definition = excluded.definition, base = excluded.base, changed_at = excluded.changed_at",
+            (name, text, base),
+        )
+
+    def drop(self, name: str) -> None:
+        """Forget a backend's override (the file's definition applies again)."""
+        self._db.execute("DELETE FROM backends WHERE name = ?", (name,))
+
+    def disabled_backends(self) -> set[str]:
+        return {name for (name,) in self._db.execute("SELECT name FROM disabled_backends")}
+
+    def disabled_tools(self) -> frozenset[str]:
+        return frozenset(name for (name,) in self._db.execute("SELECT name FROM disabled_tools"))
+
+    def set_backend_enabled(self, name: str, enabled: bool) -> None:
+        self._switch("disabled_backends", name, enabled)
+
+    def set_tool_enabled(self, name: str, enabled: bool) -> None:
+        self._switch("disabled_tools", name, enabled)
+
+    def _switch(self, table: str, name: str, enabled: bool) -> None:
+        if enabled:
+            self._db.execute(f"DELETE FROM {table} WHERE name = ?", (name,))
+        else:
+            self._db.execute(f"INSERT OR IGNORE INTO {table} (name) VALUES (?)", (name,))
