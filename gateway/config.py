@@ -340,6 +340,34 @@ class SecurityConfig(_Model):
         return self
 
 
+class TracingConfig(_Model):
+    """OpenTelemetry traces (``gateway.telemetry.tracing``): off unless an exporter is named. The command line fills
+    it from the standard ``OTEL_*`` variables (``gateway.settings.tracing_from``)."""
+
+    exporters: tuple[Literal["otlp", "console"], ...] = ()
+    # OTLP over HTTP with protobuf bodies: the full URL of the traces resource.
+    endpoint: str = "http://localhost:4318/v1/traces"
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout: float = Field(default=10.0, gt=0, le=600)
+    service_name: str = "mcp-gateway"
+    resource: dict[str, str] = Field(default_factory=dict)
+    sampler: Literal[
+        "always_on",
+        "always_off",
+        "traceidratio",
+        "parentbased_always_on",
+        "parentbased_always_off",
+        "parentbased_traceidratio",
+    ] = "parentbased_always_on"
+    ratio: float = Field(default=1.0, ge=0, le=1)
+    # How long finished spans wait to be sent in one batch (milliseconds).
+    batch_delay: int = Field(default=5000, ge=0, le=600_000)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.exporters)
+
+
 class GatewayConfig(_Model):
     """Everything the gateway core needs, validated."""
 
@@ -357,6 +385,7 @@ class GatewayConfig(_Model):
     # Answer plain 2026 tools/call and cached list pages around the SDK's endpoint; off, the SDK answers them all.
     fast_path: bool = True
     security: SecurityConfig = SecurityConfig()
+    tracing: TracingConfig = TracingConfig()
 
     @field_validator("backends")
     @classmethod
@@ -383,4 +412,6 @@ class GatewayConfig(_Model):
         for backend in self.backends:
             for value in [*backend.headers.values(), *backend.env.values()]:
                 found += [value, *value.split(" ", 1)[1:]]  # "Bearer t0k": the token on its own too
+        for value in self.tracing.headers.values():
+            found += [value, *value.split(" ", 1)[1:]]
         return sorted({v for v in found if len(v) >= MIN_SECRET}, key=len, reverse=True)

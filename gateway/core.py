@@ -29,6 +29,7 @@ from gateway.routing.router import Router
 from gateway.routing.subscriptions import Subscriptions
 from gateway.security.guard import Guard
 from gateway.security.redaction import Redactor
+from gateway.telemetry.tracing import Tracing, start_tracing
 from gateway.upstream.backend import State, Upstream
 from gateway.upstream.transports import Connector, open_transport
 
@@ -62,13 +63,18 @@ class InFlight:
 class Gateway:
     """Everything one running gateway owns."""
 
-    def __init__(self, config: GatewayConfig, connect: Connector = open_transport) -> None:
+    def __init__(
+        self, config: GatewayConfig, connect: Connector = open_transport, tracing: Tracing | None = None
+    ) -> None:
+        """``tracing``: a tracer of the caller's, else the one ``config.tracing`` asks for (``None`` when off)."""
         self.config = config
         self.catalog = Catalog(config.backends, config.naming)
         self.notifier = Notifier()
         self.inflight = InFlight()
+        self.tracing = tracing or start_tracing(config.tracing)
         self.upstreams = {
-            b.name: Upstream(b, config, self._on_change, connect, self._on_update) for b in config.backends
+            b.name: Upstream(b, config, self._on_change, connect, self._on_update, self.tracing)
+            for b in config.backends
         }
         self.router = Router(self.catalog, self.upstreams, config.naming)
         self.subscriptions = Subscriptions(self.catalog, self.upstreams, self.notifier)
@@ -108,6 +114,8 @@ class Gateway:
             self.guard.audit.close()
             with anyio.CancelScope(shield=True):
                 await self.guard.limiter.aclose()
+                if self.tracing is not None:
+                    await anyio.to_thread.run_sync(self.tracing.shutdown)
 
     async def _first_attempts(self) -> None:
         """Wait (bounded) until every backend connected or failed once, then show what arrived in one merge; a
