@@ -19,6 +19,7 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
+import anyio.to_thread
 
 from gateway import heap
 from gateway.catalogue.catalog import Catalog, Snapshot

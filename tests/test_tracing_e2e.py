@@ -24,27 +24,35 @@ TRACEPARENT = f"00-{TRACE}-{CLIENT_SPAN}-01"
 SERVER, CLIENT = 2, 3  # the OTLP protobuf's SpanKind values
 
 
+def start_gateway(procs: Processes, root: Path, receiver: OtlpReceiver, delay: str) -> tuple[str, Any]:
+    """A gateway exporting to ``receiver`` (batches every ``delay`` ms) in front of the traced backend over
+    streamable HTTP (``web``) and stdio (``local``); its ``/mcp`` URL and process."""
+    web = free_port()
+    procs.start("-m", "tests.support.traced_backend", "--port", str(web))
+    wait_until(lambda: listening(web))
+    stdio = {"transport": "stdio", "command": sys.executable, "cwd": str(ROOT), "connect_timeout": 30}
+    backends = [
+        {"name": "web", "url": f"http://127.0.0.1:{web}/mcp"},
+        {"name": "local", "args": ["-m", "tests.support.traced_backend", "--stdio"], **stdio},
+    ]
+    (root / "gateway.json").write_text(json.dumps({"backends": backends}))
+    port = free_port()
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": delay}
+    gateway = procs.start(
+        "-m", "gateway", "serve", "--config", str(root / "gateway.json"), "--port", str(port), env=env
+    )
+    wait_until(lambda: listening(port) and http_get(f"http://127.0.0.1:{port}/readyz")[0] == 200, timeout=60)
+    return f"http://127.0.0.1:{port}/mcp", gateway
+
+
 @pytest.fixture(scope="module")
 def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, OtlpReceiver]]:
     """The gateway's ``/mcp`` URL and the receiver its spans go to."""
-    root: Path = tmp_path_factory.mktemp("traced")
     procs = Processes()
     with OtlpReceiver() as receiver:
         try:
-            web = free_port()
-            procs.start("-m", "tests.support.traced_backend", "--port", str(web))
-            wait_until(lambda: listening(web))
-            stdio = {"transport": "stdio", "command": sys.executable, "cwd": str(ROOT), "connect_timeout": 30}
-            backends = [
-                {"name": "web", "url": f"http://127.0.0.1:{web}/mcp"},
-                {"name": "local", "args": ["-m", "tests.support.traced_backend", "--stdio"], **stdio},
-            ]
-            (root / "gateway.json").write_text(json.dumps({"backends": backends}))
-            port = free_port()
-            env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "50"}
-            procs.start("-m", "gateway", "serve", "--config", str(root / "gateway.json"), "--port", str(port), env=env)
-            wait_until(lambda: listening(port) and http_get(f"http://127.0.0.1:{port}/readyz")[0] == 200, timeout=60)
-            yield f"http://127.0.0.1:{port}/mcp", receiver
+            url, _ = start_gateway(procs, tmp_path_factory.mktemp("traced"), receiver, "50")
+            yield url, receiver
         finally:
             procs.stop_all()
 
@@ -106,3 +114,16 @@ def test_a_failing_backend_call_is_exported_as_an_error(traced: tuple[str, OtlpR
     assert response.json()["error"]["code"] == -32099
     span = backend_span(receiver, "web", trace)
     assert span.error and span.attributes["error.type"] == "-32099"
+
+
+def test_spans_still_waiting_for_their_batch_are_sent_when_the_gateway_stops(tmp_path: Path) -> None:
+    procs = Processes()
+    with OtlpReceiver() as receiver:
+        try:
+            url, gateway = start_gateway(procs, tmp_path, receiver, "600000")
+            call_tool(url, "web__seen", traceparent=TRACEPARENT)
+            assert not receiver.received()
+            assert procs.stop(gateway) == 0
+            assert {span.name for span in receiver.received()} >= {"tools/call web__seen", "tools/call seen"}
+        finally:
+            procs.stop_all()
