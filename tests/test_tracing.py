@@ -156,6 +156,18 @@ async def test_meta_wins_over_the_header_when_both_carry_a_trace(exporter: InMem
     assert hexid(only(exporter, "tools/call tr__seen").context.trace_id, 32) == TRACE
 
 
+@pytest.mark.parametrize("traceparent", [7, ["x"], "00-not-a-trace", f"00-{'0' * 32}-{PARENT}-01"])
+async def test_a_malformed_trace_context_starts_a_new_trace_and_the_call_goes_on(
+    exporter: InMemorySpanExporter, traceparent: Any
+) -> None:
+    message = call("tr__seen", {})
+    message["params"]["_meta"].update(traceparent=traceparent, tracestate=5)
+    async with traced_gateway(exporter) as gateway, http(gateway) as session:
+        response = await session.post("/mcp", content=json.dumps(message), headers=headers_for(message))
+    assert response.json()["result"]["structuredContent"]["meta"]["tracestate"] is None
+    assert only(exporter, "tools/call tr__seen").parent is None
+
+
 async def test_a_2025_session_is_named_by_a_hash_of_its_id(exporter: InMemorySpanExporter) -> None:
     async with traced_gateway(exporter, fast_path=False) as gateway, http(gateway) as session:
         init = {

@@ -31,6 +31,8 @@ from gateway.errors import GatewayError, StartupError, to_mcp_error
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.sdk.trace.sampling import Sampler
 
 TRACE_KEYS = ("traceparent", "tracestate")
 _W3C = TraceContextTextMapPropagator()
@@ -172,7 +174,7 @@ def start_tracing(config: TracingConfig) -> Tracing | None:
         return None
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
     resource = Resource({**config.resource, "service.name": config.service_name, "service.version": __version__})
     provider = TracerProvider(sampler=_sampler(config), resource=resource)
@@ -190,7 +192,7 @@ def start_tracing(config: TracingConfig) -> Tracing | None:
     return Tracing(provider)
 
 
-def _otlp(config: TracingConfig) -> Any:
+def _otlp(config: TracingConfig) -> SpanExporter:
     try:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     except ImportError:
@@ -200,10 +202,10 @@ def _otlp(config: TracingConfig) -> Any:
     return OTLPSpanExporter(endpoint=config.endpoint, headers=dict(config.headers), timeout=config.timeout)
 
 
-def _sampler(config: TracingConfig) -> Any:
+def _sampler(config: TracingConfig) -> Sampler:
     from opentelemetry.sdk.trace import sampling
 
-    root = {
+    root: Sampler = {
         "always_on": sampling.ALWAYS_ON,
         "always_off": sampling.ALWAYS_OFF,
         "traceidratio": sampling.TraceIdRatioBased(config.ratio),
@@ -225,9 +227,11 @@ def _attributes(method: str, params: Mapping[str, Any] | None) -> dict[str, Any]
 
 
 def _parent(params: Mapping[str, Any] | None, headers: Mapping[str, str] | None) -> Context | None:
-    """The caller's trace context: ``params._meta`` first (the MCP convention), else the HTTP headers."""
-    for carrier in ((params or {}).get("_meta"), headers):
-        if isinstance(carrier, Mapping) and "traceparent" in carrier:
+    """The caller's trace context: ``params._meta`` first (the MCP convention), else the HTTP headers; values that
+    are not strings, or not valid W3C trace context, are ignored."""
+    for source in ((params or {}).get("_meta"), headers):
+        carrier = carried_headers(source) if isinstance(source, Mapping) else {}
+        if "traceparent" in carrier:
             context = _W3C.extract(carrier)
             if trace.get_current_span(context).get_span_context().is_valid:
                 return context
