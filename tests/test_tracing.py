@@ -148,6 +148,22 @@ async def test_a_fast_path_call_takes_its_parent_from_the_traceparent_header(exp
     assert seen["traceparent"] == f"00-{TRACE}-{hexid(backend.context.span_id)}-01"
 
 
+async def test_a_cached_2026_list_page_is_a_server_span_too(exporter: InMemorySpanExporter) -> None:
+    message = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": call("x", {})["params"]["_meta"]}}
+    head = {k: v for k, v in headers_for(message).items() if k != "mcp-name"}
+    async with traced_gateway(exporter) as gateway, http(gateway) as session:
+        for request_id in (1, 2):  # the SDK's answer, then the same page from the gateway's cache
+            message["id"] = request_id
+            response = await session.post(
+                "/mcp", content=json.dumps(message), headers={**head, "traceparent": TRACEPARENT}
+            )
+            assert response.json()["result"]["tools"]
+    _, cached = spans(exporter, "tools/list")
+    assert cached.kind is SpanKind.SERVER and cached.attributes is not None
+    assert cached.attributes["jsonrpc.request.id"] == "2" and cached.attributes["network.transport"] == "tcp"
+    assert cached.parent is not None and hexid(cached.parent.span_id) == PARENT
+
+
 async def test_meta_wins_over_the_header_when_both_carry_a_trace(exporter: InMemorySpanExporter) -> None:
     message = call("tr__seen", {})
     message["params"]["_meta"]["traceparent"] = TRACEPARENT
@@ -168,8 +184,10 @@ async def test_a_malformed_trace_context_starts_a_new_trace_and_the_call_goes_on
     assert only(exporter, "tools/call tr__seen").parent is None
 
 
-async def test_a_2025_session_is_named_by_a_hash_of_its_id(exporter: InMemorySpanExporter) -> None:
-    async with traced_gateway(exporter, fast_path=False) as gateway, http(gateway) as session:
+async def test_a_2025_sessions_requests_name_it_by_a_hash_whether_the_sdk_or_the_cache_answers(
+    exporter: InMemorySpanExporter,
+) -> None:
+    async with traced_gateway(exporter) as gateway, http(gateway) as session:
         init = {
             "jsonrpc": "2.0",
             "id": 1,
@@ -186,12 +204,16 @@ async def test_a_2025_session_is_named_by_a_hash_of_its_id(exporter: InMemorySpa
         head = {**head, "mcp-session-id": sid, "mcp-protocol-version": "2025-11-25"}
         done = {"jsonrpc": "2.0", "method": "notifications/initialized"}
         await session.post("/mcp", content=json.dumps(done), headers=head)
-        listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
-        (await session.post("/mcp", content=json.dumps(listing), headers=head)).raise_for_status()
+        for request_id in (2, 3):  # the SDK's answer, then the same page from the gateway's cache
+            listing = {"jsonrpc": "2.0", "id": request_id, "method": "tools/list"}
+            (await session.post("/mcp", content=json.dumps(listing), headers={**head, "traceparent": TRACEPARENT}))
     assert "mcp.session.id" not in (only(exporter, "initialize").attributes or {})
-    span = only(exporter, "tools/list")
-    assert span.attributes is not None and span.attributes["mcp.protocol.version"] == "2025-11-25"
-    assert span.attributes["mcp.session.id"] == hashlib.sha256(sid.encode()).hexdigest()[:16]
+    served, cached = spans(exporter, "tools/list")
+    for span in (served, cached):
+        assert span.attributes is not None and span.attributes["mcp.protocol.version"] == "2025-11-25"
+        assert span.attributes["mcp.session.id"] == hashlib.sha256(sid.encode()).hexdigest()[:16]
+        assert span.parent is not None and hexid(span.parent.span_id) == PARENT
+    assert cached.attributes is not None and cached.attributes["jsonrpc.request.id"] == "3"
 
 
 def test_the_trace_id_of_the_current_request_is_there_for_log_lines() -> None:

@@ -133,7 +133,7 @@ class FastPath:
         except (ValidationError, ValueError, KeyError):
             return None
         if method in LISTS:
-            return self._cached_list(route, method, params, request_id)
+            return self._cached_list(request, route, method, params, request_id)
         if method != "tools/call" or _relayed(params) or self._param_headers_rejected(request, params):
             return None
 
@@ -150,7 +150,7 @@ class FastPath:
         return schema is not None and validate_mcp_param_headers(schema, arguments, request.headers) is not None
 
     def _cached_list(
-        self, route: InboundModernRoute, method: str, params: Mapping[str, Any], request_id: Any
+        self, request: Request, route: InboundModernRoute, method: str, params: Mapping[str, Any], request_id: Any
     ) -> Respond | None:
         """A list page the SDK has already shaped for this generation, as bytes; ``None`` on a miss."""
         if self._gateway.guard.filters:
@@ -162,7 +162,15 @@ class FastPath:
         if entry is None:
             return None
         body = _envelope(request_id, entry.encoded)
-        return lambda scope, receive, send: _send_json(200, body, send)
+
+        async def respond(scope: Scope, receive: Receive, send: Send) -> None:
+            await _send_json(200, body, send)
+
+        tracing = self._gateway.tracing
+        if tracing is None:
+            return respond
+        version = route.protocol_version
+        return tracing.answering(respond, method, params, request_id, headers=request.headers, version=version)
 
     async def _call_tool(
         self, request: Request, route: InboundModernRoute, params: Mapping[str, Any], request_id: Any

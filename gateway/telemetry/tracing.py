@@ -15,7 +15,7 @@ global one, so the MCP SDK's own instrumentation (its client's ``MCP send`` span
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +75,26 @@ class Tracing:
             except BaseException as exc:
                 failed(span, exc)
                 raise
+
+    def answering(
+        self,
+        respond: Callable[..., Awaitable[None]],
+        method: str,
+        params: Mapping[str, Any] | None,
+        request_id: Any,
+        *,
+        headers: Mapping[str, str],
+        session: str | None = None,
+        version: str | None = None,
+    ) -> Callable[..., Awaitable[None]]:
+        """``respond``, an answer ready to send (a cached list page), in the request's SERVER span."""
+
+        async def traced(*args: Any) -> None:
+            with self.serving(method, params, request_id, headers=headers, session=session, version=version) as span:
+                await respond(*args)
+                span.set_attribute("mcp_gateway.outcome", "ok")
+
+        return traced
 
     @contextmanager
     def calling(
