@@ -347,6 +347,34 @@ class AdminConfig(_Model):
     role: str = Field(default="admin", min_length=1)
 
 
+class TracingConfig(_Model):
+    """OpenTelemetry traces (``gateway.telemetry.tracing``): off unless an exporter is named. The command line fills
+    it from the standard ``OTEL_*`` variables (``gateway.settings.tracing_from``)."""
+
+    exporters: tuple[Literal["otlp", "console"], ...] = ()
+    # OTLP over HTTP with protobuf bodies: the full URL of the traces resource.
+    endpoint: str = "http://localhost:4318/v1/traces"
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout: float = Field(default=10.0, gt=0, le=600)
+    service_name: str = "mcp-gateway"
+    resource: dict[str, str] = Field(default_factory=dict)
+    sampler: Literal[
+        "always_on",
+        "always_off",
+        "traceidratio",
+        "parentbased_always_on",
+        "parentbased_always_off",
+        "parentbased_traceidratio",
+    ] = "parentbased_always_on"
+    ratio: float = Field(default=1.0, ge=0, le=1)
+    # How long finished spans wait to be sent in one batch (milliseconds).
+    batch_delay: int = Field(default=5000, ge=0, le=600_000)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.exporters)
+
+
 class GatewayConfig(_Model):
     """Everything the gateway core needs, validated."""
 
@@ -371,6 +399,7 @@ class GatewayConfig(_Model):
     retire_grace: float | None = Field(default=None, ge=0, le=3600)
     security: SecurityConfig = SecurityConfig()
     admin: AdminConfig = AdminConfig()
+    tracing: TracingConfig = TracingConfig()
 
     @field_validator("backends")
     @classmethod
@@ -397,4 +426,6 @@ class GatewayConfig(_Model):
         for backend in self.backends:
             for value in [*backend.headers.values(), *backend.env.values()]:
                 found += [value, *value.split(" ", 1)[1:]]  # "Bearer t0k": the token on its own too
+        for value in self.tracing.headers.values():
+            found += [value, *value.split(" ", 1)[1:]]
         return sorted({v for v in found if len(v) >= MIN_SECRET}, key=len, reverse=True)

@@ -23,6 +23,7 @@ from typing import Any
 import anyio
 import anyio.abc
 import anyio.lowlevel
+import anyio.to_thread
 
 from gateway import heap
 from gateway.catalogue.catalog import Catalog, Kind, Snapshot
@@ -33,6 +34,7 @@ from gateway.routing.router import Router
 from gateway.routing.subscriptions import Subscriptions
 from gateway.security.guard import Guard
 from gateway.security.redaction import Redactor
+from gateway.telemetry.tracing import Tracing, start_tracing
 from gateway.upstream.backend import State, Upstream
 from gateway.upstream.transports import Connector, open_transport
 
@@ -69,16 +71,23 @@ class Gateway:
     """Everything one running gateway owns."""
 
     def __init__(
-        self, config: GatewayConfig, connect: Connector = open_transport, disabled: frozenset[str] = frozenset()
+        self,
+        config: GatewayConfig,
+        connect: Connector = open_transport,
+        disabled: frozenset[str] = frozenset(),
+        tracing: Tracing | None = None,
     ) -> None:
-        """``disabled``: backends an operator switched off (``gateway.operations``), not connected until enabled."""
+        """``disabled``: backends an operator switched off (``gateway.operations``), not connected until enabled;
+        ``tracing``: a tracer of the caller's, else the one ``config.tracing`` asks for (``None`` when off)."""
         self.config = config
         self.catalog = Catalog(config.backends, config.naming)
         self.notifier = Notifier()
         self.inflight = InFlight()
         self._connect = connect
+        self.tracing = tracing or start_tracing(config.tracing)
         self.upstreams = {
-            b.name: Upstream(b, config, self._on_change, connect, self._on_update) for b in config.backends
+            b.name: Upstream(b, config, self._on_change, connect, self._on_update, self.tracing)
+            for b in config.backends
         }
         self.router = Router(self.catalog, self.upstreams, config.naming)
         self.subscriptions = Subscriptions(self.catalog, self.upstreams, self.notifier)
@@ -126,6 +135,8 @@ class Gateway:
             self.guard.audit.close()
             with anyio.CancelScope(shield=True):
                 await self.guard.limiter.aclose()
+                if self.tracing is not None:
+                    await anyio.to_thread.run_sync(self.tracing.shutdown)
 
     async def _first_attempts(self) -> None:
         """Wait (bounded) until every backend connected or failed once, then show what arrived in one merge; a
@@ -166,7 +177,7 @@ class Gateway:
     async def attach(self, config: BackendConfig) -> Upstream:
         """Connect a backend while serving (its definition already in ``set_backends``); returns once its first
         attempt ended, at most its ``connect_timeout`` later."""
-        upstream = Upstream(config, self.config, self._on_change, self._connect, self._on_update)
+        upstream = Upstream(config, self.config, self._on_change, self._connect, self._on_update, self.tracing)
         self.upstreams[config.name] = upstream
         self.disabled.discard(config.name)
         self.guard.set_backends([u.config for u in self.upstreams.values()])

@@ -14,12 +14,13 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote
 
 import yaml
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from gateway.config import BackendConfig, GatewayConfig
+from gateway.config import BackendConfig, GatewayConfig, TracingConfig
 from gateway.errors import ConfigError
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -84,6 +85,58 @@ def load_config(
         return GatewayConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(describe_errors(exc, source, keys=keys)) from None
+
+
+def tracing_from(env: Mapping[str, str]) -> TracingConfig:
+    """Traces as the standard ``OTEL_*`` variables configure them. Unlike the SDK's own default (``otlp``), no
+    ``OTEL_TRACES_EXPORTER`` and no OTLP endpoint means no traces at all: a gateway exports nothing unasked."""
+    endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    named = env.get("OTEL_TRACES_EXPORTER") or ("otlp" if endpoint or base else "none")
+    exporters = [name.strip() for name in named.split(",") if name.strip() not in ("", "none")]
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        exporters = []
+    protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+    if "otlp" in exporters and protocol not in (None, "http/protobuf"):
+        raise ConfigError(f"environment: OTEL_EXPORTER_OTLP_PROTOCOL: only http/protobuf is supported, not {protocol}")
+    data: dict[str, Any] = {
+        "exporters": exporters,
+        "headers": _pairs(env.get("OTEL_EXPORTER_OTLP_TRACES_HEADERS") or env.get("OTEL_EXPORTER_OTLP_HEADERS")),
+        "resource": _pairs(env.get("OTEL_RESOURCE_ATTRIBUTES")),
+    }
+    if endpoint:
+        data["endpoint"] = endpoint
+    elif base:
+        data["endpoint"] = f"{base.rstrip('/')}/v1/traces"
+    optional = {
+        "timeout": _seconds(env, "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") or _seconds(env, "OTEL_EXPORTER_OTLP_TIMEOUT"),
+        "service_name": env.get("OTEL_SERVICE_NAME") or data["resource"].get("service.name"),
+        "sampler": env.get("OTEL_TRACES_SAMPLER"),
+        "ratio": env.get("OTEL_TRACES_SAMPLER_ARG") if "ratio" in env.get("OTEL_TRACES_SAMPLER", "") else None,
+        "batch_delay": env.get("OTEL_BSP_SCHEDULE_DELAY"),
+    }
+    data.update({key: value for key, value in optional.items() if value is not None})
+    try:
+        return TracingConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(describe_errors(exc, "environment (OTEL_* traces)")) from None
+
+
+def _pairs(text: str | None) -> dict[str, str]:
+    """``key=value,key2=value2`` (values percent-encoded), as ``OTEL_RESOURCE_ATTRIBUTES`` and the OTLP headers."""
+    pairs = (item.split("=", 1) for item in (text or "").split(",") if "=" in item)
+    return {unquote(key).strip(): unquote(value).strip() for key, value in pairs}
+
+
+def _seconds(env: Mapping[str, str], name: str) -> float | None:
+    """A timeout the OpenTelemetry specification gives in milliseconds."""
+    text = env.get(name)
+    if not text:
+        return None
+    try:
+        return float(text) / 1000
+    except ValueError:
+        raise ConfigError(f"environment: {name}: expected milliseconds, got {text!r}") from None
 
 
 def _read_file(path: Path) -> dict[str, Any]:

@@ -44,6 +44,7 @@ def session_lists(*, json_response: bool = False, filters: bool = False) -> Sess
         config=SimpleNamespace(json_response=json_response),
         guard=SimpleNamespace(filters=filters),
         catalog=SimpleNamespace(generation=3),
+        tracing=None,
     )
     lists = ListCache()
     lists.get(3, ())  # the cache follows the catalogue's generation

@@ -35,7 +35,7 @@ from gateway.security.audit_chain import Anchor, anchor_beside, read_anchor
 from gateway.security.audit_key import AuditKey, beside, read_key
 from gateway.security.audit_verify import verify
 from gateway.security.redaction import Redactor, hide_session_ids
-from gateway.settings import Settings, describe_errors, load_config
+from gateway.settings import Settings, describe_errors, load_config, tracing_from
 
 EXIT_START = 1
 EXIT_CONFIG = 2
@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per backend request drowns everything else
     hide_session_ids()
     try:
-        config = _config(args, settings)
+        config = _config(args, settings).model_copy(update={"tracing": tracing_from(os.environ)})
     except ConfigError as exc:
         print(f"mcp-gateway: invalid configuration\n{exc}", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None

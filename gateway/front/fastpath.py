@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import anyio
@@ -41,6 +42,7 @@ from mcp.shared.inbound import (
 )
 from mcp_types import methods as wire
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
+from opentelemetry.trace import Span
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -54,6 +56,7 @@ from gateway.front.session_lists import SessionLists
 from gateway.front.session_table import SessionTable
 from gateway.sdk import SSE_HEADERS, SSE_PING_INTERVAL
 from gateway.security.auth import SCOPE_ADMITTED
+from gateway.telemetry.tracing import answered
 
 logger = logging.getLogger(__name__)
 # The SDK's modern transport waits this long for a handler before it commits to an SSE stream with pings.
@@ -65,6 +68,7 @@ _MULTI_ROUND = ("inputResponses", "requestState")
 _JSON = [(b"content-type", b"application/json")]
 _PING = b": ping\r\n\r\n"
 _SESSION = SESSION_HEADER.encode()
+_UNTRACED: AbstractContextManager[None] = nullcontext()
 Answer = Callable[[], Awaitable[tuple[int, bytes]]]
 Respond = Callable[[Scope, Receive, Send], Awaitable[None]]
 
@@ -129,7 +133,7 @@ class FastPath:
         except (ValidationError, ValueError, KeyError):
             return None
         if method in LISTS:
-            return self._cached_list(route, method, params, request_id)
+            return self._cached_list(request, route, method, params, request_id)
         if method != "tools/call" or _relayed(params) or self._param_headers_rejected(request, params):
             return None
 
@@ -146,7 +150,7 @@ class FastPath:
         return schema is not None and validate_mcp_param_headers(schema, arguments, request.headers) is not None
 
     def _cached_list(
-        self, route: InboundModernRoute, method: str, params: Mapping[str, Any], request_id: Any
+        self, request: Request, route: InboundModernRoute, method: str, params: Mapping[str, Any], request_id: Any
     ) -> Respond | None:
         """A list page the SDK has already shaped for this generation, as bytes; ``None`` on a miss."""
         if self._gateway.guard.filters:
@@ -158,7 +162,15 @@ class FastPath:
         if entry is None:
             return None
         body = _envelope(request_id, entry.encoded)
-        return lambda scope, receive, send: _send_json(200, body, send)
+
+        async def respond(scope: Scope, receive: Receive, send: Send) -> None:
+            await _send_json(200, body, send)
+
+        tracing = self._gateway.tracing
+        if tracing is None:
+            return respond
+        version = route.protocol_version
+        return tracing.answering(respond, method, params, request_id, headers=request.headers, version=version)
 
     async def _call_tool(
         self, request: Request, route: InboundModernRoute, params: Mapping[str, Any], request_id: Any
@@ -167,7 +179,7 @@ class FastPath:
         caller = stateless_caller(request, route.client_capabilities)
         admitted = request.scope.get(SCOPE_ADMITTED) is True
         try:
-            with gateway.inflight.track():
+            with gateway.inflight.track(), self._traced(request, route, params, request_id) as span:
                 result = await gateway.guard.call_tool(
                     caller,
                     params["name"],
@@ -176,6 +188,8 @@ class FastPath:
                     request_id=request_id,
                     admitted=admitted,
                 )
+                if span is not None:
+                    answered(span, result)
         except GatewayError as exc:
             return _error(request_id, redacted(gateway.redactor, to_mcp_error(exc)))
         except MCPError as exc:
@@ -194,6 +208,16 @@ class FastPath:
         if not isinstance(meta, dict) or meta.get(types.SERVER_INFO_META_KEY) is None:
             wire_result["_meta"] = {**(meta if isinstance(meta, dict) else {}), types.SERVER_INFO_META_KEY: self._stamp}
         return 200, _envelope(request_id, json.dumps(wire_result, separators=(",", ":")).encode())
+
+    def _traced(
+        self, request: Request, route: InboundModernRoute, params: Mapping[str, Any], request_id: Any
+    ) -> AbstractContextManager[Span | None]:
+        """The call's SERVER span while tracing is on (``gateway.telemetry.tracing``)."""
+        tracing = self._gateway.tracing
+        if tracing is None:
+            return _UNTRACED
+        version = route.protocol_version
+        return tracing.serving("tools/call", params, request_id, headers=request.headers, version=version)
 
     async def _respond(self, call: Answer, scope: Scope, receive: Receive, send: Send) -> None:
         """JSON, or in SSE mode an SSE stream once the answer takes longer than the SDK's deferral window."""

@@ -35,6 +35,7 @@ from gateway.sdk import connection_of, replace_middleware
 from gateway.security.auth import SCOPE_ADMITTED, principal_of
 from gateway.security.guard import Guard
 from gateway.security.redaction import Redactor
+from gateway.telemetry.tracing import answered
 from gateway.upstream.backend import State
 from gateway.upstream.caller import Caller
 
@@ -219,6 +220,19 @@ def build_server(
             answers.put(generation, key, answer)
         return answer
 
+    async def traced(ctx: Ctx, call_next: CallNext) -> HandlerResult:
+        """``edge`` in the request's SERVER span (not a notification's, nor a listen stream's, open for hours)."""
+        if tracing is None or ctx.request_id is None or ctx.method == "subscriptions/listen":
+            return await edge(ctx, call_next)
+        headers, session = (None, None) if ctx.request is None else (ctx.request.headers, _session(ctx))
+        version = ctx.protocol_version
+        with tracing.serving(
+            ctx.method, ctx.params, ctx.request_id, headers=headers, session=session, version=version
+        ) as span:
+            result = await edge(ctx, call_next)
+            answered(span, result)
+            return result
+
     async def edge(ctx: Ctx, call_next: CallNext) -> HandlerResult:
         if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
             gateway.notifier.track(ctx.session)
@@ -262,7 +276,8 @@ def build_server(
     server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, set_level)
     server.served = lambda: _served(gateway)
     # Replaces the SDK's default OpenTelemetry middleware, a measurable share of every call with no tracer set.
-    replace_middleware(server, [edge])
+    tracing = gateway.tracing
+    replace_middleware(server, [edge if tracing is None else traced])
     return server
 
 

@@ -60,9 +60,18 @@ class SessionLists:
         envelope = b'{"jsonrpc":"2.0","id":' + pydantic_core.to_json(message.id) + b',"result":'
         payload = envelope + entry.session_encoded + b"}"
         sid = session_id.encode("latin-1")
-        if self._json_mode:
-            return lambda scope, receive, send: _send_json(payload, sid, send)
-        return lambda scope, receive, send: _send_event(payload, sid, send)
+        send_answer = _send_json if self._json_mode else _send_event
+
+        async def respond(scope: Scope, receive: Receive, send: Send) -> None:
+            await send_answer(payload, sid, send)
+
+        tracing = self._gateway.tracing
+        if tracing is None:
+            return respond
+        headers, version = request.headers, learned.version
+        return tracing.answering(
+            respond, message.method, message.params, message.id, headers=headers, session=session_id, version=version
+        )
 
     async def _admitted(self, request: Request) -> bool:
         """The session transport's own checks: transport security, and Accept and Content-Type for this mode."""

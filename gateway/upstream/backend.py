@@ -37,6 +37,7 @@ from pydantic import BaseModel
 from gateway.catalogue.catalog import Snapshot
 from gateway.config import BackendConfig, GatewayConfig
 from gateway.telemetry.stats import CallStats
+from gateway.telemetry.tracing import Tracing
 from gateway.upstream import looptime
 from gateway.upstream.backchannel import BackChannel
 from gateway.upstream.breaker import Breakers, CircuitBreaker
@@ -82,9 +83,11 @@ class Upstream:
         on_change: OnChange,
         connect: Connector = open_transport,
         on_update: OnUpdate | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.config = config
         self.name = config.name
+        self.tracing = tracing
         self.state = State.CONNECTING
         self.error: str | None = None
         self.protocol_version: str | None = None

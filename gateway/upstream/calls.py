@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from gateway.config import Transport
 from gateway.errors import BackendMisbehaved, BackendTimeout, BackendUnavailable, OutcomeUnknown, ResultTooLarge
+from gateway.telemetry.tracing import answered
 from gateway.upstream.backend import State, Upstream
 from gateway.upstream.breaker import CircuitOpen
 from gateway.upstream.caller import ANONYMOUS, Caller
@@ -192,12 +193,12 @@ async def _once(
         raise BackendUnavailable(upstream.name, upstream.error or upstream.state.value)
     _admit(upstream, key, label)
     if upstream.sessions is None:
-        return await _request(upstream, client, link, method, params, result_type, deadline, caller, key)
+        return await _sent(upstream, client, link, method, params, result_type, deadline, caller, key)
     try:
         async with upstream.sessions.lease(caller.session_key, caller.sink) as lease:
             own = SdkLink(lease.client)
             try:
-                return await _request(upstream, lease.client, own, method, params, result_type, deadline, caller, key)
+                return await _sent(upstream, lease.client, own, method, params, result_type, deadline, caller, key)
             except (_NotDelivered, _Lost):
                 lease.discard()
                 raise
@@ -218,6 +219,35 @@ def _admit(upstream: Upstream, key: str | None, label: str) -> None:
     except CircuitOpen as exc:
         upstream.breaker.abandon()
         raise BackendUnavailable(upstream.name, f"{label}: {exc}") from None
+
+
+async def _sent(
+    upstream: Upstream,
+    client: Client,
+    link: UpstreamLink,
+    method: str,
+    params: dict[str, Any],
+    result_type: type[ResultT],
+    deadline: float,
+    caller: Caller,
+    key: str | None,
+) -> ResultT | types.InputRequiredResult:
+    """``_request``; while tracing is on, in a CLIENT span whose trace context the request carries to the backend."""
+    tracing = upstream.tracing
+    if tracing is None:
+        return await _request(upstream, client, link, method, params, result_type, deadline, caller, key)
+    transport, version = upstream.config.transport.value, upstream.protocol_version
+    with tracing.calling(upstream.name, method, params, transport=transport, version=version) as call:
+        try:
+            result = await _request(upstream, client, link, method, call.params, result_type, deadline, caller, key)
+        except _Lost:
+            call.lost("connection_lost")
+            raise
+        except _NotDelivered:
+            call.lost("not_delivered")
+            raise
+        answered(call.span, result)
+        return result
 
 
 async def _request(

@@ -43,6 +43,7 @@ from mcp.types import INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND
 from mcp_types import CLIENT_CAPABILITIES_META_KEY
 from pydantic import ValidationError
 
+from gateway.telemetry.tracing import carried_headers
 from gateway.upstream.caller import Caller
 from gateway.upstream.http1 import ConnectionDropped, HttpError, NotSent, Origin, Pool, Response, Unreachable
 from gateway.upstream.link import (
@@ -124,7 +125,7 @@ class Forwarder:
         message = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
         body = json.dumps(message, separators=(",", ":")).encode()
         headers = {name.lower(): value for name, value in headers.items()}
-        head = {**self._session_headers(), **headers}
+        head = {**self._session_headers(), **headers, **carried_headers(params.get("_meta"))}
         with anyio.move_on_after(deadline) as scope:
             try:
                 result = await self._exchange(head, body, request_id, caller.sink)
