@@ -340,6 +340,23 @@ class SecurityConfig(_Model):
         return self
 
 
+class MetricsConfig(_Model):
+    """``/metrics``: served to loopback clients alone, or to any client that shows ``token`` as a bearer token."""
+
+    enabled: bool = True
+    token: SecretStr | None = None
+
+
+class TelemetryConfig(_Model):
+    metrics: MetricsConfig = MetricsConfig()
+
+
+class LoggingConfig(_Model):
+    """``json``: one JSON object a line, and an access line per call; ``auto``: ``json`` unless stderr is a terminal."""
+
+    format: Literal["human", "json", "auto"] = "human"
+
+
 class GatewayConfig(_Model):
     """Everything the gateway core needs, validated."""
 
@@ -357,6 +374,8 @@ class GatewayConfig(_Model):
     # Answer plain 2026 tools/call and cached list pages around the SDK's endpoint; off, the SDK answers them all.
     fast_path: bool = True
     security: SecurityConfig = SecurityConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
+    logging: LoggingConfig = LoggingConfig()
 
     @field_validator("backends")
     @classmethod
@@ -380,6 +399,8 @@ class GatewayConfig(_Model):
             found.append(self.security.limits.store.get_secret_value())
         if self.security.audit.key is not None:
             found.append(self.security.audit.key.get_secret_value())
+        if self.telemetry.metrics.token is not None:
+            found.append(self.telemetry.metrics.token.get_secret_value())
         for backend in self.backends:
             for value in [*backend.headers.values(), *backend.env.values()]:
                 found += [value, *value.split(" ", 1)[1:]]  # "Bearer t0k": the token on its own too

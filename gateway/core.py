@@ -29,6 +29,7 @@ from gateway.routing.router import Router
 from gateway.routing.subscriptions import Subscriptions
 from gateway.security.guard import Guard
 from gateway.security.redaction import Redactor
+from gateway.telemetry import metrics
 from gateway.upstream.backend import State, Upstream
 from gateway.upstream.transports import Connector, open_transport
 
@@ -64,6 +65,7 @@ class Gateway:
 
     def __init__(self, config: GatewayConfig, connect: Connector = open_transport) -> None:
         self.config = config
+        metrics.configure(config.telemetry.metrics)
         self.catalog = Catalog(config.backends, config.naming)
         self.notifier = Notifier()
         self.inflight = InFlight()

@@ -23,6 +23,7 @@ from gateway.core import Gateway
 from gateway.front.app import MCP_PATH, GatewayApp, build_app
 from gateway.front.http_limits import protocol_for
 from gateway.front.server import build_server
+from gateway.telemetry.access_log import as_line
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ def server_config(app: ASGIApp, config: GatewayConfig, host: str, port: int) -> 
         timeout_keep_alive=http.keep_alive_timeout,
         timeout_graceful_shutdown=config.shutdown_grace,
         log_level="warning",
+        # JSON lines: uvicorn's records go to the root logger's handler, and its formatter, like every other.
+        log_config=None if config.logging.format == "json" else uvicorn.config.LOGGING_CONFIG,
     )
 
 
@@ -85,7 +88,7 @@ class _Server(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started:
-            print("\n".join(self._lines), file=sys.stderr, flush=True)
+            print("\n".join(map(as_line, self._lines)), file=sys.stderr, flush=True)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for listener in self.servers:

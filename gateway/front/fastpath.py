@@ -54,6 +54,7 @@ from gateway.front.session_lists import SessionLists
 from gateway.front.session_table import SessionTable
 from gateway.sdk import SSE_HEADERS, SSE_PING_INTERVAL
 from gateway.security.auth import SCOPE_ADMITTED
+from gateway.telemetry.access_log import keep_traceparent
 
 logger = logging.getLogger(__name__)
 # The SDK's modern transport waits this long for a handler before it commits to an SSE stream with pings.
@@ -165,6 +166,7 @@ class FastPath:
     ) -> tuple[int, bytes]:
         gateway = self._gateway
         caller = stateless_caller(request, route.client_capabilities)
+        keep_traceparent(request.headers.get("traceparent"))
         admitted = request.scope.get(SCOPE_ADMITTED) is True
         try:
             with gateway.inflight.track():
