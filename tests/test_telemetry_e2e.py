@@ -5,8 +5,10 @@ default (human) format writes what it always wrote."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -20,7 +22,7 @@ import yaml
 from mcp import Client, MCPError, types
 
 from tests.support.inproc import READER_INFO
-from tests.support.procs import Processes, free_port, http_get, listening, wait_until
+from tests.support.procs import ROOT, Processes, free_port, http_get, listening, wait_until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.processes]
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -176,3 +178,27 @@ async def test_a_real_prometheus_scrapes_the_calls_series(procs: Processes, toy:
     assert [float(series["value"][1]) for series in unknown] == [1]
     state = wait_until(lambda: query(prometheus, 'mcp_gateway_backend_state{backend="toy",state="ready"}'))
     assert float(state[0]["value"][1]) == 1
+
+
+RECORD_ONE_CALL = """
+from prometheus_client import CollectorRegistry
+from gateway.telemetry import metrics
+assert metrics.MULTIPROCESS
+metrics.call("tools/call", "toy", "toy/echo", "2026", "ok", "", 0.01)
+print(metrics.render(CollectorRegistry())[0].decode())
+"""
+
+
+def test_in_multiprocess_mode_a_scrape_sums_what_every_process_recorded(tmp_path: Path) -> None:
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    series = (
+        'mcp_gateway_requests_total{backend="toy",code="",era="2026",method="tools/call",name="toy/echo",outcome="ok"}'
+    )
+    scraped = []
+    for _ in range(2):  # two workers, each recording one call; the second one's scrape sees both
+        done = subprocess.run(
+            [sys.executable, "-c", RECORD_ONE_CALL], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        scraped.append(next(line for line in done.stdout.splitlines() if line.startswith(series)))
+    assert scraped == [f"{series} 1.0", f"{series} 2.0"]
