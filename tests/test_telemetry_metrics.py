@@ -7,10 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+import anyio
 import httpx2
 import pytest
 from mcp import MCPError
 
+from gateway.catalogue.catalog import Kind
 from gateway.config import BackendConfig, GatewayConfig
 from gateway.core import Gateway
 from gateway.errors import BackendTimeout, BackendUnavailable, RateLimited, UnknownTarget
@@ -163,3 +165,19 @@ async def test_with_a_token_metrics_need_it_from_anywhere() -> None:
 async def test_metrics_follow_the_host_allow_list_of_mcp() -> None:
     async with gateway_with() as gateway, scraper(gateway) as scrape:
         assert (await scrape.get("/metrics", headers={"Host": "evil.example"})).status_code == 421
+
+
+async def test_reconnect_attempts_are_counted_per_backend() -> None:
+    before = sample("mcp_gateway_backend_reconnects_total", backend="hr")
+    async with gateway_with(down=True, reconnect_min=0.01, reconnect_max=0.02):
+        with anyio.fail_after(10):
+            while sample("mcp_gateway_backend_reconnects_total", backend="hr") < before + 2:
+                await anyio.sleep(0.01)
+    assert sample("mcp_gateway_backend_reconnects_total", backend="ops") == 0
+
+
+async def test_list_changed_sent_is_counted_per_list() -> None:
+    async with gateway_with() as gateway:
+        before = sample("mcp_gateway_list_changed_total", kind="tools")
+        await gateway.notifier.changed({Kind.TOOLS})
+    assert sample("mcp_gateway_list_changed_total", kind="tools") == before + 1
