@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # 3 min 40 s on 2.
 WORKERS ?= 3
 
-.PHONY: demo test test-fast lint install clean bench redis-server chromium
+.PHONY: demo test test-fast lint install clean bench redis-server chromium prometheus
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,7 +30,7 @@ lint: $(STAMP)
 # The reference servers and clients the interoperability tests run (pinned in tests/support/interop.py), installed
 # once into tests/.cache/interop (while lint runs: the installs mostly wait on the registries); later runs need no
 # registry.
-test: $(STAMP) redis-server chromium
+test: $(STAMP) redis-server chromium prometheus
 	@$(BIN)/python -m tests.support.interop & installs=$$!; \
 	$(MAKE) --no-print-directory lint; linted=$$?; \
 	wait $$installs || { echo "installing the interoperability servers failed" >&2; exit 1; }; \
@@ -51,6 +51,12 @@ redis-server:
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# The metrics test has a real Prometheus scrape /metrics (tests/test_telemetry_e2e.py): Debian's package, installed
+# when missing.
+prometheus:
+	@command -v prometheus >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
 # The benchmark suite (about 15 minutes on 2 cores; writes bench/results/<date>.md and .png). BENCH_ARGS=--quick
 # for a shorter run; peers are installed into bench/.cache on first use.

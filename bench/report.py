@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench import metrics_cost
 from bench.goals import evaluate
 from bench.settings import ERAS, MODES
 
@@ -136,7 +137,7 @@ def _peers_section(results: dict[str, Any]) -> list[str]:
 
 def _scenarios_section(results: dict[str, Any]) -> list[str]:
     lines = ["## Other scenarios", ""]
-    for key, render in (("many", _many), ("idle", _idle), ("soak", _soak)):
+    for key, render in (("many", _many), ("idle", _idle), ("soak", _soak), ("metrics", metrics_cost.render)):
         found = results.get(key)
         if found and "error" in found:
             lines += [f"**{key}**: failed: `{found['error']}`", ""]

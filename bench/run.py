@@ -4,6 +4,7 @@ python -m bench              # the default run (12-15 minutes on 2 cores, peers 
 python -m bench --quick      # one round per level, shorter windows
 python -m bench --tiny       # seconds; what the smoke test runs
 python -m bench --only many  # only the 100 backends: the gateway's start and tools/list over 10,000 tools
+python -m bench --only metrics  # only the gateway with metrics on against metrics off (interleaved rounds)
 python -m bench --link legacy   # the gateway's backends pinned to one protocol (auto, legacy, 2026-07-28)
 """
 
@@ -26,6 +27,7 @@ from typing import Any
 from bench import scenarios
 from bench.goals import evaluate
 from bench.loadgen import ERA_2025
+from bench.metrics_cost import metrics_cost
 from bench.peers import NOT_AUTOMATED, PEERS
 from bench.procs import Proc, Processes, StartError
 from bench.report import write
@@ -64,7 +66,11 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Settings, str]:
     parser.add_argument("--duration", type=float, help="seconds measured per round")
     parser.add_argument("--soak", type=float, help="soak seconds (1800 for the long form)")
     parser.add_argument("--no-chart", action="store_true", help="skip the PNG (no matplotlib needed)")
-    parser.add_argument("--only", choices=("many",), help="run one scenario alone (many: start and tools/list)")
+    parser.add_argument(
+        "--only",
+        choices=("many", "metrics"),
+        help="run one scenario alone (many: start and tools/list; metrics: the gateway with metrics on and off)",
+    )
     parser.add_argument(
         "--link",
         choices=("auto", "legacy", "2026-07-28"),
@@ -103,6 +109,8 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="mcp-bench-") as tmp, Processes(Path(tmp) / "logs") as procs:
         if args.only == "many":
             results = run_many(procs, settings, Path(tmp))
+        elif args.only == "metrics":
+            results = {"rows": [], "summary": [], "peers": {}, "metrics": run_metrics(procs, settings, Path(tmp))}
         else:
             results = run_all(procs, settings, Path(tmp), args.cache)
     results.update(
@@ -173,7 +181,13 @@ def run_all(procs: Processes, settings: Settings, work: Path, cache: Path) -> di
     log(f"{settings.idle_sessions} idle sessions")
     results["idle"] = _guard(lambda: scenarios.idle_sessions(procs, settings, idle_gateway))
     results["many"] = _many(procs, settings, work, many_servers)
+    results["metrics"] = run_metrics(procs, settings, work)
     return results
+
+
+def run_metrics(procs: Processes, settings: Settings, work: Path) -> dict[str, Any]:
+    log("the gateway with metrics on and off")
+    return _guard(lambda: metrics_cost(procs, settings, work, log))
 
 
 def run_many(procs: Processes, settings: Settings, work: Path) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -60,10 +61,13 @@ def wait_listening(proc: Proc, port: int, timeout: float) -> float:
     return wait_until(port_open(port), timeout, proc, "listening")
 
 
-def write_gateway_config(path: Path, backends: Sequence[tuple[str, str, str]], link: str | None = None) -> Path:
-    """A gateway config file for ``(name, prefix, url)`` backends, each with ``protocol: link`` if given."""
+def write_gateway_config(
+    path: Path, backends: Sequence[tuple[str, str, str]], link: str | None = None, extra: dict[str, Any] | None = None
+) -> Path:
+    """A gateway config file for ``(name, prefix, url)`` backends, each with ``protocol: link`` if given, and the
+    ``extra`` top-level settings."""
     protocol = {} if link is None else {"protocol": link}
-    data = {"backends": [{"name": n, "prefix": p, "url": u, **protocol} for n, p, u in backends]}
+    data = {"backends": [{"name": n, "prefix": p, "url": u, **protocol} for n, p, u in backends], **(extra or {})}
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 

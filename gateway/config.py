@@ -375,6 +375,24 @@ class TracingConfig(_Model):
         return bool(self.exporters)
 
 
+class MetricsConfig(_Model):
+    """``/metrics``: served to loopback clients alone, or to any client that shows ``token`` as a bearer token."""
+
+    enabled: bool = True
+    token: SecretStr | None = None
+
+
+class TelemetryConfig(_Model):
+    metrics: MetricsConfig = MetricsConfig()
+    tracing: TracingConfig = TracingConfig()
+
+
+class LoggingConfig(_Model):
+    """``json``: one JSON object a line, and an access line per call; ``auto``: ``json`` unless stderr is a terminal."""
+
+    format: Literal["human", "json", "auto"] = "human"
+
+
 class GatewayConfig(_Model):
     """Everything the gateway core needs, validated."""
 
@@ -399,7 +417,8 @@ class GatewayConfig(_Model):
     retire_grace: float | None = Field(default=None, ge=0, le=3600)
     security: SecurityConfig = SecurityConfig()
     admin: AdminConfig = AdminConfig()
-    tracing: TracingConfig = TracingConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
+    logging: LoggingConfig = LoggingConfig()
 
     @field_validator("backends")
     @classmethod
@@ -423,9 +442,11 @@ class GatewayConfig(_Model):
             found.append(self.security.limits.store.get_secret_value())
         if self.security.audit.key is not None:
             found.append(self.security.audit.key.get_secret_value())
+        if self.telemetry.metrics.token is not None:
+            found.append(self.telemetry.metrics.token.get_secret_value())
         for backend in self.backends:
             for value in [*backend.headers.values(), *backend.env.values()]:
                 found += [value, *value.split(" ", 1)[1:]]  # "Bearer t0k": the token on its own too
-        for value in self.tracing.headers.values():
+        for value in self.telemetry.tracing.headers.values():
             found += [value, *value.split(" ", 1)[1:]]
         return sorted({v for v in found if len(v) >= MIN_SECRET}, key=len, reverse=True)

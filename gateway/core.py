@@ -34,6 +34,7 @@ from gateway.routing.router import Router
 from gateway.routing.subscriptions import Subscriptions
 from gateway.security.guard import Guard
 from gateway.security.redaction import Redactor
+from gateway.telemetry import metrics
 from gateway.telemetry.tracing import Tracing, start_tracing
 from gateway.upstream.backend import State, Upstream
 from gateway.upstream.transports import Connector, open_transport
@@ -78,13 +79,15 @@ class Gateway:
         tracing: Tracing | None = None,
     ) -> None:
         """``disabled``: backends an operator switched off (``gateway.operations``), not connected until enabled;
-        ``tracing``: a tracer of the caller's, else the one ``config.tracing`` asks for (``None`` when off)."""
+        ``tracing``: a tracer of the caller's, else the one ``config.telemetry.tracing`` asks for (``None`` when
+        off)."""
         self.config = config
+        metrics.configure(config.telemetry.metrics)
         self.catalog = Catalog(config.backends, config.naming)
         self.notifier = Notifier()
         self.inflight = InFlight()
         self._connect = connect
-        self.tracing = tracing or start_tracing(config.tracing)
+        self.tracing = tracing or start_tracing(config.telemetry.tracing)
         self.upstreams = {
             b.name: Upstream(b, config, self._on_change, connect, self._on_update, self.tracing)
             for b in config.backends

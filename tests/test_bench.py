@@ -31,3 +31,13 @@ def test_the_many_backends_scenario_runs_alone(tmp_path: Path) -> None:
     report = (tmp_path / "many.md").read_text()
     assert "**3 backends x 4 tools**" in report and "| ready with 3 backends" in report
     assert "| gateway | 2025 |" not in report and not (tmp_path / "many.png").exists()
+
+
+def test_the_metrics_cost_scenario_runs_alone(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "bench", "--tiny", "--only", "metrics", "--no-chart", "--out", str(tmp_path)]
+    command += ["--name", "metrics"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=90, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = (tmp_path / "metrics.md").read_text()
+    assert "**Metrics cost**" in report
+    assert "2025: gateway/direct" in report and "2026: gateway/direct" in report

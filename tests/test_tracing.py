@@ -24,6 +24,7 @@ from gateway.core import Gateway
 from gateway.errors import ConfigError
 from gateway.front.server import build_server
 from gateway.settings import tracing_from
+from gateway.telemetry import access_log
 from gateway.telemetry.tracing import Tracing, carried_headers, current_trace_id, start_tracing
 from tests.support import traced_backend
 from tests.support.inproc import config_for, http
@@ -285,5 +286,21 @@ def test_otel_sdk_disabled_turns_traces_off() -> None:
 
 def test_exporter_headers_are_secrets_the_redactor_cuts() -> None:
     tracing = tracing_from({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_HEADERS": "x-key=Bearer abcdefgh1234"})
-    config = config_for({}).model_copy(update={"tracing": tracing})
+    base = config_for({})
+    config = base.model_copy(update={"telemetry": base.telemetry.model_copy(update={"tracing": tracing})})
     assert "abcdefgh1234" in config.secret_values()
+
+
+async def test_the_access_line_carries_the_trace_id_of_the_calls_span(
+    exporter: InMemorySpanExporter, caplog: pytest.LogCaptureFixture
+) -> None:
+    access_log.enable(True)
+    try:
+        with caplog.at_level("INFO", logger="gateway.access"):
+            async with traced_gateway(exporter) as gateway, Client(build_server(gateway)) as client:
+                await client.call_tool("tr__seen", {})
+    finally:
+        access_log.enable(False)
+    (line,) = [record for record in caplog.records if record.name == "gateway.access"]
+    server = only(exporter, "tools/call tr__seen")
+    assert getattr(line, access_log.ACCESS)["trace_id"] == hexid(server.context.trace_id, 32)

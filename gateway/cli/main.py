@@ -28,7 +28,7 @@ from gateway.cli.demo import SAMPLE_BACKENDS, run_demo
 from gateway.cli.listeners import bind
 from gateway.cli.running import approve_tools, print_catalog, serve_http, serve_stdio
 from gateway.cli.status import print_status
-from gateway.config import GatewayConfig
+from gateway.config import GatewayConfig, LoggingConfig, TracingConfig
 from gateway.errors import AuditLogError, ConfigError, PortUnavailable, StartupError
 from gateway.operations.reload import ConfigFile
 from gateway.security.audit_chain import Anchor, anchor_beside, read_anchor
@@ -36,6 +36,7 @@ from gateway.security.audit_key import AuditKey, beside, read_key
 from gateway.security.audit_verify import verify
 from gateway.security.redaction import Redactor, hide_session_ids
 from gateway.settings import Settings, describe_errors, load_config, tracing_from
+from gateway.telemetry.access_log import use_json
 
 EXIT_START = 1
 EXIT_CONFIG = 2
@@ -65,11 +66,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per backend request drowns everything else
     hide_session_ids()
     try:
-        config = _config(args, settings).model_copy(update={"tracing": tracing_from(os.environ)})
+        config = _with_tracing(_config(args, settings), tracing_from(os.environ))
     except ConfigError as exc:
         print(f"mcp-gateway: invalid configuration\n{exc}", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
     redactor = Redactor(config.secret_values())
+    config = _log_format(args, settings, config, redactor)
     _check_exposure(args, settings, config)
     try:
         with redactor.logging():
@@ -83,6 +85,19 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise
         print(f"mcp-gateway: {redactor.text(str(found))}", file=sys.stderr)
         raise SystemExit(EXIT_START) from None
+
+
+def _log_format(
+    args: argparse.Namespace, settings: Settings, config: GatewayConfig, redactor: Redactor
+) -> GatewayConfig:
+    """The log format the flag, the environment or the file asks for, ``auto`` settled by whether stderr is a
+    terminal; JSON lines from here on when it is ``json``."""
+    chosen = args.log_format or settings.log_format or config.logging.format
+    if chosen == "auto":
+        chosen = "human" if sys.stderr.isatty() else "json"
+    if chosen == "json":
+        use_json(redactor.value)
+    return config.model_copy(update={"logging": LoggingConfig(format=chosen)})
 
 
 def _check_exposure(args: argparse.Namespace, settings: Settings, config: GatewayConfig) -> None:
@@ -238,6 +253,12 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--config", type=Path, help="YAML config, or an mcpServers JSON file (env GATEWAY_CONFIG)")
         sub.add_argument("--name-style", choices=["auto", "canonical", "strict"], help="force one naming style")
         sub.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default: info")
+        sub.add_argument(
+            "--log-format",
+            choices=["human", "json", "auto"],
+            help="json: one JSON object a line and an access line per call; auto: json unless stderr is a terminal "
+            "(default human, env GATEWAY_LOG_FORMAT)",
+        )
     for sub in (serve, demo):
         sub.add_argument("--host", help="address to listen on (default 127.0.0.1, env GATEWAY_HOST)")
         sub.add_argument("--port", type=int, help="port to listen on (default 8000, env GATEWAY_PORT)")
@@ -300,3 +321,8 @@ def _backends_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
 
 if __name__ == "__main__":
     main()
+
+
+def _with_tracing(config: GatewayConfig, tracing: TracingConfig) -> GatewayConfig:
+    """Traces are configured by the standard ``OTEL_*`` variables alone."""
+    return config.model_copy(update={"telemetry": config.telemetry.model_copy(update={"tracing": tracing})})

@@ -29,6 +29,7 @@ from gateway.operations.app import build_operated_app
 from gateway.operations.reload import ConfigFile, reloading
 from gateway.operations.runtime import operated
 from gateway.settings import default_state_dir
+from gateway.telemetry.access_log import as_line
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +81,8 @@ def server_config(app: ASGIApp, config: GatewayConfig, host: str, port: int) -> 
         timeout_keep_alive=http.keep_alive_timeout,
         timeout_graceful_shutdown=config.shutdown_grace,
         log_level="warning",
+        # JSON lines: uvicorn's records go to the root logger's handler, and its formatter, like every other.
+        log_config=None if config.logging.format == "json" else uvicorn.config.LOGGING_CONFIG,
     )
 
 
@@ -115,7 +118,7 @@ class _Server(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started:
-            print("\n".join(self._lines), file=sys.stderr, flush=True)
+            print("\n".join(map(as_line, self._lines)), file=sys.stderr, flush=True)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for listener in self.servers:

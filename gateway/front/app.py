@@ -1,9 +1,9 @@
-"""The HTTP face of the gateway: ``/mcp`` (both protocol eras), ``/healthz`` and ``/readyz``.
+"""The HTTP face of the gateway: ``/mcp`` (both protocol eras), ``/healthz``, ``/readyz`` and ``/metrics``.
 
 Requests to ``/mcp`` pass the security layer (``http_security``) first: Host/Origin, authentication, body size
 and depth, rate-limit admission. ``/healthz`` answers 200 while the process serves. ``/readyz`` answers 200 when
 every backend is connected and 503 otherwise; either way it carries each backend's state, breaker, tool count and,
-when it is not ready, the reason.
+when it is not ready, the reason. ``/metrics`` is ``metrics_endpoint``'s.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from gateway.catalogue.pages import ListCache
 from gateway.core import Gateway, InFlight
 from gateway.front.fastpath import FastPath
 from gateway.front.http_security import SecurityLayer
+from gateway.front.metrics_endpoint import metrics_route
 from gateway.front.routing_headers import RoutingHeaders
 from gateway.front.server import SESSION_HEADER, build_server
 from gateway.front.session_quota import SessionQuota
@@ -118,6 +119,9 @@ def build_app(gateway: Gateway, *, host: str = "127.0.0.1", routes: Sequence[Bas
     max_body = limits.max_body_bytes
     # Host and Origin are checked by the security layer, against the configured allow-lists.
     security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    own = [Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"])]
+    if gateway.config.telemetry.metrics.enabled:
+        own.append(metrics_route(gateway, sessions))
     app: Starlette = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
         host=host,
@@ -125,10 +129,7 @@ def build_app(gateway: Gateway, *, host: str = "127.0.0.1", routes: Sequence[Bas
         max_request_body_size=max_body,
         max_sessions=limits.max_client_sessions,
         transport_security=security,
-        custom_starlette_routes=[
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/readyz", readyz, methods=["GET"]),
-        ],
+        custom_starlette_routes=own,
     )
     app.router.routes.extend(routes)  # the SDK takes plain routes only; a mounted app goes in here
     stamp = server.server_info_stamp

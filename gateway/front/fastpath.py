@@ -56,6 +56,7 @@ from gateway.front.session_lists import SessionLists
 from gateway.front.session_table import SessionTable
 from gateway.sdk import SSE_HEADERS, SSE_PING_INTERVAL
 from gateway.security.auth import SCOPE_ADMITTED
+from gateway.telemetry.access_log import keep_traceparent
 from gateway.telemetry.tracing import answered
 
 logger = logging.getLogger(__name__)
@@ -177,6 +178,7 @@ class FastPath:
     ) -> tuple[int, bytes]:
         gateway = self._gateway
         caller = stateless_caller(request, route.client_capabilities)
+        keep_traceparent(request.headers.get("traceparent"))
         admitted = request.scope.get(SCOPE_ADMITTED) is True
         try:
             with gateway.inflight.track(), self._traced(request, route, params, request_id) as span:

@@ -7,7 +7,7 @@ to the app; and, for a call, the rate-limit budget (429 with ``Retry-After``). E
 error body. What passes carries its principal in the ASGI scope (``auth.SCOPE_PRINCIPAL``) and, when credentials
 are configured, the SDK's ``user`` too, so the SDK binds each 2025 session to the credential that opened it. With
 JWTs configured it also serves the RFC 9728 protected-resource metadata at
-``/.well-known/oauth-protected-resource[/mcp]``, behind the same Host and Origin checks.
+``/.well-known/oauth-protected-resource[/mcp]``, behind the same Host and Origin checks, as is ``/metrics``.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.config import AuthConfig
 from gateway.core import Gateway
 from gateway.errors import UNAUTHORIZED, InvalidToken, RateLimited, Unauthorized, to_mcp_error
+from gateway.front.metrics_endpoint import METRICS_PATH
 from gateway.front.session_table import opens_session
 from gateway.security.auth import SCOPE_ADMITTED, SCOPE_PRINCIPAL, access_token
 from gateway.security.guard import CALLS
@@ -60,6 +61,8 @@ class SecurityLayer:
             await self._app(scope, receive, send)
         elif scope["path"] in self._metadata_paths and scope["method"] in ("GET", "HEAD"):
             await (self._front(scope) or self._metadata(scope))(scope, receive, send)
+        elif scope["path"] == METRICS_PATH:
+            await (self._front(scope) or self._app)(scope, receive, send)
         elif scope["path"] != self._path:
             await self._app(scope, receive, send)
         else:

@@ -35,6 +35,7 @@ from gateway.sdk import connection_of, replace_middleware
 from gateway.security.auth import SCOPE_ADMITTED, principal_of
 from gateway.security.guard import Guard
 from gateway.security.redaction import Redactor
+from gateway.telemetry.access_log import keep_traceparent
 from gateway.telemetry.tracing import answered
 from gateway.upstream.backend import State
 from gateway.upstream.caller import Caller
@@ -118,6 +119,7 @@ def build_server(
         """The client behind a request, as the layers below need it (see ``gateway.upstream.caller``)."""
         modern = ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
         principal, session = who(ctx), _session(ctx)
+        keep_traceparent(ctx.request.headers.get("traceparent") if ctx.request is not None else None)
         if ctx.request_id is None:
             return Caller(session=session, principal=principal)
         relay = Relay(ctx.session, ctx.request_id, levels.allowed(ctx.session, ctx.meta))

@@ -25,6 +25,7 @@ from mcp.server.subscriptions import (
 
 from gateway.catalogue.catalog import Kind
 from gateway.sdk import connection_of
+from gateway.telemetry import metrics
 
 logger = logging.getLogger(__name__)
 SEND_TIMEOUT = 5.0
@@ -49,6 +50,7 @@ class Notifier:
 
     async def changed(self, kinds: set[Kind]) -> None:
         for kind in sorted(kinds):
+            metrics.list_changed(kind.value)
             await self.bus.publish(_EVENTS[kind])
         for connection in list(self._connections):
             with anyio.move_on_after(SEND_TIMEOUT):

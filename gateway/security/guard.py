@@ -25,6 +25,7 @@ from gateway.catalogue.catalog import Catalog, Route
 from gateway.catalogue.naming import Style, canonical_name, split_uri
 from gateway.config import BackendConfig, GatewayConfig, SecurityConfig
 from gateway.errors import (
+    BackendError,
     BackendTimeout,
     BackendUnavailable,
     Forbidden,
@@ -35,6 +36,7 @@ from gateway.errors import (
     ResultTooLarge,
     ToolWithheld,
     UnknownTarget,
+    to_mcp_error,
 )
 from gateway.principal import Principal
 from gateway.routing.router import Router
@@ -45,6 +47,7 @@ from gateway.security.limits import RateLimiter, bounded
 from gateway.security.pinning import Pins
 from gateway.security.policy import Policy
 from gateway.security.validation import ArgumentValidator
+from gateway.telemetry import access_log, metrics
 from gateway.upstream.caller import Caller
 from gateway.upstream.transports import caller_token
 
@@ -58,6 +61,7 @@ CALLS = {
     "completion/complete": "completion",
     "resources/subscribe": "subscription",
 }
+METHODS = {kind: method for method, kind in CALLS.items()}
 _OUTCOMES: dict[type[Exception], str] = {
     Forbidden: "denied",  # before UnknownTarget, its base: to the caller a denial looks unknown, not here
     ToolWithheld: "withheld",
@@ -154,9 +158,10 @@ class Guard:
             tool = None  # a tool's own budget would tell a caller who may not see it that it exists
         try:
             await self.limiter.hit(principal, tool, shown=name)
-        except RateLimited:
+        except RateLimited as exc:
             shown = tool or (name if isinstance(name, str) else method)
             self.audit.record(Entry(principal.key, kind, shown, None, "rate_limited", 0.0, request_id))
+            self._told(method, principal.key, shown, tool, "rate_limited", to_mcp_error(exc).code)
             raise
         return True
 
@@ -184,7 +189,7 @@ class Guard:
             if target.backend in self._validated:
                 self._validator.check(target.name, self._catalog.input_schema(name), arguments, shown=name)
 
-        call = _Call(self._principal(caller), "tool", name, arguments, request_id, admitted)
+        call = _Call(caller, self._principal(caller), "tool", name, arguments, request_id, admitted)
         forward = partial(self._router.call_tool, name, arguments, meta, caller, input_responses, request_state)
         return await self._run(call, partial(self._router.route_tool, name), forward, unchanged_and_valid)
 
@@ -199,7 +204,7 @@ class Guard:
         input_responses: dict[str, Any] | None = None,
         request_state: str | None = None,
     ) -> types.GetPromptResult | types.InputRequiredResult:
-        call = _Call(self._principal(caller), "prompt", name, arguments, request_id, admitted)
+        call = _Call(caller, self._principal(caller), "prompt", name, arguments, request_id, admitted)
         forward = partial(self._router.get_prompt, name, arguments, caller, input_responses, request_state)
         return await self._run(call, partial(self._router.route_prompt, name), forward)
 
@@ -213,7 +218,7 @@ class Guard:
         input_responses: dict[str, Any] | None = None,
         request_state: str | None = None,
     ) -> types.ReadResourceResult | types.InputRequiredResult:
-        call = _Call(self._principal(caller), "resource", uri, {"uri": uri}, request_id, admitted)
+        call = _Call(caller, self._principal(caller), "resource", uri, {"uri": uri}, request_id, admitted)
         forward = partial(self._router.read_resource, uri, caller, input_responses, request_state)
         return await self._run(call, partial(self._catalog.resolve_uri, uri), forward)
 
@@ -230,10 +235,10 @@ class Guard:
         ref = params.ref
         arguments = params.argument.model_dump()
         if isinstance(ref, types.PromptReference):
-            call = _Call(principal, "prompt", ref.name, arguments, request_id, admitted, "completion")
+            call = _Call(caller, principal, "prompt", ref.name, arguments, request_id, admitted, "completion")
             resolve = partial(self._router.route_prompt, ref.name)
         else:
-            call = _Call(principal, "resource", ref.uri, arguments, request_id, admitted, "completion")
+            call = _Call(caller, principal, "resource", ref.uri, arguments, request_id, admitted, "completion")
             resolve = partial(self._catalog.resolve_uri, ref.uri)
         return await self._run(call, resolve, partial(self._router.complete, params, caller))
 
@@ -241,7 +246,9 @@ class Guard:
         self, caller: Caller, uri: str, subscriber: object, *, request_id: RequestId = None, admitted: bool = False
     ) -> types.EmptyResult:
         """Hearing that a resource changed needs the right to read it (``subscriber``: see ``Subscriptions.add``)."""
-        call = _Call(self._principal(caller), "resource", uri, {"uri": uri}, request_id, admitted, "subscription")
+        call = _Call(
+            caller, self._principal(caller), "resource", uri, {"uri": uri}, request_id, admitted, "subscription"
+        )
         forward = partial(self._subscriptions.add, subscriber, uri)
         return await self._run(call, partial(self._catalog.resolve_uri, uri), forward)
 
@@ -267,7 +274,8 @@ class Guard:
     ) -> ResultT:
         started = time.perf_counter()
         target: Target | None = None
-        outcome = "cancelled"
+        outcome, code, owner = "cancelled", 0, None
+        metrics.started()
         try:
             target = Target(call.kind, self._canonical(route := resolve()), route.backend)
             if not self.policy.allows(call.principal, target.name):
@@ -283,13 +291,45 @@ class Guard:
             return result
         except (GatewayError, MCPError) as exc:
             outcome = next((label for cls, label in _OUTCOMES.items() if isinstance(exc, cls)), "error")
+            code = exc.code if isinstance(exc, MCPError) else to_mcp_error(exc).code
+            owner = exc.backend if isinstance(exc, BackendError) else None
             raise
         finally:
-            latency = (time.perf_counter() - started) * 1000
+            seconds = time.perf_counter() - started
+            metrics.finished()
             name, backend = (target.name, target.backend) if target else (call.name, None)
             kind = call.audit_kind or call.kind
-            entry = Entry(call.principal.key, kind, name, backend, outcome, latency, call.request_id, call.arguments)
+            entry = Entry(
+                call.principal.key, kind, name, backend, outcome, seconds * 1000, call.request_id, call.arguments
+            )
             self.audit.record(entry)
+            self._observed(call, target, outcome, code, seconds, owner)
+
+    def _observed(
+        self, call: _Call, target: Target | None, outcome: str, code: int, seconds: float, owner: str | None
+    ) -> None:
+        """A call's metrics and access line: named as the catalogue names it, or ``(unknown)`` in the metrics;
+        ``owner``: the backend a failure named, when the name did not resolve (its backend is down)."""
+        method = METHODS[call.audit_kind or call.kind]
+        era = "2026" if call.caller.modern else "2025"
+        backend = target.backend if target else owner
+        named = target.name if target and target.kind != "resource" else metrics.NONE
+        label = named if target else metrics.UNKNOWN
+        code_label = metrics.error_code(code) if code else metrics.NONE
+        metrics.call(method, backend or metrics.NONE, label, era, outcome, code_label, seconds)
+        if self.audit.enabled:
+            metrics.audit_line()
+        shown = target.name if target else call.name
+        access_log.write(method, shown, call.principal.key, backend, era, seconds, outcome, call.caller.session)
+
+    def _told(self, method: str, principal: str, shown: str, tool: str | None, outcome: str, code: int) -> None:
+        """A call refused before the guard took it (the HTTP front's rate-limit admission)."""
+        backend = self._catalog.resolve_tool(tool).backend if tool is not None else None
+        label = tool or (metrics.UNKNOWN if method == "tools/call" else metrics.NONE)
+        metrics.call(method, backend or metrics.NONE, label, metrics.NONE, outcome, metrics.error_code(code), 0.0)
+        if self.audit.enabled:
+            metrics.audit_line()
+        access_log.write(method, shown, principal, backend, None, 0.0, outcome, None)
 
     def _canonical(self, route: Route) -> str:
         return canonical_name(self._backends[route.backend].exposed_prefix, route.original)
@@ -303,6 +343,7 @@ class Guard:
 
 @dataclass(frozen=True)
 class _Call:
+    caller: Caller
     principal: Principal
     kind: str
     name: str

@@ -36,6 +36,7 @@ from pydantic import BaseModel
 
 from gateway.catalogue.catalog import Snapshot
 from gateway.config import BackendConfig, GatewayConfig
+from gateway.telemetry import metrics
 from gateway.telemetry.stats import CallStats
 from gateway.telemetry.tracing import Tracing
 from gateway.upstream import looptime
@@ -181,6 +182,8 @@ class Upstream:
             self.state = State.CONNECTING
         self._dirty, self._suspect, self._lost = False, False, None
         self._attempt += 1
+        if self._attempt > 1:
+            metrics.reconnect(self.name)
         self.forwarder = None
         hooks = TransportHooks(
             on_eof=self._eof_hook(self._attempt), on_stderr=self._on_stderr, on_forwarder=self._use_forwarder

@@ -15,6 +15,7 @@ tool or prompt (``Breakers``), and has the link probed in case it is more than t
 
 from __future__ import annotations
 
+import time
 from typing import Any, TypeVar
 
 import anyio
@@ -23,6 +24,7 @@ from pydantic import BaseModel
 
 from gateway.config import Transport
 from gateway.errors import BackendMisbehaved, BackendTimeout, BackendUnavailable, OutcomeUnknown, ResultTooLarge
+from gateway.telemetry import metrics
 from gateway.telemetry.tracing import answered
 from gateway.upstream.backend import State, Upstream
 from gateway.upstream.breaker import CircuitOpen
@@ -261,7 +263,8 @@ async def _request(
     caller: Caller,
     key: str | None,
 ) -> ResultT | types.InputRequiredResult:
-    """One request over one link (``client``'s), its outcome fed to the breakers."""
+    """One request over one link (``client``'s), its outcome fed to the breakers and its time to the metrics."""
+    started = time.perf_counter()
     try:
         result = await exchange(link, method, params, result_type, deadline, caller)
     except BackendRejected as exc:
@@ -295,6 +298,8 @@ async def _request(
         upstream.breaker.abandon()
         upstream.call_breakers.abandon(key)
         raise
+    finally:
+        metrics.backend_call(upstream.name, method, time.perf_counter() - started)
     _answered(upstream, key)
     return result
 
