@@ -81,7 +81,7 @@ def lines(served: Served, procs: Processes) -> list[str]:
     return served.stderr.read_text().splitlines()
 
 
-async def test_json_logs_are_json_lines_with_one_access_line_per_call(
+async def test_json_logs_are_json_lines_with_one_access_line_per_request(
     procs: Processes, toy: str, tmp_path: Path
 ) -> None:
     served = serve(procs, tmp_path / "json", toy, "--log-format", "json")
@@ -89,7 +89,10 @@ async def test_json_logs_are_json_lines_with_one_access_line_per_call(
     written = lines(served, procs)
     parsed = [json.loads(line) for line in written]  # every line, the banner and uvicorn's included
     assert any(line["message"].startswith("mcp-gateway listening on") for line in parsed)
-    access = [line for line in parsed if line["logger"] == "gateway.access"]
+    every = [line for line in parsed if line["logger"] == "gateway.access"]
+    access = [line for line in every if line["method"] == "tools/call"]
+    # Every request has its line: the handshake and whatever else the clients asked, not the calls alone.
+    assert ("initialize", "2025", "ok") in {(a["method"], a["era"], a["outcome"]) for a in every}
     assert [(a["method"], a["name"], a["era"], a["outcome"]) for a in access] == [
         ("tools/call", "toy/echo", "2025", "ok"),
         ("tools/call", "toy/echo", "2026", "ok"),

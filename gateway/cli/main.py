@@ -256,7 +256,7 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--log-format",
             choices=["human", "json", "auto"],
-            help="json: one JSON object a line and an access line per call; auto: json unless stderr is a terminal "
+            help="json: one JSON object a line and an access line per request; auto: json unless stderr is a terminal "
             "(default human, env GATEWAY_LOG_FORMAT)",
         )
     for sub in (serve, demo):

@@ -55,7 +55,8 @@ from gateway.front.server import LISTS, SESSION_HEADER, redacted, stateless_call
 from gateway.front.session_lists import SessionLists
 from gateway.front.session_table import SessionTable
 from gateway.sdk import SSE_HEADERS, SSE_PING_INTERVAL
-from gateway.security.auth import SCOPE_ADMITTED
+from gateway.security.auth import SCOPE_ADMITTED, principal_of
+from gateway.telemetry import access_log
 from gateway.telemetry.access_log import keep_traceparent
 from gateway.telemetry.tracing import answered
 
@@ -166,6 +167,8 @@ class FastPath:
 
         async def respond(scope: Scope, receive: Receive, send: Send) -> None:
             await _send_json(200, body, send)
+            if access_log.enabled():
+                access_log.served(method, principal_of(scope).key, "2026", None)
 
         tracing = self._gateway.tracing
         if tracing is None:

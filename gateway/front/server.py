@@ -11,6 +11,7 @@ edge, in ``edge``, through ``errors.to_mcp_error``, with configured secrets reda
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -33,8 +34,9 @@ from gateway.principal import Principal
 from gateway.routing.subscriptions import Listener
 from gateway.sdk import connection_of, replace_middleware
 from gateway.security.auth import SCOPE_ADMITTED, principal_of
-from gateway.security.guard import Guard
+from gateway.security.guard import CALLS, Guard
 from gateway.security.redaction import Redactor
+from gateway.telemetry import access_log
 from gateway.telemetry.access_log import keep_traceparent
 from gateway.telemetry.tracing import answered
 from gateway.upstream.backend import State
@@ -236,6 +238,20 @@ def build_server(
             return result
 
     async def edge(ctx: Ctx, call_next: CallNext) -> HandlerResult:
+        """``handled``, with an access line for a request the guard does not take (lists, ``initialize``, …)."""
+        if ctx.request_id is None or ctx.method in CALLS or not access_log.enabled():
+            return await handled(ctx, call_next)
+        started, outcome = time.perf_counter(), "error"
+        try:
+            result = await handled(ctx, call_next)
+            outcome = "ok"
+            return result
+        finally:
+            era = "2026" if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS else "2025"
+            seconds = time.perf_counter() - started
+            access_log.write(ctx.method, "", who(ctx).key, None, era, seconds, outcome, _session(ctx))
+
+    async def handled(ctx: Ctx, call_next: CallNext) -> HandlerResult:
         if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
             gateway.notifier.track(ctx.session)
         if ctx.method == "initialize" and ctx.request is not None and (session := _session(ctx)) is not None:

@@ -28,6 +28,8 @@ from gateway.catalogue.pages import Cached, ListCache, list_key
 from gateway.core import Gateway
 from gateway.front.server import LISTS
 from gateway.front.session_table import Learned, SessionTable
+from gateway.security.auth import principal_of
+from gateway.telemetry import access_log
 
 Respond = Callable[[Scope, Receive, Send], Awaitable[None]]
 _EVENT = b"event: message\r\ndata: "
@@ -64,6 +66,8 @@ class SessionLists:
 
         async def respond(scope: Scope, receive: Receive, send: Send) -> None:
             await send_answer(payload, sid, send)
+            if access_log.enabled():
+                access_log.served(message.method, principal_of(scope).key, "2025", session_id)
 
         tracing = self._gateway.tracing
         if tracing is None:

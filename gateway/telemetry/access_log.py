@@ -34,6 +34,15 @@ def enable(on: bool) -> None:
     _on = on
 
 
+def enabled() -> bool:
+    return _on
+
+
+def served(method: str, principal: str, era: str, session: str | None) -> None:
+    """The access line of a request answered from a cache (a list page): no backend, no time worth counting."""
+    write(method, "", principal, None, era, 0.0, "ok", session)
+
+
 def use_json(redact: Callable[[Any], Any]) -> None:
     """JSON lines on every handler of the root logger, and access lines on."""
     for handler in logging.getLogger().handlers:
