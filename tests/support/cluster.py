@@ -126,19 +126,24 @@ class Cluster:
     def kill(self, index: int) -> None:
         self.signal(index, signal.SIGKILL).wait(timeout=10)
 
-    def served(self, requests: int = 0) -> list[list[int]]:
-        """For each request nginx logged, in order, the replicas it tried (by index; the last one answered), once
-        at least ``requests`` are logged (nginx logs a request just after its client has the answer)."""
+    def served(self, requests: int = 0, since: int = 0) -> list[list[int]]:
+        """For each request nginx logged after the first ``since``, in order, the replicas it tried (by index; the
+        last one answered), once ``requests`` more are logged (nginx logs a request just after its client has the
+        answer)."""
         log = self.root / "nginx" / "mcp-gateway.log"
-        wait_until(lambda: len(log.read_text(encoding="utf-8").splitlines()) >= requests, what="nginx's log")
+
+        def lines() -> list[str]:
+            return log.read_text(encoding="utf-8").splitlines()
+
+        wait_until(lambda: len(lines()) >= since + requests, what=f"nginx to log {since + requests} requests")
         by_port = {port: index for index, port in enumerate(self.ports)}
         tried = []
-        for line in log.read_text(encoding="utf-8").splitlines():
+        for line in lines()[since:]:
             upstream = re.search(r"upstream=(\S+(?:, \S+)*)", line)
             ports = re.findall(r"127\.0\.0\.1:(\d+)", upstream.group(1)) if upstream else []
             tried.append([by_port[int(p)] for p in ports])
         return tried
 
-    def served_by(self, requests: int = 0) -> Counter[int]:
-        """How many requests each replica answered (once at least ``requests`` are logged)."""
-        return Counter(replicas[-1] for replicas in self.served(requests) if replicas)
+    def served_by(self, requests: int = 0, since: int = 0) -> Counter[int]:
+        """How many of those requests each replica answered."""
+        return Counter(replicas[-1] for replicas in self.served(requests, since) if replicas)
