@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # 3 min 40 s on 2.
 WORKERS ?= 3
 
-.PHONY: demo test test-fast lint install clean bench redis-server chromium prometheus
+.PHONY: demo test test-fast lint install clean bench redis-server chromium prometheus nginx
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,7 +30,7 @@ lint: $(STAMP)
 # The reference servers and clients the interoperability tests run (pinned in tests/support/interop.py), installed
 # once into tests/.cache/interop (while lint runs: the installs mostly wait on the registries); later runs need no
 # registry.
-test: $(STAMP) redis-server chromium prometheus
+test: $(STAMP) redis-server chromium prometheus nginx
 	@$(BIN)/python -m tests.support.interop & installs=$$!; \
 	$(MAKE) --no-print-directory lint; linted=$$?; \
 	wait $$installs || { echo "installing the interoperability servers failed" >&2; exit 1; }; \
@@ -45,6 +45,12 @@ test-fast: $(STAMP)
 redis-server:
 	@command -v redis-server >/dev/null || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null; }
+
+# The cluster tests (tests/test_cluster.py) put a real load balancer in front of three replicas: Debian's nginx,
+# installed when missing (its binary is in /usr/sbin, which a non-root PATH may lack).
+nginx:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx >/dev/null; }
 
 # The dashboard test drives a real headless browser: Debian's Chromium (Playwright downloads no browser of its own),
 # installed when missing, with its recommended fonts so the screenshot has text.

@@ -119,11 +119,11 @@ def _healthcheck_address(name: str) -> tuple[str, int]:
     return found[0][0], int(found[0][1])
 
 
-def _gateway_config() -> tuple[str, str]:
-    """Where the gateway's config is mounted, and its content as the container sees it."""
+def _gateway_config(name: str = GATEWAY) -> tuple[str, str]:
+    """Where a gateway's config is mounted, and its content as the container sees it."""
     compose = _compose()
-    mounts = _service(GATEWAY).get("configs", [])
-    assert len(mounts) == 1, "the gateway should mount exactly one config"
+    mounts = _service(name).get("configs", [])
+    assert len(mounts) == 1, f"{name} should mount exactly one config"
     mount = mounts[0]
     source = compose["configs"][mount["source"]]
     content = source["content"]
@@ -135,16 +135,21 @@ def _gateway_config() -> tuple[str, str]:
 # -- the compose file against the programs it runs ----------------------------------------------------------------
 
 
+def _default_services() -> dict[str, Any]:
+    """The services `docker compose up` starts: those of no profile."""
+    return {name: s for name, s in _compose()["services"].items() if not s.get("profiles")}
+
+
 def test_every_service_runs_the_one_image_built_here() -> None:
-    compose = _compose()
-    assert set(compose["services"]) == {GATEWAY, *BACKENDS}
-    images = {s["image"] for s in compose["services"].values()}
+    services = _default_services()
+    assert set(services) == {GATEWAY, *BACKENDS}
+    images = {s["image"] for s in services.values()}
     assert len(images) == 1, f"expected one image for every service, got {images}"
-    assert all(s["build"] == "." for s in compose["services"].values())
+    assert all(s["build"] == "." for s in services.values())
 
     dockerfile = DOCKERFILE.read_text(encoding="utf-8")
     exposed = {int(p) for line in re.findall(r"^EXPOSE\s+(.+)$", dockerfile, re.M) for p in line.split()}
-    for name in compose["services"]:
+    for name in services:
         for _, _, container_port in _published(name):
             assert container_port in exposed, f"{name}: port {container_port} is published but not EXPOSEd"
     cmd = re.findall(r"^CMD\s+(\[.*\])\s*$", dockerfile, re.M)
@@ -254,6 +259,69 @@ def test_backend_command_ports_volume_and_healthcheck_agree(name: str) -> None:
 
     # The only variable a backend reads is its database path, and --db already sets that.
     assert set(_environment(name)) <= {f"{name.upper()}_DB"}
+
+
+# -- the `scale` profile: nginx, three replicas, Redis -----------------------------------------------------------
+
+SCALE = "scale"
+REPLICAS = ["gateway-1", "gateway-2", "gateway-3"]
+LOAD_BALANCER = "lb"
+REDIS = "redis"
+REDIS_PORT = 6379
+NGINX_SITE = ROOT / "deploy" / "nginx" / "mcp-gateway.conf"
+
+
+def _depends(name: str) -> dict[str, str]:
+    return {k: v["condition"] for k, v in _service(name)["depends_on"].items()}
+
+
+def test_the_scale_profile_adds_redis_three_replicas_and_a_load_balancer() -> None:
+    profiled = {name: tuple(s["profiles"]) for name, s in _compose()["services"].items() if s.get("profiles")}
+    assert profiled == dict.fromkeys([REDIS, *REPLICAS, LOAD_BALANCER], (SCALE,))
+    assert _service(REDIS)["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    assert "--port" not in _service(REDIS)["command"], "the replicas expect Redis on its default port"
+
+
+@pytest.mark.parametrize("name", REPLICAS)
+def test_each_replica_is_the_gateway_with_the_shared_redis_behind_the_load_balancer(name: str, tmp_path: Path) -> None:
+    gateway, replica = _service(GATEWAY), _service(name)
+    assert (replica["image"], replica["build"]) == (gateway["image"], gateway["build"])
+    assert _command(name) == _command(GATEWAY)
+    assert _environment(name) == _environment(GATEWAY)
+    assert _healthcheck_url(name) == _healthcheck_url(GATEWAY)
+    assert not _published(name), "clients reach the replicas through the load balancer only"
+    assert _depends(name) == dict.fromkeys([*BACKENDS, REDIS], "service_healthy")
+
+    target, content = _gateway_config(name)
+    assert target == _gateway_config()[0]
+    path = tmp_path / "replica.yaml"
+    path.write_text(content, encoding="utf-8")
+    config = load_config(path, environ=_environment(name))
+    assert config.backends == _loaded_gateway_config(tmp_path).backends
+    store = urlsplit(config.security.limits.store.get_secret_value())
+    assert (store.scheme, store.hostname, store.port) == ("redis", REDIS, REDIS_PORT)
+    http = config.security.http
+    assert {LOAD_BALANCER, f"{LOAD_BALANCER}:*"} <= set(http.allowed_hosts), "nginx passes the client's Host through"
+    assert http.max_connections_per_client == 0, "every connection comes from nginx's address"
+
+
+def test_the_load_balancer_runs_the_tested_nginx_site_over_the_three_replicas() -> None:
+    compose, lb = _compose(), _service(LOAD_BALANCER)
+    [mount] = lb["configs"]
+    assert mount["target"] == "/etc/nginx/conf.d/default.conf"
+    assert (ROOT / compose["configs"][mount["source"]]["file"]).resolve() == NGINX_SITE
+
+    site = NGINX_SITE.read_text(encoding="utf-8")
+    upstream = re.search(r"upstream mcp_gateways \{(.*?)\}", site, re.S)
+    assert upstream, "no upstream mcp_gateways in the nginx site"
+    servers = re.findall(r"^\s*server (\S+):(\d+) ", upstream.group(1), re.M)
+    assert servers == [(name, _option(_command(name), "--port")) for name in REPLICAS]
+    assert re.findall(r"proxy_pass http://(\S+);", site) == ["mcp_gateways"] * 3
+    [listen] = re.findall(r"^\s*listen (\d+);", site, re.M)
+    assert _published(LOAD_BALANCER) == [(LOCAL, int(listen), int(listen))]
+    test = lb["healthcheck"]["test"]
+    assert test[-1] == f"http://{LOCAL}:{listen}/healthz", test
+    assert _depends(LOAD_BALANCER) == dict.fromkeys(REPLICAS, "service_healthy")
 
 
 # -- the same commands, run here ---------------------------------------------------------------------------------
