@@ -388,7 +388,8 @@ class TelemetryConfig(_Model):
 
 
 class LoggingConfig(_Model):
-    """``json``: one JSON object a line, and an access line per request; ``auto``: ``json`` unless stderr is a terminal."""
+    """``json``: one JSON object a line, and an access line per request; ``auto``: ``json`` unless stderr is a
+    terminal."""
 
     format: Literal["human", "json", "auto"] = "human"
 
