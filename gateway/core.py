@@ -26,6 +26,7 @@ import anyio.lowlevel
 
 from gateway import heap
 from gateway.catalogue.catalog import Catalog, Kind, Snapshot
+from gateway.cluster.bus import Body, Bus, bus_for
 from gateway.config import BackendConfig, GatewayConfig
 from gateway.errors import StartupError
 from gateway.routing.notify import Notifier
@@ -39,6 +40,8 @@ from gateway.upstream.transports import Connector, open_transport
 logger = logging.getLogger(__name__)
 # What the calls to a backend an operator switched off are answered (``-32050``).
 DISABLED = "disabled by an operator"
+# The bus topic of pin approvals: every pin's fingerprint, kept for replicas that start or reconnect later.
+PINS = "pins"
 
 
 class InFlight:
@@ -69,11 +72,17 @@ class Gateway:
     """Everything one running gateway owns."""
 
     def __init__(
-        self, config: GatewayConfig, connect: Connector = open_transport, disabled: frozenset[str] = frozenset()
+        self,
+        config: GatewayConfig,
+        connect: Connector = open_transport,
+        disabled: frozenset[str] = frozenset(),
+        bus: Bus | None = None,
     ) -> None:
-        """``disabled``: backends an operator switched off (``gateway.operations``), not connected until enabled."""
+        """``disabled``: backends an operator switched off (``gateway.operations``), not connected until enabled;
+        ``bus``: to the other replicas (by default over ``config.redis_url``, or none for a single process)."""
         self.config = config
         self.catalog = Catalog(config.backends, config.naming)
+        self.bus = bus_for(config.redis_url) if bus is None else bus
         self.notifier = Notifier()
         self.inflight = InFlight()
         self._connect = connect
@@ -81,7 +90,7 @@ class Gateway:
             b.name: Upstream(b, config, self._on_change, connect, self._on_update) for b in config.backends
         }
         self.router = Router(self.catalog, self.upstreams, config.naming)
-        self.subscriptions = Subscriptions(self.catalog, self.upstreams, self.notifier)
+        self.subscriptions = Subscriptions(self.catalog, self.upstreams, self.notifier, self.bus)
         self.guard = Guard(config, self.catalog, self.router, self.subscriptions)
         self.redactor = Redactor(config.secret_values())
         self._running: AbstractAsyncContextManager[None]
@@ -94,6 +103,8 @@ class Gateway:
         for name in self.disabled:
             self.upstreams[name].pending.retired = self.upstreams[name].error = DISABLED
             self.upstreams[name].state = State.DOWN
+        self.bus.on(PINS, self._pins_approved)
+        self.bus.on_heal(self._resync)
 
     async def __aenter__(self) -> Gateway:
         self._running = self._run()
@@ -110,6 +121,7 @@ class Gateway:
         try:
             async with anyio.create_task_group() as tg:
                 await tg.start(self.router.bridge.run)
+                await tg.start(self.bus.run)
                 self._starting = True
                 self._tg = tg
                 for upstream in self.upstreams.values():
@@ -126,6 +138,7 @@ class Gateway:
             self.guard.audit.close()
             with anyio.CancelScope(shield=True):
                 await self.guard.limiter.aclose()
+                await self.bus.aclose()
 
     async def _first_attempts(self) -> None:
         """Wait (bounded) until every backend connected or failed once, then show what arrived in one merge; a
@@ -236,11 +249,14 @@ class Gateway:
             if upstream.state is not State.READY:
                 entry["tools"] = 0
             backends.append(entry)
-        status = {
+        status: dict[str, Any] = {
             "status": "ready" if self.ready else "degraded",
             "backends": backends,
             "conflicts": self.catalog.conflicts,
         }
+        store = self.bus.status()
+        if store is not None:
+            status["store"] = store
         return dict(self.redactor.value(status))
 
     async def approve_tools(self, names: list[str]) -> list[str]:
@@ -248,7 +264,18 @@ class Gateway:
         approved = self.guard.pins.approve(names)
         if approved:
             await self.notifier.changed({Kind.TOOLS})
+            await self.bus.publish(PINS, {"tools": self.guard.pins.fingerprints()}, keep=True)
         return approved
+
+    async def _pins_approved(self, body: Body) -> None:
+        """Another replica approved tools: pin each whose definition here is the one approved there."""
+        tools = body.get("tools")
+        if isinstance(tools, dict) and self.guard.pins.adopt(tools):
+            await self.notifier.changed({Kind.TOOLS})
+
+    async def _resync(self) -> None:
+        """Back in touch with the other replicas: what they announced meanwhile was lost, so clients list again."""
+        await self.notifier.changed(set(Kind))
 
     async def _on_update(self, upstream: Upstream, uri: str) -> None:
         await self.subscriptions.updated(upstream, uri)
