@@ -103,6 +103,7 @@ class Gateway:
         for name in self.disabled:
             self.upstreams[name].pending.retired = self.upstreams[name].error = DISABLED
             self.upstreams[name].state = State.DOWN
+        self._approved: dict[str, Any] = {}  # fingerprints approved on other replicas, for tools listed later
         self.bus.on(PINS, self._pins_approved)
         self.bus.on_heal(self._resync)
 
@@ -129,6 +130,8 @@ class Gateway:
                         self._launch(upstream)
                 with heap.starting():
                     await self._first_attempts()
+                if (approved := await self.bus.latest(PINS)) is not None:
+                    await self._pins_approved(approved)
                 try:
                     yield
                 finally:
@@ -270,7 +273,10 @@ class Gateway:
     async def _pins_approved(self, body: Body) -> None:
         """Another replica approved tools: pin each whose definition here is the one approved there."""
         tools = body.get("tools")
-        if isinstance(tools, dict) and self.guard.pins.adopt(tools):
+        if not isinstance(tools, dict):
+            return
+        self._approved = tools
+        if self.guard.pins.adopt(tools):
             await self.notifier.changed({Kind.TOOLS})
 
     async def _resync(self) -> None:
@@ -289,6 +295,8 @@ class Gateway:
         """
         if snapshot is not None:
             self.guard.pins.observe(upstream.config.exposed_prefix, snapshot.tools)
+            if self._approved:
+                self.guard.pins.adopt(self._approved)
         self._pending[upstream.name] = snapshot
         if self._starting:
             return

@@ -166,7 +166,7 @@ async def test_a_replica_started_later_takes_the_changes_made_before(redis: Redi
 
 async def test_an_approval_on_a_lets_b_serve_the_withheld_tool(redis: RedisServer, tmp_path: Path) -> None:
     servers = Servers({"toy": build("toy")})
-    for replica in ("a", "b"):  # both pinned an older definition of toy/echo: it is withheld on both
+    for replica in ("a", "b", "c"):  # each pinned an older definition of toy/echo: it is withheld on each
         pins = {"tools": {"toy/echo": {"fingerprint": "0" * 64, "definition": {"name": "echo"}}}}
         (tmp_path / f"{replica}.json").write_text(json.dumps(pins))
     a_cfg = config(redis, "toy", security={"pinning": {"file": str(tmp_path / "a.json")}})
@@ -183,7 +183,10 @@ async def test_an_approval_on_a_lets_b_serve_the_withheld_tool(redis: RedisServe
         assert await a.approve_tools(["toy/echo"]) == ["toy/echo"]
         await heard.until(lambda: heard.tool_lists > 0)
         listed = {t.name for t in (await of_b.list_tools()).tools}
-    assert "toy/echo" in listed
+        c_cfg = config(redis, "toy", security={"pinning": {"file": str(tmp_path / "c.json")}})
+        async with Gateway(c_cfg, servers.connect) as c, client(c) as of_c:  # started after the approval
+            listed_later = {t.name for t in (await of_c.list_tools()).tools}
+    assert "toy/echo" in listed and "toy/echo" in listed_later
     assert json.loads((tmp_path / "b.json").read_text())["tools"]["toy/echo"]["fingerprint"] != "0" * 64
 
 
