@@ -172,7 +172,7 @@ class Runtime:
             self.gateway.config = self.gateway.config.model_copy(update=settings)
             for upstream in self.gateway.upstreams.values():
                 upstream.settings = self.gateway.config
-            await self._converge(effective.backends)
+            await self._converge(effective.backends, "config reloaded")
 
     async def start(self) -> None:
         """Hide the tools switched off before the restart; take the other replicas' changes, if any."""
@@ -199,7 +199,7 @@ class Runtime:
     async def _apply(self) -> None:
         """Make the running gateway what the file and the store say: backends, which are off, hidden tools."""
         effective, disabled = combine(self.base, self.store)
-        await self._converge(effective.backends)
+        await self._converge(effective.backends, "changes from another replica applied")
         gateway = self.gateway
         for backend in gateway.config.backends:
             if backend.name in disabled and backend.name not in gateway.disabled:
@@ -209,7 +209,7 @@ class Runtime:
                 await gateway.attach(backend)
         await self._hide_tools(self.store.disabled_tools())
 
-    async def _converge(self, backends: tuple[BackendConfig, ...]) -> None:
+    async def _converge(self, backends: tuple[BackendConfig, ...], why: str) -> None:
         wanted = {b.name: b for b in backends}
         running = {b.name: b for b in self.gateway.config.backends}
         removed = [name for name in running if name not in wanted]
@@ -226,8 +226,8 @@ class Runtime:
                 await self.gateway.attach(backend)
         if removed or changed or added:
             logger.info(
-                "config reloaded: backends added %s, removed %s, changed %s",
-                [b.name for b in added] or "none", removed or "none", changed or "none",
+                "%s: backends added %s, removed %s, changed %s",
+                why, [b.name for b in added] or "none", removed or "none", changed or "none",
             )  # fmt: skip
 
     async def _replace(self, old: BackendConfig, new: BackendConfig, backends: tuple[BackendConfig, ...]) -> None:
