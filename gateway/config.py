@@ -394,6 +394,21 @@ class LoggingConfig(_Model):
     format: Literal["human", "json", "auto"] = "human"
 
 
+class ClusterConfig(_Model):
+    """Running as one of several replicas."""
+
+    # The Redis the replicas share (messages between them, operator state); unset: the rate-limit store's, when
+    # that is a redis:// URL, so that one URL configures everything.
+    redis: SecretStr | None = None
+
+    @field_validator("redis")
+    @classmethod
+    def _redis(cls, url: SecretStr | None) -> SecretStr | None:
+        if url is not None and not re.match(r"^rediss?://.+$", url.get_secret_value()):
+            raise ValueError("expected a redis:// or rediss:// URL")
+        return url
+
+
 class GatewayConfig(_Model):
     """Everything the gateway core needs, validated."""
 
@@ -420,6 +435,15 @@ class GatewayConfig(_Model):
     admin: AdminConfig = AdminConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
     logging: LoggingConfig = LoggingConfig()
+    cluster: ClusterConfig = ClusterConfig()
+
+    @property
+    def redis_url(self) -> str | None:
+        """The Redis the replicas share: ``cluster.redis``, else a redis:// rate-limit store, else none."""
+        if self.cluster.redis is not None:
+            return self.cluster.redis.get_secret_value()
+        store = self.security.limits.store.get_secret_value()
+        return None if store == "memory" else store
 
     @field_validator("backends")
     @classmethod
@@ -441,6 +465,8 @@ class GatewayConfig(_Model):
             found.append(auth.jwt.secret.get_secret_value())
         if self.security.limits.store.get_secret_value() != "memory":
             found.append(self.security.limits.store.get_secret_value())
+        if self.cluster.redis is not None:
+            found.append(self.cluster.redis.get_secret_value())
         if self.security.audit.key is not None:
             found.append(self.security.audit.key.get_secret_value())
         if self.telemetry.metrics.token is not None:

@@ -27,6 +27,7 @@ import anyio.to_thread
 
 from gateway import heap
 from gateway.catalogue.catalog import Catalog, Kind, Snapshot
+from gateway.cluster.bus import Body, Bus, bus_for
 from gateway.config import BackendConfig, GatewayConfig
 from gateway.errors import StartupError
 from gateway.routing.notify import Notifier
@@ -42,6 +43,8 @@ from gateway.upstream.transports import Connector, open_transport
 logger = logging.getLogger(__name__)
 # What the calls to a backend an operator switched off are answered (``-32050``).
 DISABLED = "disabled by an operator"
+# The bus topic of pin approvals: every pin's fingerprint, kept for replicas that start or reconnect later.
+PINS = "pins"
 
 
 class InFlight:
@@ -77,13 +80,15 @@ class Gateway:
         connect: Connector = open_transport,
         disabled: frozenset[str] = frozenset(),
         tracing: Tracing | None = None,
+        bus: Bus | None = None,
     ) -> None:
         """``disabled``: backends an operator switched off (``gateway.operations``), not connected until enabled;
         ``tracing``: a tracer of the caller's, else the one ``config.telemetry.tracing`` asks for (``None`` when
-        off)."""
+        off); ``bus``: to the other replicas (by default over ``config.redis_url``, or none for a single process)."""
         self.config = config
         metrics.configure(config.telemetry.metrics)
         self.catalog = Catalog(config.backends, config.naming)
+        self.bus = bus_for(config.redis_url) if bus is None else bus
         self.notifier = Notifier()
         self.inflight = InFlight()
         self._connect = connect
@@ -93,7 +98,7 @@ class Gateway:
             for b in config.backends
         }
         self.router = Router(self.catalog, self.upstreams, config.naming)
-        self.subscriptions = Subscriptions(self.catalog, self.upstreams, self.notifier)
+        self.subscriptions = Subscriptions(self.catalog, self.upstreams, self.notifier, self.bus)
         self.guard = Guard(config, self.catalog, self.router, self.subscriptions)
         self.redactor = Redactor(config.secret_values())
         self._running: AbstractAsyncContextManager[None]
@@ -106,6 +111,9 @@ class Gateway:
         for name in self.disabled:
             self.upstreams[name].pending.retired = self.upstreams[name].error = DISABLED
             self.upstreams[name].state = State.DOWN
+        self._approved: dict[str, Any] = {}  # fingerprints approved on other replicas, for tools listed later
+        self.bus.on(PINS, self._pins_approved)
+        self.bus.on_heal(self._resync)
 
     async def __aenter__(self) -> Gateway:
         self._running = self._run()
@@ -122,6 +130,7 @@ class Gateway:
         try:
             async with anyio.create_task_group() as tg:
                 await tg.start(self.router.bridge.run)
+                await tg.start(self.bus.run)
                 self._starting = True
                 self._tg = tg
                 for upstream in self.upstreams.values():
@@ -129,6 +138,8 @@ class Gateway:
                         self._launch(upstream)
                 with heap.starting():
                     await self._first_attempts()
+                if (approved := await self.bus.latest(PINS)) is not None:
+                    await self._pins_approved(approved)
                 try:
                     yield
                 finally:
@@ -140,6 +151,7 @@ class Gateway:
                 await self.guard.limiter.aclose()
                 if self.tracing is not None:
                     await anyio.to_thread.run_sync(self.tracing.shutdown)
+                await self.bus.aclose()
 
     async def _first_attempts(self) -> None:
         """Wait (bounded) until every backend connected or failed once, then show what arrived in one merge; a
@@ -250,11 +262,14 @@ class Gateway:
             if upstream.state is not State.READY:
                 entry["tools"] = 0
             backends.append(entry)
-        status = {
+        status: dict[str, Any] = {
             "status": "ready" if self.ready else "degraded",
             "backends": backends,
             "conflicts": self.catalog.conflicts,
         }
+        store = self.bus.status()
+        if store is not None:
+            status["store"] = store
         return dict(self.redactor.value(status))
 
     async def approve_tools(self, names: list[str]) -> list[str]:
@@ -262,7 +277,21 @@ class Gateway:
         approved = self.guard.pins.approve(names)
         if approved:
             await self.notifier.changed({Kind.TOOLS})
+            await self.bus.publish(PINS, {"tools": self.guard.pins.fingerprints()}, keep=True)
         return approved
+
+    async def _pins_approved(self, body: Body) -> None:
+        """Another replica approved tools: pin each whose definition here is the one approved there."""
+        tools = body.get("tools")
+        if not isinstance(tools, dict):
+            return
+        self._approved = tools
+        if self.guard.pins.adopt(tools):
+            await self.notifier.changed({Kind.TOOLS})
+
+    async def _resync(self) -> None:
+        """Back in touch with the other replicas: what they announced meanwhile was lost, so clients list again."""
+        await self.notifier.changed(set(Kind))
 
     async def _on_update(self, upstream: Upstream, uri: str) -> None:
         await self.subscriptions.updated(upstream, uri)
@@ -276,6 +305,8 @@ class Gateway:
         """
         if snapshot is not None:
             self.guard.pins.observe(upstream.config.exposed_prefix, snapshot.tools)
+            if self._approved:
+                self.guard.pins.adopt(self._approved)
         self._pending[upstream.name] = snapshot
         if self._starting:
             return

@@ -182,6 +182,13 @@ def test_status_names_the_tools_whose_own_breaker_is_open() -> None:
     assert lines[2].split() == ["toy", "ready", "closed", "3", "-", "breakers:", "tools/call", "cut", "open"]
 
 
+def test_status_says_when_the_shared_store_is_unreachable_and_why() -> None:
+    store = {"state": "unreachable", "error": "Connection refused"}
+    lines = render({"status": "ready", "backends": [], "store": store}).splitlines()
+    assert lines[-1] == "store: unreachable (Connection refused)"
+    assert "store" not in render({"status": "ready", "backends": []})
+
+
 def test_tools_marks_a_description_it_cuts_with_an_ellipsis(capsys: pytest.CaptureFixture[str]) -> None:
     rows = [
         {"name": "ops/long", "backend": "ops", "description": "x" * 79 + "yz"},

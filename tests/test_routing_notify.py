@@ -28,6 +28,7 @@ class Connection:
     def __init__(self, stuck: bool = False) -> None:
         self.told: list[str] = []
         self.stuck = stuck
+        self.session_id: str | None = None
 
     async def _told(self, what: str) -> None:
         if self.stuck:

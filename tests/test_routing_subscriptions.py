@@ -13,6 +13,7 @@ from mcp.server.connection import Connection
 from mcp.types import INVALID_PARAMS, METHOD_NOT_FOUND
 
 from gateway.catalogue.catalog import Catalog, Snapshot
+from gateway.cluster.bus import Bus
 from gateway.config import BackendConfig, NamingConfig
 from gateway.errors import BackendTimeout, BackendUnavailable, SubscriptionsUnsupported, UnknownTarget, to_mcp_error
 from gateway.routing.subscriptions import Listener, Subscriptions
@@ -23,10 +24,10 @@ URI, EXPOSED = "toy://notes/1", "ops+toy://notes/1"
 
 
 class Subscriber(Connection):
-    """Stands for a 2025 client's connection (only its identity matters here)."""
+    """Stands for a 2025 client's connection (only its identity matters here: a session of a single process)."""
 
     def __init__(self) -> None:
-        pass
+        self.session_id = None
 
 
 @dataclass(eq=False)
@@ -69,7 +70,7 @@ def subscriptions() -> tuple[Subscriptions, Backend, Notifier]:
     catalog = Catalog([config], NamingConfig())
     catalog.show("ops", Snapshot(resources=(types.Resource(uri=URI, name="note"),)))
     backend, notifier = Backend(config), Notifier()
-    return Subscriptions(catalog, {"ops": backend}, notifier), backend, notifier  # type: ignore[dict-item,arg-type]
+    return Subscriptions(catalog, {"ops": backend}, notifier, Bus()), backend, notifier  # type: ignore[dict-item,arg-type]
 
 
 async def test_the_backend_holds_one_subscription_until_the_last_subscriber_leaves() -> None:

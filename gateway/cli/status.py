@@ -52,6 +52,8 @@ def render(report: dict[str, Any]) -> str:
     for row in rows:
         lines.append("  ".join([*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[-1]]))
     lines += [f"conflict: {conflict}" for conflict in report.get("conflicts", [])]
+    if (store := report.get("store")) is not None:
+        lines.append(f"store: {store.get('state')}" + (f" ({store['error']})" if store.get("error") else ""))
     return "\n".join(line.rstrip() for line in lines)
 
 

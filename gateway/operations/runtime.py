@@ -12,6 +12,10 @@ change does to the running gateway is as small as it can be: a definition that d
 (``IN_PLACE``) is swapped in under the open connection; any other difference closes the old connection after its
 calls in flight (at most ``retire_grace`` seconds, then they end with ``-32050``) and opens a new one; no other
 backend's connection and no client's session is touched, and clients hear ``list_changed`` for the lists that moved.
+
+Replicas sharing a Redis share the changes: after each one the store's snapshot goes on the bus, kept for replicas
+that start or reconnect later, and every other replica puts it in its own store and applies it as a reload does
+(``_apply``), so its own clients hear ``list_changed`` from their own replica, once.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from gateway.operations.store import Store
 from gateway.upstream.transports import Connector, open_transport
 
 logger = logging.getLogger(__name__)
+# The bus topic of runtime changes: a store's whole snapshot.
+TOPIC = "runtime"
 # What a running backend can take without a new connection: each call reads these afresh.
 IN_PLACE = frozenset(
     {
@@ -70,6 +76,7 @@ class Runtime:
         self.store = store
         self.base = base
         self._lock = anyio.Lock()
+        gateway.bus.on(TOPIC, self._heard)
 
     # -- reading ---------------------------------------------------------------------------------------------
 
@@ -98,6 +105,7 @@ class Runtime:
             await self.gateway.set_backends(backends)
             await self.gateway.attach(added)
             logger.info("backend %s added at run time", added.name)
+            await self._share()
         return self.describe(added.name)
 
     async def replace(self, name: str, definition: Any) -> dict[str, Any]:
@@ -112,6 +120,7 @@ class Runtime:
             self.store.put(name, _dump(new), self._base_of(name))
             await self._replace(current, new, backends)
             logger.info("backend %s changed at run time", name)
+            await self._share()
         return self.describe(name)
 
     async def remove(self, name: str) -> None:
@@ -124,6 +133,7 @@ class Runtime:
             self.store.set_backend_enabled(name, True)
             await self._remove(name)
             logger.info("backend %s removed at run time", name)
+            await self._share()
 
     async def set_enabled(self, name: str, enabled: bool) -> None:
         async with self._lock:
@@ -136,6 +146,7 @@ class Runtime:
                 gateway.disabled.add(name)
                 await gateway.detach(name, DISABLED, self._grace)
             logger.info("backend %s %s", name, "enabled" if enabled else "disabled")
+            await self._share()
 
     async def set_tool_enabled(self, tool: str, enabled: bool) -> str:
         """Switch one tool on or off by name (canonical or strict); returns its canonical name."""
@@ -145,6 +156,7 @@ class Runtime:
             self.store.set_tool_enabled(canonical, enabled)
             await self._hide_tools(self.store.disabled_tools())
             logger.info("tool %s %s", canonical, "enabled" if enabled else "disabled")
+            await self._share()
         return canonical
 
     async def reload(self, config: GatewayConfig) -> None:
@@ -160,15 +172,44 @@ class Runtime:
             self.gateway.config = self.gateway.config.model_copy(update=settings)
             for upstream in self.gateway.upstreams.values():
                 upstream.settings = self.gateway.config
-            await self._converge(effective.backends)
+            await self._converge(effective.backends, "config reloaded")
 
     async def start(self) -> None:
-        """Hide the tools switched off before the restart."""
+        """Hide the tools switched off before the restart; take the other replicas' changes, if any."""
         await self._hide_tools(self.store.disabled_tools())
+        shared = await self.gateway.bus.latest(TOPIC)
+        if shared is not None:
+            await self._heard(shared)
+
+    async def _heard(self, snapshot: dict[str, Any]) -> None:
+        """Another replica's changes: they become this one's, applied as a reload applies the file's."""
+        async with self._lock:
+            try:
+                self.store.restore(snapshot)
+            except ValueError as exc:
+                logger.error("runtime changes from another replica ignored: %s", exc)
+                return
+            await self._apply()
+
+    async def _share(self) -> None:
+        await self.gateway.bus.publish(TOPIC, self.store.snapshot(), keep=True)
 
     # -- applying --------------------------------------------------------------------------------------------
 
-    async def _converge(self, backends: tuple[BackendConfig, ...]) -> None:
+    async def _apply(self) -> None:
+        """Make the running gateway what the file and the store say: backends, which are off, hidden tools."""
+        effective, disabled = combine(self.base, self.store)
+        await self._converge(effective.backends, "changes from another replica applied")
+        gateway = self.gateway
+        for backend in gateway.config.backends:
+            if backend.name in disabled and backend.name not in gateway.disabled:
+                gateway.disabled.add(backend.name)
+                await gateway.detach(backend.name, DISABLED, self._grace)
+            elif backend.name not in disabled and backend.name in gateway.disabled:
+                await gateway.attach(backend)
+        await self._hide_tools(self.store.disabled_tools())
+
+    async def _converge(self, backends: tuple[BackendConfig, ...], why: str) -> None:
         wanted = {b.name: b for b in backends}
         running = {b.name: b for b in self.gateway.config.backends}
         removed = [name for name in running if name not in wanted]
@@ -185,8 +226,8 @@ class Runtime:
                 await self.gateway.attach(backend)
         if removed or changed or added:
             logger.info(
-                "config reloaded: backends added %s, removed %s, changed %s",
-                [b.name for b in added] or "none", removed or "none", changed or "none",
+                "%s: backends added %s, removed %s, changed %s",
+                why, [b.name for b in added] or "none", removed or "none", changed or "none",
             )  # fmt: skip
 
     async def _replace(self, old: BackendConfig, new: BackendConfig, backends: tuple[BackendConfig, ...]) -> None:

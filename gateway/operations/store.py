@@ -6,6 +6,9 @@ backend removed at run time, and ``base``, the config file's definition of that 
 the file, because then the file was edited after the change and the later edit wins. ``disabled_backends`` and
 ``disabled_tools`` hold what an operator switched off, by backend name and by canonical tool name.
 
+Replicas sharing a Redis share these changes too: the gateway that made one publishes a ``snapshot`` of its store,
+and every other one ``restore``s it into its own and applies it (``gateway.operations.runtime``).
+
 The file is created with mode 0600 (definitions may carry tokens in headers or environment values) in a directory
 created 0700. Every write is one short transaction; the gateway writes only when an operator changes something.
 """
@@ -90,6 +93,32 @@ class Store:
 
     def set_tool_enabled(self, name: str, enabled: bool) -> None:
         self._switch("disabled_tools", name, enabled)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every change, as JSON, for another replica's ``restore``."""
+        return {
+            "backends": [[o.name, o.definition, o.base, o.changed_at] for o in self.overrides()],
+            "disabled_backends": sorted(self.disabled_backends()),
+            "disabled_tools": sorted(self.disabled_tools()),
+        }
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Replace every change with another replica's ``snapshot``; ``ValueError`` (nothing changed) if it is not
+        one."""
+        try:
+            rows = [(str(n), None if d is None else json.dumps(dict(d), sort_keys=True), str(b), str(at))
+                    for n, d, b, at in snapshot["backends"]]  # fmt: skip
+            backends = [(str(name),) for name in snapshot["disabled_backends"]]
+            tools = [(str(name),) for name in snapshot["disabled_tools"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a snapshot of runtime changes: {exc!r}") from None
+        with self._db:
+            self._db.execute("BEGIN")
+            for table in ("backends", "disabled_backends", "disabled_tools"):
+                self._db.execute(f"DELETE FROM {table}")
+            self._db.executemany("INSERT INTO backends (name, definition, base, changed_at) VALUES (?, ?, ?, ?)", rows)
+            self._db.executemany("INSERT INTO disabled_backends (name) VALUES (?)", backends)
+            self._db.executemany("INSERT INTO disabled_tools (name) VALUES (?)", tools)
 
     def _switch(self, table: str, name: str, enabled: bool) -> None:
         if enabled:

@@ -10,6 +10,11 @@ backend's prefix) to the 2025 connections that subscribed and onto the bus for t
 
 Subscribers are held weakly: a 2025 connection that ended without unsubscribing drops out, and the backend is told
 to stop when the next update finds nobody listening.
+
+Among replicas, the one a subscription was made through holds it at the backend; the session's notification
+stream may be open on another. So an update for 2025 sessions also goes on the bus, naming them, and every other
+replica tells its own connection of each (a connection without the stream drops it, so the client hears it once).
+A replica that holds the same subscription itself heard the update from the backend, and skips it.
 """
 
 from __future__ import annotations
@@ -24,12 +29,14 @@ from mcp.server.connection import Connection
 
 from gateway.catalogue.catalog import Catalog
 from gateway.catalogue.naming import expose_uri
+from gateway.cluster.bus import Body, Bus
 from gateway.errors import BackendTimeout, BackendUnavailable, SubscriptionsUnsupported
 from gateway.routing.notify import Notifier
 from gateway.upstream.backend import State, Upstream
 
 logger = logging.getLogger(__name__)
 RELEASE_TIMEOUT = 5.0
+TOPIC = "resource-updated"
 
 
 class Listener:
@@ -39,11 +46,13 @@ class Listener:
 class Subscriptions:
     """Every client subscription to a resource, by the URI clients know it under."""
 
-    def __init__(self, catalog: Catalog, upstreams: Mapping[str, Upstream], notifier: Notifier) -> None:
+    def __init__(self, catalog: Catalog, upstreams: Mapping[str, Upstream], notifier: Notifier, bus: Bus) -> None:
         self._catalog = catalog
         self._upstreams = upstreams
         self._notifier = notifier
+        self._bus = bus
         self._subscribers: dict[str, weakref.WeakSet[object]] = {}
+        bus.on(TOPIC, self._heard)
 
     async def add(self, subscriber: object, uri: str) -> types.EmptyResult:
         """Subscribe ``subscriber`` (a 2025 ``Connection`` or a ``Listener``) to ``uri``; the first subscriber of a
@@ -82,7 +91,20 @@ class Subscriptions:
         if not subscribers:
             await self._unwatch(uri)
             return
-        await self._notifier.resource_updated(uri, [s for s in subscribers if isinstance(s, Connection)])
+        connections = [s for s in subscribers if isinstance(s, Connection)]
+        await self._notifier.resource_updated(uri, connections)
+        sessions = [c.session_id for c in connections if c.session_id is not None]
+        if sessions:
+            await self._bus.publish(TOPIC, {"uri": uri, "sessions": sessions})
+
+    async def _heard(self, body: Body) -> None:
+        """Another replica's update for 2025 sessions subscribed through it: tell their connections here."""
+        uri, sessions = body.get("uri"), body.get("sessions")
+        if not isinstance(uri, str) or not isinstance(sessions, list):
+            return
+        held = self._subscribers.get(uri) or ()
+        found = (self._notifier.connection(i) for i in sessions if isinstance(i, str))
+        await self._notifier.tell_updated(uri, [c for c in found if c is not None and c not in held])
 
     async def _unwatch(self, uri: str) -> None:
         """Nobody wants ``uri`` any more: stop asking its backend (best effort, bounded)."""

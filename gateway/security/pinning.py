@@ -5,7 +5,7 @@ description, input and output schemas, annotations) the first time it sees the t
 a pinned tool with a different definition, the tool is left out of every list and refused when called, and the
 difference is logged, until ``mcp-gateway tools --approve`` pins the new definition. A running gateway notices
 the approval by itself (it re-reads the file when it changes); an approval through the admin API also tells the
-connected clients that the tool list changed.
+connected clients that the tool list changed, and the other replicas, which pin the same definition (``adopt``).
 """
 
 from __future__ import annotations
@@ -91,6 +91,17 @@ class Pins:
         """Pin the current definition of the named tools (every changed tool when ``None``)."""
         chosen = self.changed() if names is None else [n for n in names if n in self._current]
         self._pin(chosen)
+        return chosen
+
+    def fingerprints(self) -> dict[str, str]:
+        """Every pinned tool's fingerprint, by canonical name."""
+        return {name: pin["fingerprint"] for name, pin in self._pins.items()}
+
+    def adopt(self, fingerprints: dict[str, Any]) -> list[str]:
+        """Pin the withheld tools whose current definition has the fingerprint given (approved elsewhere)."""
+        chosen = [n for n in self.changed() if fingerprints.get(n) == self._current[n][0]]
+        if chosen:
+            self._pin(chosen)
         return chosen
 
     def _pin(self, names: Sequence[str]) -> None:
