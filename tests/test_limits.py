@@ -3,8 +3,6 @@ result sizes."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +15,8 @@ from gateway.errors import RATE_LIMITED, RESULT_TOO_LARGE, RateLimited, ResultTo
 from gateway.principal import Principal
 from gateway.security.limits import RateLimiter, bounded, result_size, too_deep
 from tests.support.inproc import client, http, running_gateway, serving
-from tests.support.procs import free_port, listening, wait_until
+from tests.support.procs import free_port
+from tests.support.redis_server import redis_server
 from tests.support.toy_server import build
 
 pytestmark = pytest.mark.anyio
@@ -192,18 +191,8 @@ async def test_a_hidden_tools_own_limit_does_not_tell_it_apart_from_an_unknown_n
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    """A throwaway redis-server on a free loopback port (``make test`` installs Debian's package when missing)."""
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is not installed; `make test` installs it"
-    port = free_port()
-    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_until(lambda: listening(port), timeout=10, what="redis-server to listen")
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with redis_server() as url:
+        yield url
 
 
 @pytest.mark.processes

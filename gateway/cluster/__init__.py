@@ -1,0 +1,1 @@
+"""Running as one of several processes: state shared through a store, messages between replicas."""
