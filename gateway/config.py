@@ -347,6 +347,37 @@ class AdminConfig(_Model):
     role: str = Field(default="admin", min_length=1)
 
 
+class ClusterConfig(_Model):
+    """Running as one of several replicas: the store they share, and the keys that seal 2025 session ids."""
+
+    # Unset: a single process, everything in memory. ``memory`` or a redis:// URL: 2025 sessions are portable
+    # between every gateway sharing the store (``memory`` shares nothing beyond this process).
+    store: SecretStr | None = None
+    # Secrets (each at least 32 characters) that seal session ids and request states; the first seals, every one
+    # opens. Rotate by putting a new key first, and remove an old one once the sessions it sealed may go.
+    session_keys: tuple[SecretStr, ...] = ()
+
+    @field_validator("store")
+    @classmethod
+    def _store_url(cls, store: SecretStr | None) -> SecretStr | None:
+        if store is not None and not re.match(r"^(memory|rediss?://.+)$", store.get_secret_value()):
+            raise ValueError("expected 'memory' or a redis:// URL")
+        return store
+
+    @field_validator("session_keys")
+    @classmethod
+    def _long_keys(cls, keys: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        if any(len(key.get_secret_value()) < MIN_AUDIT_KEY for key in keys):
+            raise ValueError(f"each session key must be at least {MIN_AUDIT_KEY} characters")
+        return keys
+
+    @model_validator(mode="after")
+    def _keys_with_store(self) -> ClusterConfig:
+        if self.store is not None and not self.session_keys:
+            raise ValueError("a shared store needs session_keys, the same on every replica")
+        return self
+
+
 class GatewayConfig(_Model):
     """Everything the gateway core needs, validated."""
 
@@ -371,6 +402,7 @@ class GatewayConfig(_Model):
     retire_grace: float | None = Field(default=None, ge=0, le=3600)
     security: SecurityConfig = SecurityConfig()
     admin: AdminConfig = AdminConfig()
+    cluster: ClusterConfig = ClusterConfig()
 
     @field_validator("backends")
     @classmethod
@@ -394,6 +426,9 @@ class GatewayConfig(_Model):
             found.append(self.security.limits.store.get_secret_value())
         if self.security.audit.key is not None:
             found.append(self.security.audit.key.get_secret_value())
+        if self.cluster.store is not None and self.cluster.store.get_secret_value() != "memory":
+            found.append(self.cluster.store.get_secret_value())
+        found += [key.get_secret_value() for key in self.cluster.session_keys]
         for backend in self.backends:
             for value in [*backend.headers.values(), *backend.env.values()]:
                 found += [value, *value.split(" ", 1)[1:]]  # "Bearer t0k": the token on its own too

@@ -26,9 +26,12 @@ import anyio.lowlevel
 
 from gateway import heap
 from gateway.catalogue.catalog import Catalog, Kind, Snapshot
+from gateway.cluster.keyring import Keyring
+from gateway.cluster.store import Store, open_store
 from gateway.config import BackendConfig, GatewayConfig
 from gateway.errors import StartupError
 from gateway.routing.notify import Notifier
+from gateway.routing.resume import StateSeal
 from gateway.routing.router import Router
 from gateway.routing.subscriptions import Subscriptions
 from gateway.security.guard import Guard
@@ -69,10 +72,20 @@ class Gateway:
     """Everything one running gateway owns."""
 
     def __init__(
-        self, config: GatewayConfig, connect: Connector = open_transport, disabled: frozenset[str] = frozenset()
+        self,
+        config: GatewayConfig,
+        connect: Connector = open_transport,
+        disabled: frozenset[str] = frozenset(),
+        store: Store | None = None,
     ) -> None:
-        """``disabled``: backends an operator switched off (``gateway.operations``), not connected until enabled."""
+        """``disabled``: backends an operator switched off (``gateway.operations``), not connected until enabled.
+        ``store``: the shared store to use instead of opening ``cluster.store`` (the caller closes it)."""
         self.config = config
+        cluster = config.cluster
+        self._owns_store = store is None and cluster.store is not None
+        self.store = store or (open_store(cluster.store.get_secret_value()) if cluster.store is not None else None)
+        keys = [key.get_secret_value() for key in cluster.session_keys]
+        self.keyring = Keyring(keys) if keys else None
         self.catalog = Catalog(config.backends, config.naming)
         self.notifier = Notifier()
         self.inflight = InFlight()
@@ -80,7 +93,8 @@ class Gateway:
         self.upstreams = {
             b.name: Upstream(b, config, self._on_change, connect, self._on_update) for b in config.backends
         }
-        self.router = Router(self.catalog, self.upstreams, config.naming)
+        seal = StateSeal(self.keyring.mac_keys("request-state")) if self.keyring is not None else None
+        self.router = Router(self.catalog, self.upstreams, config.naming, seal)
         self.subscriptions = Subscriptions(self.catalog, self.upstreams, self.notifier)
         self.guard = Guard(config, self.catalog, self.router, self.subscriptions)
         self.redactor = Redactor(config.secret_values())
@@ -126,6 +140,8 @@ class Gateway:
             self.guard.audit.close()
             with anyio.CancelScope(shield=True):
                 await self.guard.limiter.aclose()
+                if self._owns_store and self.store is not None:
+                    await self.store.aclose()
 
     async def _first_attempts(self) -> None:
         """Wait (bounded) until every backend connected or failed once, then show what arrived in one merge; a

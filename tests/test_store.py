@@ -91,3 +91,26 @@ def test_open_store_takes_memory_or_a_redis_url() -> None:
     assert isinstance(open_store("redis://127.0.0.1:1/0"), RedisStore)
     with pytest.raises(ConfigError):
         open_store("etcd://somewhere")
+
+
+async def test_touch_reads_a_value_and_restarts_its_expiry() -> None:
+    clock = Clock()
+    store = MemoryStore(clock)
+    await store.set("k", b"v", ttl=10)
+    clock.now += 8
+    assert await store.touch("k", 10) == b"v"
+    clock.now += 8
+    assert await store.get("k") == b"v"
+    assert await store.touch("absent", 10) is None
+
+
+@pytest.mark.processes
+async def test_touch_on_redis_restarts_the_expiry(redis_url: str) -> None:
+    store = RedisStore(redis_url)
+    try:
+        await store.set("test:touch", b"v", ttl=5)
+        assert await store.touch("test:touch", 600) == b"v"
+        assert await store._redis.pttl("test:touch") > 5_000
+        assert await store.touch("test:absent", 600) is None
+    finally:
+        await store.aclose()

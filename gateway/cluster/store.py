@@ -1,8 +1,9 @@
 """The shared store: what several gateway processes must agree on, kept where all of them can read it.
 
-One small interface, ``Store`` (values with a time to live, and publish/subscribe), with two implementations:
-``MemoryStore`` for a single process (today's behaviour: nothing leaves it; two gateways in one test process may
-share one instance to play replicas) and ``RedisStore`` on the ``redis`` package already used for rate limits.
+One small interface, ``Store`` (values with a time to live, read with or without restarting it, and
+publish/subscribe), with two implementations: ``MemoryStore`` for a single process (nothing leaves it; two
+gateways in one test process may share one instance to play replicas) and ``RedisStore`` on the ``redis`` package
+already used for rate limits.
 ``open_store("memory" | "redis://…")`` picks one. Keys and channels are namespaced by the caller; values are bytes.
 
 Failures of the store surface as ``StoreUnavailable`` (never a ``redis`` exception): each caller decides whether
@@ -31,6 +32,9 @@ class Store(Protocol):
 
     async def get(self, key: str) -> bytes | None:
         """The value, or None when absent or expired."""
+
+    async def touch(self, key: str, ttl: float) -> bytes | None:
+        """The value, or None; a present value's expiry restarts, ``ttl`` seconds from now (one round trip)."""
 
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         """Store ``value``; with ``ttl`` (seconds) it expires that long after this write."""
@@ -77,6 +81,12 @@ class MemoryStore:
         if deadline <= self._clock():
             del self._values[key]
             return None
+        return value
+
+    async def touch(self, key: str, ttl: float) -> bytes | None:
+        value = await self.get(key)
+        if value is not None:
+            self._values[key] = (value, self._clock() + ttl)
         return value
 
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
@@ -136,8 +146,12 @@ class RedisStore:
         value = await self._call(self._redis.get, key)
         return None if value is None else bytes(value)
 
+    async def touch(self, key: str, ttl: float) -> bytes | None:
+        value = await self._call(self._redis.getex, key, px=_ms(ttl))
+        return None if value is None else bytes(value)
+
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
-        px = None if ttl is None else max(1, round(ttl * 1000))
+        px = None if ttl is None else _ms(ttl)
         await self._call(self._redis.set, key, value, px=px)
 
     async def delete(self, key: str) -> None:
@@ -170,6 +184,10 @@ class RedisStore:
                 return await method(*args, **kwargs)
         except (RedisError, OSError, TimeoutError) as exc:
             raise StoreUnavailable(f"shared store unavailable: {type(exc).__name__}") from exc
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
 
 
 async def _messages(pubsub: Any) -> AsyncIterator[bytes]:

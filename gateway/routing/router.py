@@ -34,11 +34,13 @@ _WIRE = {"progress_token": "progressToken"}  # the SDK's parsed ``_meta`` uses t
 class Router:
     """Forwards requests to the backend that owns them."""
 
-    def __init__(self, catalog: Catalog, upstreams: Mapping[str, Upstream], naming: NamingConfig) -> None:
+    def __init__(
+        self, catalog: Catalog, upstreams: Mapping[str, Upstream], naming: NamingConfig, seal: StateSeal | None = None
+    ) -> None:
         self._catalog = catalog
         self._upstreams = upstreams
         self._naming = naming
-        self._seal = StateSeal()
+        self._seal = seal or StateSeal()
         self.bridge = Bridge(self._seal)
 
     async def call_tool(
