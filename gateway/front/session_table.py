@@ -25,20 +25,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, AuthorizationContext, authorization_context
+from mcp.server.connection import Connection
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER, StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
+from mcp.types import InitializeRequestParams
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.datastructures import Headers
-from starlette.types import Scope
+from starlette.types import Receive, Scope, Send
 
 from gateway.catalogue.naming import Style
 from gateway.sdk import (
+    admit_session,
     discard_session,
     end_idle,
     idle_deadline,
     idle_ending,
     restart_idle,
+    restore_session,
+    serve_opening_request,
     session_count,
     session_entry,
 )
@@ -100,6 +105,28 @@ class SessionTable:
         transport = entry[0]
         end_idle(transport)
         await discard_session(self._manager, session_id, transport)
+
+    def holds(self, session_id: str) -> bool:
+        return self._entry(session_id) is not None
+
+    async def open(self, session_id: str, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Serve an ``initialize`` that opens a session under ``session_id`` (the gateway's sealed id, not the
+        SDK's random one); False, with nothing answered, when the table is full (the SDK answers that 503)."""
+        transport = None if self._manager is None else admit_session(self._manager, session_id, _requestor(scope))
+        if transport is None or self._manager is None:
+            return False
+        await serve_opening_request(self._manager, transport, scope, receive, send)
+        return True
+
+    async def restore(
+        self, session_id: str, scope: Scope, params: InitializeRequestParams, version: str
+    ) -> Connection | None:
+        """Serve a session initialized on another replica here, owned by this request's credential; None when the
+        table is full."""
+        transport = None if self._manager is None else admit_session(self._manager, session_id, _requestor(scope))
+        if transport is None or self._manager is None:
+            return None
+        return await restore_session(self._manager, transport, params, version)
 
     def learn(self, session_id: str, style: Style, version: str) -> None:
         entry = self._entry(session_id)
