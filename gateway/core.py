@@ -94,7 +94,7 @@ class Gateway:
             b.name: Upstream(b, config, self._on_change, connect, self._on_update) for b in config.backends
         }
         seal = StateSeal(self.keyring.mac_keys("request-state")) if self.keyring is not None else None
-        self.router = Router(self.catalog, self.upstreams, config.naming, seal)
+        self.router = Router(self.catalog, self.upstreams, config.naming, seal, self.store)
         self.subscriptions = Subscriptions(self.catalog, self.upstreams, self.notifier)
         self.guard = Guard(config, self.catalog, self.router, self.subscriptions)
         self.redactor = Redactor(config.secret_values())

@@ -48,10 +48,14 @@ async def test_a_value_set_is_read_back_until_deleted(store: Store) -> None:
 
 async def test_a_published_message_reaches_every_subscriber(store: Store) -> None:
     async with store.subscribe("test:channel") as first, store.subscribe("test:channel") as second:
-        await store.publish("test:channel", b"hello")
+        assert await store.publish("test:channel", b"hello") == 2
         with anyio.fail_after(5):
             assert await anext(first) == b"hello"
             assert await anext(second) == b"hello"
+
+
+async def test_a_message_nobody_listens_to_reaches_nobody(store: Store) -> None:
+    assert await store.publish("test:nobody", b"lost") == 0
 
 
 async def test_a_memory_value_expires_after_its_ttl() -> None:

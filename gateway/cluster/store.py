@@ -42,8 +42,9 @@ class Store(Protocol):
     async def delete(self, key: str) -> None:
         """Forget ``key``; absent keys are fine."""
 
-    async def publish(self, channel: str, message: bytes) -> None:
-        """Deliver ``message`` to every current subscriber of ``channel``, on any process (at most once)."""
+    async def publish(self, channel: str, message: bytes) -> int:
+        """Deliver ``message`` to every current subscriber of ``channel``, on any process (at most once); how many
+        subscribers there were (on Redis: how many connections, whichever process holds them)."""
 
     def subscribe(self, channel: str) -> Any:
         """``async with store.subscribe(channel) as messages: async for message in messages: …`` — an async
@@ -97,14 +98,16 @@ class MemoryStore:
     async def delete(self, key: str) -> None:
         self._values.pop(key, None)
 
-    async def publish(self, channel: str, message: bytes) -> None:
-        for stream in list(self._subscribers.get(channel, ())):
+    async def publish(self, channel: str, message: bytes) -> int:
+        streams = list(self._subscribers.get(channel, ()))
+        for stream in streams:
             try:
                 stream.send_nowait(message)
             except anyio.WouldBlock:
                 pass  # a subscriber too slow to keep up loses messages, as a Redis subscriber would
             except anyio.BrokenResourceError:
                 self._subscribers[channel].discard(stream)
+        return len(streams)
 
     @asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[AsyncIterator[bytes]]:
@@ -157,8 +160,8 @@ class RedisStore:
     async def delete(self, key: str) -> None:
         await self._call(self._redis.delete, key)
 
-    async def publish(self, channel: str, message: bytes) -> None:
-        await self._call(self._redis.publish, channel, message)
+    async def publish(self, channel: str, message: bytes) -> int:
+        return int(await self._call(self._redis.publish, channel, message))
 
     @asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[AsyncIterator[bytes]]:
