@@ -201,7 +201,7 @@ async def restore_session(
                     lifespan = manager._lifespan_state
                     await serve_connection(manager.app, dispatcher, connection=connection, lifespan_state=lifespan)
         except Exception:
-            logger.exception("restored session %s crashed", session_id[:16])
+            logger.exception("a restored session crashed")
         finally:
             await manager._discard_session(session_id, transport)
 
