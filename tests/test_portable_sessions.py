@@ -77,7 +77,7 @@ def answer(response: Any) -> Any:
 
 @asynccontextmanager
 async def replicas(
-    store: Store | str, keys: Sequence[Sequence[str]] = ((OLD_KEY,), (OLD_KEY,))
+    store: Store | str, keys: Sequence[Sequence[str]] = ((OLD_KEY,), (OLD_KEY,)), **limits: Any
 ) -> AsyncIterator[list[Replica]]:
     """One gateway per keyring in ``keys``, in front of the same toy backend, sharing ``store`` (an instance, or
     the URL each opens)."""
@@ -91,7 +91,8 @@ async def replicas(
         for ring in keys:
             url = store if isinstance(store, str) else "memory"
             cluster = {"store": url, "session_keys": list(ring)}
-            config = config_for({"toy": "toy"}, security=SECURITY, cluster=cluster)
+            security = {**SECURITY, "limits": limits}
+            config = config_for({"toy": "toy"}, security=security, cluster=cluster)
             shared = None if isinstance(store, str) else store
             gateway = await stack.enter_async_context(Gateway(config, connect, store=shared))
             url_of = await stack.enter_async_context(serving(gateway))
@@ -143,6 +144,15 @@ async def test_a_session_deleted_on_one_replica_is_refused_on_every_replica(shar
         assert deleted.status_code == 200
         assert (await a.rpc(session, "ping")).status_code == 404
         assert (await b.rpc(session, "ping")).status_code == 404
+
+
+async def test_a_session_closed_for_its_principals_quota_is_refused_on_every_replica() -> None:
+    async with replicas(MemoryStore(), max_sessions_per_principal=1) as (a, b):
+        first = await a.open()
+        second = await a.open()
+        statuses = [(await replica.rpc(first, "ping")).status_code for replica in (a, b)]
+        assert (await b.rpc(second, "ping")).status_code == 200
+    assert statuses == [404, 404]
 
 
 async def test_forged_and_altered_session_ids_are_refused(shared: Store | str) -> None:

@@ -12,7 +12,7 @@ store keeps):
   copy held here is closed and the SDK answers 404. A record for a session not held here, whose id opens with a
   configured key and names this request's principal: the session is restored here, born initialized with its
   claims, and its subscriptions taken up again; then the SDK serves the request as if it had always been here.
-  A successful DELETE removes the record.
+  A successful DELETE removes the record, as does a session the table closes here (the per-principal quota).
 
 If the store cannot be reached, sessions held here go on (fail open: a DELETE made elsewhere meanwhile is not seen
 until it heals), while one held elsewhere is not restored (fail closed: 503, since it may have been ended).
@@ -96,6 +96,7 @@ class SessionCheck:
         self._subscriptions = subscriptions
         self._on_end = on_end
         self._restoring: dict[str, anyio.Event] = {}
+        table.on_close = self._ended
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         session_id = Headers(scope=scope).get(SESSION_HEADER) if scope["type"] == "http" else None
@@ -134,7 +135,7 @@ class SessionCheck:
                 await self._restoring[session_id].wait()
         if record is None:
             if self._table.holds(session_id):
-                await self._table.close(session_id)
+                await self._table.close(session_id)  # ended elsewhere: the store already says so
                 self._on_end(session_id)
             return
         claims = self._shared.claims(session_id)

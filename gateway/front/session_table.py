@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import weakref
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, AuthorizationContext, authorization_context
@@ -66,6 +66,8 @@ class SessionTable:
         # Principal key -> the ids of the sessions it opened, oldest first; ended ones are dropped when counted.
         self._held: dict[str, dict[str, None]] = {}
         self._holdings = 0
+        # Told of each session this table closes, so that no other replica serves it either.
+        self.on_close: Callable[[str], Awaitable[None]] | None = None
 
     def bind(self, manager: StreamableHTTPSessionManager) -> None:
         self._manager = manager
@@ -105,6 +107,8 @@ class SessionTable:
         transport = entry[0]
         end_idle(transport)
         await discard_session(self._manager, session_id, transport)
+        if self.on_close is not None:
+            await self.on_close(session_id)
 
     def holds(self, session_id: str) -> bool:
         return self._entry(session_id) is not None
