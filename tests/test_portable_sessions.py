@@ -216,3 +216,39 @@ def test_a_shared_store_needs_session_keys() -> None:
         ClusterConfig(store=SecretStr("memory"))
     with pytest.raises(ValidationError, match="32 characters"):
         ClusterConfig(store=SecretStr("memory"), session_keys=(SecretStr("short"),))
+
+
+class Counting(MemoryStore):
+    """A store that counts its round trips."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trips = 0
+
+    async def get(self, key: str) -> bytes | None:
+        self.trips += 1
+        return await super().get(key)
+
+    async def touch(self, key: str, ttl: float) -> bytes | None:
+        self.trips += 1
+        return await super().touch(key, ttl)
+
+    async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        self.trips += 1
+        await super().set(key, value, ttl)
+
+
+async def test_a_plain_2026_call_makes_no_store_round_trip_and_a_2025_request_one() -> None:
+    store = Counting()
+    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}
+    modern = {**_headers(ALICE), "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call"}
+    params = {"name": "toy/echo", "arguments": {"text": "hi"}, "_meta": meta}
+    async with replicas(store) as (a, _):
+        session = await a.open()
+        before = store.trips
+        body = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params}
+        called = await a.http.post(MCP_PATH, json=body, headers={**modern, "Mcp-Name": "toy/echo"})
+        after_modern = store.trips
+        answer(await a.rpc(session, "ping"))
+    assert answer(called)["result"]["content"][0]["text"] == "hi"
+    assert (after_modern - before, store.trips - after_modern) == (0, 1)

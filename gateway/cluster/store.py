@@ -75,17 +75,10 @@ class MemoryStore:
         self._subscribers: dict[str, set[MemoryObjectSendStream[bytes]]] = {}
 
     async def get(self, key: str) -> bytes | None:
-        entry = self._values.get(key)
-        if entry is None:
-            return None
-        value, deadline = entry
-        if deadline <= self._clock():
-            del self._values[key]
-            return None
-        return value
+        return self._live(key)
 
     async def touch(self, key: str, ttl: float) -> bytes | None:
-        value = await self.get(key)
+        value = self._live(key)
         if value is not None:
             self._values[key] = (value, self._clock() + ttl)
         return value
@@ -128,6 +121,16 @@ class MemoryStore:
             for stream in streams:
                 stream.close()
         self._subscribers.clear()
+
+    def _live(self, key: str) -> bytes | None:
+        entry = self._values.get(key)
+        if entry is None:
+            return None
+        value, deadline = entry
+        if deadline <= self._clock():
+            del self._values[key]
+            return None
+        return value
 
     def _sweep(self) -> None:
         now = self._clock()
