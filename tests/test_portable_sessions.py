@@ -9,12 +9,14 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+import anyio
 import httpx2
 import pytest
 from mcp import Client, types
 from mcp.client.streamable_http import streamable_http_client
 from pydantic import SecretStr, ValidationError
 
+import gateway.front.portable_sessions
 from gateway.cluster.store import MemoryStore, Store
 from gateway.config import BackendConfig, ClusterConfig
 from gateway.core import Gateway
@@ -224,6 +226,7 @@ class Counting(MemoryStore):
     def __init__(self) -> None:
         super().__init__()
         self.trips = 0
+        self.touched = anyio.Event()
 
     async def get(self, key: str) -> bytes | None:
         self.trips += 1
@@ -231,6 +234,7 @@ class Counting(MemoryStore):
 
     async def touch(self, key: str, ttl: float) -> bytes | None:
         self.trips += 1
+        self.touched.set()
         return await super().touch(key, ttl)
 
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
@@ -252,3 +256,17 @@ async def test_a_plain_2026_call_makes_no_store_round_trip_and_a_2025_request_on
         answer(await a.rpc(session, "ping"))
     assert answer(called)["result"]["content"][0]["text"] == "hi"
     assert (after_modern - before, store.trips - after_modern) == (0, 1)
+
+
+async def test_an_open_get_stream_keeps_the_session_alive_in_the_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gateway.front.portable_sessions, "KEEP_ALIVE", 0.05)
+    store = Counting()
+    async with replicas(store) as (a, _):
+        session = await a.open()
+        async with a.http.stream("GET", MCP_PATH, headers=_headers(ALICE, session)) as stream:
+            assert stream.status_code == 200
+            seen = store.trips
+            with anyio.fail_after(5):
+                while store.trips < seen + 2:
+                    await store.touched.wait()
+                    store.touched = anyio.Event()

@@ -12,6 +12,7 @@ store keeps):
   copy held here is closed and the SDK answers 404. A record for a session not held here, whose id opens with a
   configured key and names this request's principal: the session is restored here, born initialized with its
   claims, and its subscriptions taken up again; then the SDK serves the request as if it had always been here.
+  While a GET stream is open the record is refreshed now and then, since the SDK counts an open stream as use.
   A successful DELETE removes the record, as does a session the table closes here (the per-principal quota).
 
 If the store cannot be reached, sessions held here go on (fail open: a DELETE made elsewhere meanwhile is not seen
@@ -43,6 +44,8 @@ from gateway.security.auth import principal_of
 logger = logging.getLogger(__name__)
 SESSION_HEADER = "mcp-session-id"
 RESTORE_TIMEOUT = 10.0
+# Seconds between refreshes of the record of a session whose GET stream is open (at most a third of its TTL).
+KEEP_ALIVE = 60.0
 
 
 class SessionIssuer:
@@ -112,6 +115,9 @@ class SessionCheck:
             logger.warning("serving a session without checking it in the shared store: %s", exc)
         else:
             await self._settle(session_id, record, scope)
+        if scope["method"] == "GET":
+            await self._listen(session_id, scope, receive, send)
+            return
         if scope["method"] != "DELETE":
             await self._app(scope, receive, send)
             return
@@ -127,6 +133,24 @@ class SessionCheck:
         if answered:
             with anyio.CancelScope(shield=True):
                 await self._ended(session_id)
+
+    async def _listen(self, session_id: str, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve a GET stream, keeping the session's record alive meanwhile: an open stream is use, as the SDK
+        counts it (no idle timeout runs while one is open), though no request restarts the record's time to live."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._keep_alive, session_id)
+            try:
+                await self._app(scope, receive, send)
+            finally:
+                tg.cancel_scope.cancel()
+
+    async def _keep_alive(self, session_id: str) -> None:
+        while True:
+            await anyio.sleep(min(self._shared.ttl / 3, KEEP_ALIVE))
+            try:
+                await self._shared.touch(session_id)
+            except StoreUnavailable as exc:
+                logger.warning("could not keep a listening session alive in the shared store: %s", exc)
 
     async def _settle(self, session_id: str, record: Record | None, scope: Scope) -> None:
         """Make the table agree with the store before the SDK looks the session up."""
