@@ -270,3 +270,32 @@ async def test_an_open_get_stream_keeps_the_session_alive_in_the_store(monkeypat
                 while store.trips < seen + 2:
                     await store.touched.wait()
                     store.touched = anyio.Event()
+
+
+async def test_a_get_stream_on_one_replica_follows_subscriptions_made_on_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(gateway.front.portable_sessions, "KEEP_ALIVE", 0.05)
+    store = Counting()
+    count = {"name": "toy/subscribers", "arguments": {"uri": "toy://notes/1"}}
+    async with replicas(store) as (a, b):
+        session = await a.open()
+        async with a.http.stream("GET", MCP_PATH, headers=_headers(ALICE, session)) as stream:
+            assert stream.status_code == 200
+            assert "result" in answer(await b.rpc(session, "resources/subscribe", {"uri": NOTE}))
+            with anyio.fail_after(5):
+                while NOTE not in _held(a):
+                    await store.touched.wait()
+                    store.touched = anyio.Event()
+            both = answer(await b.rpc(session, "tools/call", count))["result"]["content"][0]["text"]
+            assert "result" in answer(await b.rpc(session, "resources/unsubscribe", {"uri": NOTE}))
+            with anyio.fail_after(5):
+                while NOTE in _held(a):
+                    await store.touched.wait()
+                    store.touched = anyio.Event()
+    assert both == "2"  # the stream's replica holds the subscription at its own link too
+
+
+def _held(replica: Replica) -> set[str]:
+    """The URIs some 2025 session copy on ``replica`` is subscribed to."""
+    return set(replica.gateway.subscriptions._subscribers)

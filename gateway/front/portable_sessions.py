@@ -12,7 +12,8 @@ store keeps):
   copy held here is closed and the SDK answers 404. A record for a session not held here, whose id opens with a
   configured key and names this request's principal: the session is restored here, born initialized with its
   claims, and its subscriptions taken up again; then the SDK serves the request as if it had always been here.
-  While a GET stream is open the record is refreshed now and then, since the SDK counts an open stream as use.
+  While a GET stream is open the record is refreshed now and then, since the SDK counts an open stream as use, and
+  the copy here follows the subscriptions the session made on other replicas, whose updates go out on this stream.
   A successful DELETE removes the record, as does a session the table closes here (the per-principal quota).
 
 If the store cannot be reached, sessions held here go on (fail open: a DELETE made elsewhere meanwhile is not seen
@@ -44,8 +45,8 @@ from gateway.security.auth import principal_of
 logger = logging.getLogger(__name__)
 SESSION_HEADER = "mcp-session-id"
 RESTORE_TIMEOUT = 10.0
-# Seconds between refreshes of the record of a session whose GET stream is open (at most a third of its TTL).
-KEEP_ALIVE = 60.0
+# Seconds between looks at the record of a session whose GET stream is open (at most a third of its TTL).
+KEEP_ALIVE = 10.0
 
 
 class SessionIssuer:
@@ -135,8 +136,8 @@ class SessionCheck:
                 await self._ended(session_id)
 
     async def _listen(self, session_id: str, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve a GET stream, keeping the session's record alive meanwhile: an open stream is use, as the SDK
-        counts it (no idle timeout runs while one is open), though no request restarts the record's time to live."""
+        """Serve a GET stream, keeping the session's record alive meanwhile (an open stream is use, as the SDK
+        counts it, though no request restarts the record's time to live) and this copy's subscriptions in step."""
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._keep_alive, session_id)
             try:
@@ -145,12 +146,25 @@ class SessionCheck:
                 tg.cancel_scope.cancel()
 
     async def _keep_alive(self, session_id: str) -> None:
+        """Refresh the record now and then, and follow the subscriptions the session made on other replicas: the
+        updates they bring must go out on this stream."""
         while True:
-            await anyio.sleep(min(self._shared.ttl / 3, KEEP_ALIVE))
             try:
-                await self._shared.touch(session_id)
+                record = await self._shared.touch(session_id)
             except StoreUnavailable as exc:
                 logger.warning("could not keep a listening session alive in the shared store: %s", exc)
+            else:
+                connection = self._table.connection(session_id)
+                if record is not None and connection is not None:
+                    await self._follow(connection, record)
+            await anyio.sleep(min(self._shared.ttl / 3, KEEP_ALIVE))
+
+    async def _follow(self, connection: Connection, record: Record) -> None:
+        """Subscribe this replica's copy of a session to what the session subscribed to anywhere, and no more."""
+        held, wanted = self._subscriptions.held_by(connection), set(record.subscriptions)
+        await self._resubscribe(connection, Record(tuple(wanted - held)))
+        if held - wanted:
+            await self._subscriptions.discard(connection, held - wanted)
 
     async def _settle(self, session_id: str, record: Record | None, scope: Scope) -> None:
         """Make the table agree with the store before the SDK looks the session up."""

@@ -241,6 +241,8 @@ def build_server(
             gateway.notifier.track(ctx.session)
         if ctx.method == "initialize" and ctx.request is not None and (session := _session(ctx)) is not None:
             table.forget(session)  # a client may initialize its session again, under another name
+        if shared is not None and (connection := connection_of(ctx.session)).session_id is not None:
+            table.attach(connection.session_id, connection)  # from its initialize on, for subscriptions made elsewhere
         try:
             if ctx.request_id is None or ctx.method == "subscriptions/listen":
                 return await call_next(ctx)

@@ -66,6 +66,7 @@ class SessionTable:
         # Principal key -> the ids of the sessions it opened, oldest first; ended ones are dropped when counted.
         self._held: dict[str, dict[str, None]] = {}
         self._holdings = 0
+        self._connections: weakref.WeakValueDictionary[str, Connection] = weakref.WeakValueDictionary()
         # Told of each session this table closes, so that no other replica serves it either.
         self.on_close: Callable[[str], Awaitable[None]] | None = None
 
@@ -130,7 +131,16 @@ class SessionTable:
         transport = None if self._manager is None else admit_session(self._manager, session_id, _requestor(scope))
         if transport is None or self._manager is None:
             return None
-        return await restore_session(self._manager, transport, params, version)
+        connection = await restore_session(self._manager, transport, params, version)
+        self.attach(session_id, connection)
+        return connection
+
+    def attach(self, session_id: str, connection: Connection) -> None:
+        """Note the connection that serves the session here (held weakly: it goes with the session)."""
+        self._connections[session_id] = connection
+
+    def connection(self, session_id: str) -> Connection | None:
+        return self._connections.get(session_id)
 
     def learn(self, session_id: str, style: Style, version: str) -> None:
         entry = self._entry(session_id)
