@@ -395,18 +395,34 @@ class LoggingConfig(_Model):
 
 
 class ClusterConfig(_Model):
-    """Running as one of several replicas."""
+    """Running as one of several replicas: the store they share, and the keys that seal 2025 session ids."""
 
-    # The Redis the replicas share (messages between them, operator state); unset: the rate-limit store's, when
-    # that is a redis:// URL, so that one URL configures everything.
-    redis: SecretStr | None = None
+    # Unset: a single process, everything in memory. ``memory`` or a redis:// URL: 2025 sessions are portable
+    # between every gateway sharing the store (``memory`` shares nothing beyond this process).
+    store: SecretStr | None = None
+    # Secrets (each at least 32 characters) that seal session ids and request states; the first seals, every one
+    # opens. Rotate by putting a new key first, and remove an old one once the sessions it sealed may go.
+    session_keys: tuple[SecretStr, ...] = ()
 
-    @field_validator("redis")
+    @field_validator("store")
     @classmethod
-    def _redis(cls, url: SecretStr | None) -> SecretStr | None:
-        if url is not None and not re.match(r"^rediss?://.+$", url.get_secret_value()):
-            raise ValueError("expected a redis:// or rediss:// URL")
-        return url
+    def _store_url(cls, store: SecretStr | None) -> SecretStr | None:
+        if store is not None and not re.match(r"^(memory|rediss?://.+)$", store.get_secret_value()):
+            raise ValueError("expected 'memory' or a redis:// URL")
+        return store
+
+    @field_validator("session_keys")
+    @classmethod
+    def _long_keys(cls, keys: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        if any(len(key.get_secret_value()) < MIN_AUDIT_KEY for key in keys):
+            raise ValueError(f"each session key must be at least {MIN_AUDIT_KEY} characters")
+        return keys
+
+    @model_validator(mode="after")
+    def _keys_with_store(self) -> ClusterConfig:
+        if self.store is not None and not self.session_keys:
+            raise ValueError("a shared store needs session_keys, the same on every replica")
+        return self
 
 
 class GatewayConfig(_Model):
@@ -439,11 +455,11 @@ class GatewayConfig(_Model):
 
     @property
     def redis_url(self) -> str | None:
-        """The Redis the replicas share: ``cluster.redis``, else a redis:// rate-limit store, else none."""
-        if self.cluster.redis is not None:
-            return self.cluster.redis.get_secret_value()
-        store = self.security.limits.store.get_secret_value()
-        return None if store == "memory" else store
+        """The Redis the replicas share: a redis:// ``cluster.store``, else a redis:// rate-limit store, else none."""
+        for store in (self.cluster.store, self.security.limits.store):
+            if store is not None and store.get_secret_value() != "memory":
+                return store.get_secret_value()
+        return None
 
     @field_validator("backends")
     @classmethod
@@ -465,12 +481,13 @@ class GatewayConfig(_Model):
             found.append(auth.jwt.secret.get_secret_value())
         if self.security.limits.store.get_secret_value() != "memory":
             found.append(self.security.limits.store.get_secret_value())
-        if self.cluster.redis is not None:
-            found.append(self.cluster.redis.get_secret_value())
         if self.security.audit.key is not None:
             found.append(self.security.audit.key.get_secret_value())
         if self.telemetry.metrics.token is not None:
             found.append(self.telemetry.metrics.token.get_secret_value())
+        if self.cluster.store is not None and self.cluster.store.get_secret_value() != "memory":
+            found.append(self.cluster.store.get_secret_value())
+        found += [key.get_secret_value() for key in self.cluster.session_keys]
         for backend in self.backends:
             for value in [*backend.headers.values(), *backend.env.values()]:
                 found += [value, *value.split(" ", 1)[1:]]  # "Bearer t0k": the token on its own too

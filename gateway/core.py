@@ -28,9 +28,12 @@ import anyio.to_thread
 from gateway import heap
 from gateway.catalogue.catalog import Catalog, Kind, Snapshot
 from gateway.cluster.bus import Body, Bus, bus_for
+from gateway.cluster.keyring import Keyring
+from gateway.cluster.store import Store, open_store
 from gateway.config import BackendConfig, GatewayConfig
 from gateway.errors import StartupError
 from gateway.routing.notify import Notifier
+from gateway.routing.resume import StateSeal
 from gateway.routing.router import Router
 from gateway.routing.subscriptions import Subscriptions
 from gateway.security.guard import Guard
@@ -81,12 +84,19 @@ class Gateway:
         disabled: frozenset[str] = frozenset(),
         tracing: Tracing | None = None,
         bus: Bus | None = None,
+        store: Store | None = None,
     ) -> None:
         """``disabled``: backends an operator switched off (``gateway.operations``), not connected until enabled;
         ``tracing``: a tracer of the caller's, else the one ``config.telemetry.tracing`` asks for (``None`` when
-        off); ``bus``: to the other replicas (by default over ``config.redis_url``, or none for a single process)."""
+        off); ``bus``: to the other replicas (by default over ``config.redis_url``, or none for a single process);
+        ``store``: the shared store to use instead of opening ``cluster.store`` (the caller closes it)."""
         self.config = config
         metrics.configure(config.telemetry.metrics)
+        cluster = config.cluster
+        self._owns_store = store is None and cluster.store is not None
+        self.store = store or (open_store(cluster.store.get_secret_value()) if cluster.store is not None else None)
+        keys = [key.get_secret_value() for key in cluster.session_keys]
+        self.keyring = Keyring(keys) if keys else None
         self.catalog = Catalog(config.backends, config.naming)
         self.bus = bus_for(config.redis_url) if bus is None else bus
         self.notifier = Notifier()
@@ -97,7 +107,8 @@ class Gateway:
             b.name: Upstream(b, config, self._on_change, connect, self._on_update, self.tracing)
             for b in config.backends
         }
-        self.router = Router(self.catalog, self.upstreams, config.naming)
+        seal = StateSeal(self.keyring.mac_keys("request-state")) if self.keyring is not None else None
+        self.router = Router(self.catalog, self.upstreams, config.naming, seal, self.store)
         self.subscriptions = Subscriptions(self.catalog, self.upstreams, self.notifier, self.bus)
         self.guard = Guard(config, self.catalog, self.router, self.subscriptions)
         self.redactor = Redactor(config.secret_values())
@@ -152,6 +163,8 @@ class Gateway:
                 if self.tracing is not None:
                     await anyio.to_thread.run_sync(self.tracing.shutdown)
                 await self.bus.aclose()
+                if self._owns_store and self.store is not None:
+                    await self.store.aclose()
 
     async def _first_attempts(self) -> None:
         """Wait (bounded) until every backend connected or failed once, then show what arrived in one merge; a

@@ -4,6 +4,7 @@
     ├── ConfigError            invalid configuration (the CLI exits 2; never reaches a client)
     ├── PortUnavailable        a port the command would listen on is in use or cannot be bound (the CLI exits 2)
     ├── StartupError           a required backend could not be reached at start (the CLI exits 1)
+    ├── StoreUnavailable       the shared store (Redis) did not answer; each concern fails open or closed
     │   └── AuditLogError      the audit log, its key or its anchor cannot be used as they are
     ├── UnknownTarget          no tool, prompt or resource by that name        -> -32602
     │   └── Forbidden          the principal's rules do not allow this name: answered as unknown -> -32602
@@ -57,6 +58,10 @@ class ConfigError(GatewayError):
 
 class PortUnavailable(GatewayError):
     """A port the command would listen on is taken or not this host's; the message names it and what to do."""
+
+
+class StoreUnavailable(GatewayError):
+    """The shared store could not be reached or did not answer in time."""
 
 
 class StartupError(GatewayError):

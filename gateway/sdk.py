@@ -7,25 +7,32 @@ the installed SDK; after an upgrade it fails naming the function here that needs
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, TypeVar
 
 import anyio
+from anyio.abc import TaskStatus
 from mcp.client._transport import TransportStreams
 from mcp.server import Server
 from mcp.server._streamable_http_modern import _SSE_HEADERS, _SSE_PING_INTERVAL
 from mcp.server.auth.middleware.bearer_auth import AuthorizationContext
 from mcp.server.connection import Connection
 from mcp.server.context import ServerMiddleware
+from mcp.server.runner import serve_connection
 from mcp.server.session import ServerSession
 from mcp.server.streamable_http import StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
+from mcp.shared.transport_context import TransportContext
+from mcp.types import InitializeRequestParams
 
 __all__ = [
     "SSE_HEADERS",
     "SSE_PING_INTERVAL",
     "TransportStreams",
+    "admit_session",
     "connection_of",
     "discard_session",
     "end_idle",
@@ -33,12 +40,19 @@ __all__ = [
     "idle_ending",
     "replace_middleware",
     "restart_idle",
+    "restore_session",
+    "serve_opening_request",
     "session_count",
     "session_entry",
     "wrap_endpoint",
 ]
 
 LifespanT = TypeVar("LifespanT")
+# ASGI's shapes, spelled without Starlette (which only the front imports).
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+logger = logging.getLogger(__name__)
 
 SSE_PING_INTERVAL: float = _SSE_PING_INTERVAL
 """How long the SDK's 2026 transport waits for a handler before it commits to an SSE stream, and then between
@@ -123,3 +137,73 @@ def restart_idle(transport: StreamableHTTPServerTransport, timeout: float) -> No
     idle = transport.idle_scope
     if idle is not None and idle.deadline != math.inf:
         idle.deadline = anyio.current_time() + timeout
+
+
+def admit_session(
+    manager: StreamableHTTPSessionManager, session_id: str, owner: AuthorizationContext | None
+) -> StreamableHTTPServerTransport | None:
+    """Register a 2025 session under an id the gateway chose (sealed, see ``gateway.cluster.sessions``), as the
+    manager's private ``_admit_session`` registers one under a random id; None at the manager's session limit. The
+    manager has no hook for the id it issues."""
+    if manager.max_sessions is not None and len(manager._server_instances) >= manager.max_sessions:
+        return None
+    transport = StreamableHTTPServerTransport(
+        mcp_session_id=session_id,
+        is_json_response_enabled=manager.json_response,
+        event_store=manager.event_store,
+        security_settings=manager.security_settings,
+        retry_interval=manager.retry_interval,
+        idle_timeout=manager.session_idle_timeout,
+    )
+    if owner is not None:
+        manager._session_owners[session_id] = owner
+    manager._server_instances[session_id] = transport
+    return transport
+
+
+async def serve_opening_request(
+    manager: StreamableHTTPSessionManager,
+    transport: StreamableHTTPServerTransport,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+) -> None:
+    """Serve the ``initialize`` that opens an admitted session, through the manager's private
+    ``_serve_opening_request`` (which starts the session's server task and discards a session not established)."""
+    await manager._serve_opening_request(transport, scope, receive, send)
+
+
+async def restore_session(
+    manager: StreamableHTTPSessionManager,
+    transport: StreamableHTTPServerTransport,
+    params: InitializeRequestParams,
+    version: str,
+) -> Connection:
+    """Serve an admitted session that was initialized elsewhere (another replica) as if its ``initialize`` had
+    been answered here: the manager's server task, started in its private ``_task_group`` with its private
+    ``_lifespan_state``, over a connection born initialized with ``params`` and ``version``, the session discarded
+    (``_discard_session``) however it ends. The manager's own task always begins with a handshake."""
+    session_id = transport.mcp_session_id
+    assert session_id is not None and manager._task_group is not None
+
+    async def run(*, task_status: TaskStatus[Connection] = anyio.TASK_STATUS_IGNORED) -> None:
+        try:
+            async with transport.connect() as (read_stream, write_stream):
+                dispatcher: JSONRPCDispatcher[TransportContext] = JSONRPCDispatcher(
+                    read_stream, write_stream, inline_methods=frozenset({"initialize"})
+                )
+                connection = Connection(dispatcher, protocol_version=version, session_id=session_id)
+                connection.client_params = params
+                connection.initialized.set()
+                task_status.started(connection)
+                idle_scope = transport.idle_scope or anyio.CancelScope()
+                with idle_scope:
+                    lifespan = manager._lifespan_state
+                    await serve_connection(manager.app, dispatcher, connection=connection, lifespan_state=lifespan)
+        except Exception:
+            logger.exception("a restored session crashed")
+        finally:
+            await manager._discard_session(session_id, transport)
+
+    connection: Connection = await manager._task_group.start(run)
+    return connection

@@ -30,6 +30,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.processes]
 WAIT = 10.0
 URI = "toy+toy://about"
 OTHER = "toy+toy://notes/1"
+KEY = "k" * 32
 
 
 @pytest.fixture
@@ -72,7 +73,8 @@ class Servers:
 
 def config(redis: RedisServer, *names: str, **settings: Any) -> GatewayConfig:
     backends = [{"name": n, "url": f"http://{n}.invalid/mcp"} for n in names]
-    return GatewayConfig.model_validate({"backends": backends, "cluster": {"redis": redis.url}, **settings})
+    cluster = {"store": redis.url, "session_keys": [KEY]}
+    return GatewayConfig.model_validate({"backends": backends, "cluster": cluster, **settings})
 
 
 @asynccontextmanager
@@ -223,6 +225,6 @@ async def test_a_single_process_has_no_store_entry() -> None:
         assert "store" not in gateway.status()
 
 
-def test_cluster_redis_must_be_a_redis_url() -> None:
+def test_the_cluster_store_must_be_memory_or_a_redis_url() -> None:
     with pytest.raises(ValueError, match="redis://"):
-        GatewayConfig.model_validate({"cluster": {"redis": "http://127.0.0.1:6379"}})
+        GatewayConfig.model_validate({"cluster": {"store": "http://127.0.0.1:6379", "session_keys": ["k" * 32]}})

@@ -4,13 +4,15 @@ its retries' answers carried back, and every wait bounded."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import anyio
 import pytest
-from mcp import types
+from mcp import MCPError, types
 from mcp.types import INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, REQUEST_TIMEOUT
 
+from gateway.cluster.store import MemoryStore, Store
 from gateway.errors import BackendTimeout, BackendUnavailable, InvalidRequestState
 from gateway.routing.bridge import Bridge, can_answer
 from gateway.routing.resume import StateSeal
@@ -191,3 +193,62 @@ async def test_a_client_that_leaves_while_its_round_waits_cancels_the_call(bridg
 async def test_without_its_task_group_the_bridge_takes_no_call() -> None:
     with pytest.raises(BackendUnavailable):
         await Bridge(StateSeal()).call(TARGET, caller(), Backend(), 5.0, None, None)
+
+
+# -- replicas sharing a store ------------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def replicas(count: int, store: Store) -> AsyncIterator[list[Bridge]]:
+    """Bridges of ``count`` replicas: one seal key and one store between them."""
+    bridges = [Bridge(StateSeal([b"k" * 32]), store) for _ in range(count)]
+    async with anyio.create_task_group() as tg:
+        for bridge in bridges:
+            await tg.start(bridge.run)
+        yield bridges
+        tg.cancel_scope.cancel()
+
+
+async def test_a_retry_that_lands_on_another_replica_is_answered_by_the_parked_call() -> None:
+    async with replicas(2, MemoryStore()) as (a, b):
+        backend, alice = Backend(ELICIT, {"method": "roots/list"}), caller()
+        first = await bounded(a.call(TARGET, alice, backend, 5.0, None, None))
+        assert isinstance(first, types.InputRequiredResult)
+        answer = {"q1": {"action": "accept", "content": {"name": "Ada"}}}
+        with pytest.raises(InvalidRequestState):
+            await bounded(b.call(TARGET, caller("mallory"), backend, 5.0, answer, first.request_state))
+        result = await bounded(b.call(TARGET, alice, backend, 5.0, answer, first.request_state))
+    assert isinstance(result, types.CallToolResult)
+    assert {"result": answer["q1"]} in backend.replies
+    refused = [reply["error"]["code"] for reply in backend.replies if "error" in reply]
+    assert refused == [INVALID_REQUEST]  # roots were not declared: refused on A, never asked
+
+
+async def test_a_relayed_round_brings_back_the_next_questions_and_the_calls_own_error() -> None:
+    class Twice(Backend):
+        async def __call__(self, who: Caller) -> types.CallToolResult:
+            assert who.sink is not None
+            self.replies.append(await who.sink.request(ELICIT))
+            self.replies.append(await who.sink.request(ELICIT))
+            raise BackendTimeout("legacy", 5.0)
+
+    async with replicas(2, MemoryStore()) as (a, b):
+        backend, alice = Twice(), caller()
+        first = await bounded(a.call(TARGET, alice, backend, 5.0, None, None))
+        assert isinstance(first, types.InputRequiredResult)
+        accept = {"q1": {"action": "decline"}}
+        second = await bounded(b.call(TARGET, alice, backend, 5.0, accept, first.request_state))
+        assert isinstance(second, types.InputRequiredResult) and list(second.input_requests or {}) == ["q2"]
+        with pytest.raises(MCPError) as failed:
+            await bounded(b.call(TARGET, alice, backend, 5.0, {"q2": {"action": "decline"}}, second.request_state))
+    assert failed.value.code == REQUEST_TIMEOUT
+
+
+async def test_a_retry_for_a_call_parked_on_a_replica_that_is_gone_is_refused_at_once() -> None:
+    store = MemoryStore()
+    async with replicas(1, store) as (a,):
+        first = await bounded(a.call(TARGET, caller(), Backend(), 5.0, None, None))
+    assert isinstance(first, types.InputRequiredResult)
+    async with replicas(1, store) as (b,):
+        with pytest.raises(InvalidRequestState):
+            await bounded(b.call(TARGET, caller(), Backend(), 5.0, {"q1": {}}, first.request_state))

@@ -57,7 +57,14 @@ def test_a_state_sealed_by_another_gateway_process_is_refused() -> None:
     sealed = StateSeal().seal("backend-state", TARGET, "alice")
     with pytest.raises(InvalidRequestState):
         StateSeal().open(sealed, TARGET, "alice")
-    assert StateSeal(b"k" * 32).open(StateSeal(b"k" * 32).seal("s", TARGET, "alice"), TARGET, "alice") == "s"
+    assert StateSeal([b"k" * 32]).open(StateSeal([b"k" * 32]).seal("s", TARGET, "alice"), TARGET, "alice") == "s"
+
+
+def test_a_state_sealed_with_a_previous_key_opens_until_that_key_is_removed() -> None:
+    sealed = StateSeal([b"old" * 11]).seal("s", TARGET, "alice")
+    assert StateSeal([b"new" * 11, b"old" * 11]).open(sealed, TARGET, "alice") == "s"
+    with pytest.raises(InvalidRequestState):
+        StateSeal([b"new" * 11]).open(sealed, TARGET, "alice")
 
 
 def question(message: str) -> types.ElicitRequest:

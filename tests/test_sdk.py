@@ -15,7 +15,9 @@ from types import ModuleType
 from typing import Any
 
 import anyio
+import httpx2
 import pytest
+from mcp import types
 from mcp.server import Server
 from mcp.server.connection import Connection
 from mcp.server.session import ServerSession
@@ -129,3 +131,46 @@ def test_the_client_transport_streams_type_is_where_the_seam_takes_it_from() -> 
     private = importlib.import_module("mcp.client._transport")
     assert hasattr(private, "TransportStreams"), moved("mcp.client._transport.TransportStreams", "TransportStreams")
     assert seam().TransportStreams is private.TransportStreams
+
+
+def test_the_session_manager_admits_a_session_under_an_id_the_gateway_chose() -> None:
+    made = manager()
+    for name in ("_admit_session", "_serve_opening_request"):
+        assert callable(getattr(made, name, None)), moved(f"StreamableHTTPSessionManager.{name}", "admit_session")
+    for name in ("json_response", "event_store", "security_settings", "retry_interval", "session_idle_timeout"):
+        assert hasattr(made, name), moved(f"StreamableHTTPSessionManager.{name}", "admit_session")
+    made.max_sessions = 1
+    transport = seam().admit_session(made, "sealed.one", None)
+    assert transport is not None and transport.mcp_session_id == "sealed.one"
+    assert seam().session_entry(made, "sealed.one") == (transport, None)
+    assert seam().admit_session(made, "sealed.two", None) is None
+
+
+async def test_a_restored_session_serves_requests_without_an_initialize() -> None:
+    async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=[])
+
+    made = StreamableHTTPSessionManager(app=Server("contract", on_list_tools=list_tools), json_response=True)
+    assert hasattr(made, "_task_group") and hasattr(made, "_lifespan_state"), moved(
+        "StreamableHTTPSessionManager._task_group/_lifespan_state", "restore_session"
+    )
+    params = types.InitializeRequestParams(
+        protocol_version="2025-06-18",
+        capabilities=types.ClientCapabilities(),
+        client_info=types.Implementation(name="elsewhere", version="1"),
+    )
+    headers = {"Accept": "application/json, text/event-stream", "Mcp-Session-Id": "sealed.one"}
+    headers["MCP-Protocol-Version"] = "2025-06-18"
+    async with made.run():
+        transport = seam().admit_session(made, "sealed.one", None)
+        assert transport is not None
+        connection = await seam().restore_session(made, transport, params, "2025-06-18")
+        assert connection.initialize_accepted and connection.protocol_version == "2025-06-18"
+        assert connection.client_params is not None and connection.client_params.client_info.name == "elsewhere"
+        http = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=made.handle_request), base_url="http://t")
+        async with http:
+            ping = await http.post("/", json={"jsonrpc": "2.0", "id": 1, "method": "ping"}, headers=headers)
+            listed = await http.post("/", json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, headers=headers)
+        assert ping.json() == {"jsonrpc": "2.0", "id": 1, "result": {}}
+        assert listed.json()["result"]["tools"] == []  # past the gate that refuses requests before initialize
+        await seam().discard_session(made, "sealed.one", transport)

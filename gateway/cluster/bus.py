@@ -91,7 +91,7 @@ class RedisBus(Bus):
             from redis.asyncio import Redis
             from redis.exceptions import RedisError
         except ImportError:
-            raise ConfigError("cluster.redis: a redis:// URL needs the redis package (mcp-gateway[redis])") from None
+            raise ConfigError("cluster.store: a redis:// URL needs the redis package (mcp-gateway[redis])") from None
         self._redis = Redis.from_url(url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT)
         self._failures: tuple[type[Exception], ...] = (OSError, TimeoutError, RedisError)
         self._state = {"state": "connecting"}

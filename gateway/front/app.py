@@ -20,10 +20,12 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.catalogue.pages import ListCache
+from gateway.cluster.sessions import SharedSessions
 from gateway.core import Gateway, InFlight
 from gateway.front.fastpath import FastPath
 from gateway.front.http_security import SecurityLayer
 from gateway.front.metrics_endpoint import metrics_route
+from gateway.front.portable_sessions import SessionCheck, SessionIssuer
 from gateway.front.routing_headers import RoutingHeaders
 from gateway.front.server import SESSION_HEADER, build_server
 from gateway.front.session_quota import SessionQuota
@@ -31,6 +33,8 @@ from gateway.front.session_table import SessionTable
 from gateway.sdk import wrap_endpoint
 
 MCP_PATH = "/mcp"
+# Seconds a 2025 session may sit unused before it ends (the SDK's default), on this replica and in the store.
+SESSION_IDLE_TIMEOUT = 1800.0
 
 
 class GatewayApp:
@@ -114,7 +118,10 @@ def build_app(gateway: Gateway, *, host: str = "127.0.0.1", routes: Sequence[Bas
         return JSONResponse(gateway.status(), status_code=200 if gateway.ready else 503)
 
     lists, sessions = ListCache(), SessionTable()
-    server = build_server(gateway, lists=lists, sessions=sessions)
+    shared = None
+    if gateway.store is not None and gateway.keyring is not None:
+        shared = SharedSessions(gateway.store, gateway.keyring, SESSION_IDLE_TIMEOUT)
+    server = build_server(gateway, lists=lists, sessions=sessions, shared=shared)
     limits = gateway.config.security.limits
     max_body = limits.max_body_bytes
     # Host and Origin are checked by the security layer, against the configured allow-lists.
@@ -128,6 +135,7 @@ def build_app(gateway: Gateway, *, host: str = "127.0.0.1", routes: Sequence[Bas
         json_response=gateway.config.json_response,
         max_request_body_size=max_body,
         max_sessions=limits.max_client_sessions,
+        session_idle_timeout=SESSION_IDLE_TIMEOUT,
         transport_security=security,
         custom_starlette_routes=own,
     )
@@ -136,11 +144,15 @@ def build_app(gateway: Gateway, *, host: str = "127.0.0.1", routes: Sequence[Bas
     sessions.bind(server.session_manager)
 
     def wrap(endpoint: ASGIApp) -> ASGIApp:
-        quota = SessionQuota(endpoint, sessions, limits.max_sessions_per_principal, gateway.router.end_session)
+        issued = endpoint if shared is None else SessionIssuer(endpoint, sessions, shared, max_body)
+        quota = SessionQuota(issued, sessions, limits.max_sessions_per_principal, gateway.router.end_session)
         sdk = RoutingHeaders(quota)
-        if not gateway.config.fast_path:
-            return sdk
-        return FastPath(sdk, gateway, lists, sessions, stamp, security, max_body)
+        served = (
+            sdk if not gateway.config.fast_path else FastPath(sdk, gateway, lists, sessions, stamp, security, max_body)
+        )
+        if shared is None:
+            return served
+        return SessionCheck(served, sessions, shared, gateway.subscriptions, gateway.router.end_session)
 
     _wrap_endpoint(app, wrap)
     return GatewayApp(SecurityLayer(app, gateway, MCP_PATH), gateway.router.end_session)

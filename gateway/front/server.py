@@ -26,8 +26,9 @@ from starlette.requests import Request
 from gateway import __version__
 from gateway.catalogue.naming import Style, style_for_client
 from gateway.catalogue.pages import ListCache, list_key
+from gateway.cluster.sessions import SharedSessions
 from gateway.core import Gateway
-from gateway.errors import GatewayError, to_mcp_error
+from gateway.errors import GatewayError, StoreUnavailable, to_mcp_error
 from gateway.front.relay import LogLevels, NoBackChannel, Relay
 from gateway.front.session_table import SessionTable
 from gateway.principal import Principal
@@ -97,12 +98,14 @@ def build_server(
     principal: Principal | None = None,
     lists: ListCache | None = None,
     sessions: SessionTable | None = None,
+    shared: SharedSessions | None = None,
 ) -> GatewayServer:
     """The MCP server for a running gateway (the caller owns the gateway's lifecycle).
 
     ``principal`` is who calls when there is no HTTP request (stdio, in-process); by default the configured
     local principal. ``lists`` keeps the list answers and ``sessions`` learns what they depend on for each 2025
-    session; pass them to share them with the fast path.
+    session; pass them to share them with the fast path. ``shared`` keeps each 2025 session's subscriptions where
+    every replica finds them (``gateway.front.portable_sessions``).
     """
     guard, catalog, naming, redactor = gateway.guard, gateway.catalog, gateway.config.naming, gateway.redactor
     own = principal or guard.local
@@ -184,10 +187,24 @@ def build_server(
         return await guard.read_resource(caller(ctx), str(params.uri), **call(ctx, params))
 
     async def subscribe(ctx: Ctx, params: types.SubscribeRequestParams) -> types.EmptyResult:
-        return await guard.subscribe(caller(ctx), str(params.uri), connection_of(ctx.session), **call(ctx))
+        result = await guard.subscribe(caller(ctx), str(params.uri), connection_of(ctx.session), **call(ctx))
+        await remember(ctx, str(params.uri), True)
+        return result
 
     async def unsubscribe(ctx: Ctx, params: types.UnsubscribeRequestParams) -> types.EmptyResult:
-        return await guard.unsubscribe(str(params.uri), connection_of(ctx.session))
+        result = await guard.unsubscribe(str(params.uri), connection_of(ctx.session))
+        await remember(ctx, str(params.uri), False)
+        return result
+
+    async def remember(ctx: Ctx, uri: str, on: bool) -> None:
+        """Keep a 2025 session's subscription where another replica restoring the session finds it."""
+        session = _session(ctx) if ctx.request is not None else None
+        if shared is None or session is None:
+            return
+        try:
+            await shared.subscribed(session, uri, on)
+        except StoreUnavailable as exc:
+            logger.warning("a subscription is not shared, so another replica would not restore it: %s", exc)
 
     async def listen(ctx: Ctx, params: types.SubscriptionsListenRequestParams) -> types.SubscriptionsListenResult:
         """A 2026 listen stream; the resources it names are subscribed to for as long as it is open, each as far as
@@ -256,6 +273,8 @@ def build_server(
             gateway.notifier.track(ctx.session)
         if ctx.method == "initialize" and ctx.request is not None and (session := _session(ctx)) is not None:
             table.forget(session)  # a client may initialize its session again, under another name
+        if shared is not None and (connection := connection_of(ctx.session)).session_id is not None:
+            table.attach(connection.session_id, connection)  # from its initialize on, for subscriptions made elsewhere
         try:
             if ctx.request_id is None or ctx.method == "subscriptions/listen":
                 return await call_next(ctx)

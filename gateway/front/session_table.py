@@ -21,24 +21,29 @@ from __future__ import annotations
 import math
 import weakref
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, AuthorizationContext, authorization_context
+from mcp.server.connection import Connection
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER, StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
+from mcp.types import InitializeRequestParams
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.datastructures import Headers
-from starlette.types import Scope
+from starlette.types import Receive, Scope, Send
 
 from gateway.catalogue.naming import Style
 from gateway.sdk import (
+    admit_session,
     discard_session,
     end_idle,
     idle_deadline,
     idle_ending,
     restart_idle,
+    restore_session,
+    serve_opening_request,
     session_count,
     session_entry,
 )
@@ -61,6 +66,9 @@ class SessionTable:
         # Principal key -> the ids of the sessions it opened, oldest first; ended ones are dropped when counted.
         self._held: dict[str, dict[str, None]] = {}
         self._holdings = 0
+        self._connections: weakref.WeakValueDictionary[str, Connection] = weakref.WeakValueDictionary()
+        # Told of each session this table closes, so that no other replica serves it either.
+        self.on_close: Callable[[str], Awaitable[None]] | None = None
 
     def bind(self, manager: StreamableHTTPSessionManager) -> None:
         self._manager = manager
@@ -100,6 +108,39 @@ class SessionTable:
         transport = entry[0]
         end_idle(transport)
         await discard_session(self._manager, session_id, transport)
+        if self.on_close is not None:
+            await self.on_close(session_id)
+
+    def holds(self, session_id: str) -> bool:
+        return self._entry(session_id) is not None
+
+    async def open(self, session_id: str, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Serve an ``initialize`` that opens a session under ``session_id`` (the gateway's sealed id, not the
+        SDK's random one); False, with nothing answered, when the table is full (the SDK answers that 503)."""
+        transport = None if self._manager is None else admit_session(self._manager, session_id, _requestor(scope))
+        if transport is None or self._manager is None:
+            return False
+        await serve_opening_request(self._manager, transport, scope, receive, send)
+        return True
+
+    async def restore(
+        self, session_id: str, scope: Scope, params: InitializeRequestParams, version: str
+    ) -> Connection | None:
+        """Serve a session initialized on another replica here, owned by this request's credential; None when the
+        table is full."""
+        transport = None if self._manager is None else admit_session(self._manager, session_id, _requestor(scope))
+        if transport is None or self._manager is None:
+            return None
+        connection = await restore_session(self._manager, transport, params, version)
+        self.attach(session_id, connection)
+        return connection
+
+    def attach(self, session_id: str, connection: Connection) -> None:
+        """Note the connection that serves the session here (held weakly: it goes with the session)."""
+        self._connections[session_id] = connection
+
+    def connection(self, session_id: str) -> Connection | None:
+        return self._connections.get(session_id)
 
     def learn(self, session_id: str, style: Style, version: str) -> None:
         entry = self._entry(session_id)

@@ -9,11 +9,19 @@ the call; the retry gets the result, or the next questions.
 
 Every wait is bounded: a question the client does not answer within the backend's ``call_timeout`` gets an error,
 and the call's own deadline ends it. A client that goes away while a round is waiting cancels the call at the
-backend. Parked calls live in this process only.
+backend.
+
+A parked call cannot move: it is a request in flight on this process's link to the backend. With a shared store,
+its retry can land anywhere: the request state names the replica that parked it (sealed, so it cannot be
+redirected), and a replica that gets a retry for another's call relays the round to it over the store (publish to
+the owner's channel, answer on a channel of the retry's own) and answers with what comes back; the round's
+progress and log messages are not relayed. A replica that is gone loses its parked calls: a retry for one is
+refused (``-32602``) at once, as nobody listens on its channel, and the client starts the call again.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from collections import deque
@@ -23,11 +31,12 @@ from typing import Any, TypeVar, cast
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
-from mcp import types
+from mcp import MCPError, types
 from mcp.types import INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, REQUEST_TIMEOUT
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from gateway.errors import BackendUnavailable, InvalidRequestState
+from gateway.cluster.store import Store
+from gateway.errors import BackendUnavailable, GatewayError, InvalidRequestState, StoreUnavailable, to_mcp_error
 from gateway.routing.resume import StateSeal
 from gateway.upstream.caller import Caller
 
@@ -37,6 +46,14 @@ Send = Callable[[Caller], Awaitable[ResultT | types.InputRequiredResult]]
 MAX_PARKED = 1024
 _CAPABILITY = {"sampling/createMessage": "sampling", "elicitation/create": "elicitation", "roots/list": "roots"}
 _QUESTION: TypeAdapter[types.InputRequest] = TypeAdapter(types.InputRequest)
+CHANNEL = "mcp-gateway:bridge:"
+RELAY_MARGIN = 5.0
+RESUBSCRIBE_DELAY = 1.0
+_RESULTS: dict[str, type[BaseModel]] = {
+    "tools/call": types.CallToolResult,
+    "prompts/get": types.GetPromptResult,
+    "resources/read": types.ReadResourceResult,
+}
 
 
 def can_answer(caller: Caller) -> bool:
@@ -127,15 +144,20 @@ class _Parked:
 
 
 class Bridge:
-    """Parked calls by the token their request state carries; ``run`` hosts the calls' tasks."""
+    """Parked calls by the token their request state carries; ``run`` hosts the calls' tasks (and, with a shared
+    ``store``, answers rounds relayed by other replicas)."""
 
-    def __init__(self, seal: StateSeal) -> None:
+    def __init__(self, seal: StateSeal, store: Store | None = None) -> None:
         self._seal = seal
+        self._store = store
+        self._replica = secrets.token_hex(8)
         self._parked: dict[str, _Parked] = {}
         self._tg: TaskGroup | None = None
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         async with anyio.create_task_group() as self._tg:
+            if self._store is not None:
+                await self._tg.start(self._serve_relays, self._store)
             task_status.started()
             await anyio.sleep_forever()
 
@@ -152,7 +174,12 @@ class Bridge:
         if request_state is None:
             parked = self._start(caller, send, patience)
         else:
-            parked = self._resume(target, caller, request_state, input_responses or {})
+            token = self._seal.open(request_state, target, caller.identity)
+            owner = token.partition(".")[0]
+            if token not in self._parked and owner != self._replica and self._store is not None:
+                relayed = await self._relay(self._store, owner, token, target, input_responses or {}, patience)
+                return cast("ResultT | types.InputRequiredResult", relayed)
+            parked = self._resume(token, caller, input_responses or {})
         return cast("ResultT | types.InputRequiredResult", await self._round(parked, target))
 
     def _start(self, caller: Caller, send: Send[Any], patience: float) -> _Parked:
@@ -163,8 +190,8 @@ class Bridge:
         self._tg.start_soon(parked.run, send)
         return parked
 
-    def _resume(self, target: str, caller: Caller, state: str, responses: dict[str, Any]) -> _Parked:
-        parked = self._parked.pop(self._seal.open(state, target, caller.identity), None)
+    def _resume(self, token: str, caller: Caller, responses: dict[str, Any]) -> _Parked:
+        parked = self._parked.pop(token, None)
         if parked is None:
             raise InvalidRequestState()
         parked.caller = replace(parked.caller, sink=caller.sink)
@@ -188,18 +215,86 @@ class Bridge:
             return event.result
         questions = event
         parked.asked = {parked.key(): question for question in questions}
-        token = secrets.token_urlsafe(18)
+        token = f"{self._replica}.{secrets.token_urlsafe(18)}"
         parked.expires = anyio.current_time() + parked.patience
         self._parked[token] = parked
         requests = {key: question.request for key, question in parked.asked.items()}
         state = self._seal.seal(token, target, parked.caller.identity)
         return types.InputRequiredResult(input_requests=requests, request_state=state)
 
+    async def _relay(
+        self, store: Store, owner: str, token: str, target: str, responses: dict[str, Any], patience: float
+    ) -> Any:
+        """Have the replica that parked the call run this round; its answer, as if the round had run here."""
+        reply = f"{CHANNEL}reply:{secrets.token_hex(12)}"
+        asked = {"token": token, "target": target, "responses": responses, "reply": reply}
+        try:
+            async with store.subscribe(reply) as replies:
+                if not await store.publish(CHANNEL + owner, json.dumps(asked).encode()):
+                    raise InvalidRequestState()
+                with anyio.move_on_after(patience + RELAY_MARGIN):
+                    return _decoded(json.loads(await anext(replies)), target)
+        except StoreUnavailable as exc:
+            raise BackendUnavailable("gateway", "the replica holding this call cannot be reached") from exc
+        raise BackendUnavailable("gateway", "the replica holding this call did not answer in time")
+
+    async def _serve_relays(self, store: Store, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Answer rounds other replicas relay here, for as long as the gateway runs; a lost store is retried."""
+        started = False
+        while True:
+            try:
+                async with store.subscribe(CHANNEL + self._replica) as asked:
+                    if not started:
+                        started = True
+                        task_status.started()
+                    async for message in asked:
+                        assert self._tg is not None
+                        self._tg.start_soon(self._answer_relay, store, message)
+            except StoreUnavailable as exc:
+                logger.warning("bridged calls cannot be resumed from other replicas: %s", exc)
+            if not started:
+                started = True
+                task_status.started()
+            await anyio.sleep(RESUBSCRIBE_DELAY)
+
+    async def _answer_relay(self, store: Store, message: bytes) -> None:
+        """Run a relayed round (its client's sink is on the other replica, so this one has none)."""
+        try:
+            asked = json.loads(message)
+            reply, token, target = str(asked["reply"]), str(asked["token"]), str(asked["target"])
+            responses = dict(asked["responses"])
+        except (ValueError, KeyError, TypeError):
+            return
+        try:
+            answer = _encoded(await self._round(self._resume(token, Caller(), responses), target))
+        except (GatewayError, MCPError) as exc:
+            error = to_mcp_error(exc) if isinstance(exc, GatewayError) else exc
+            answer = {"error": error.error.model_dump(mode="json", exclude_none=True)}
+        try:
+            await store.publish(reply, json.dumps(answer).encode())
+        except StoreUnavailable as exc:
+            logger.warning("a relayed round's answer was lost: %s", exc)
+
     def _sweep(self) -> None:
         """Forget parked calls whose client never came back (their questions have been answered with an error)."""
         now = anyio.current_time()
         for token in [t for t, parked in self._parked.items() if parked.expires < now]:
             del self._parked[token]
+
+
+def _encoded(result: BaseModel) -> dict[str, Any]:
+    kind = "inputRequired" if isinstance(result, types.InputRequiredResult) else "result"
+    return {kind: result.model_dump(by_alias=True, mode="json", exclude_none=True)}
+
+
+def _decoded(answer: dict[str, Any], target: str) -> BaseModel:
+    """A relayed round's answer: the result the request's method has, the next questions, or the error raised."""
+    if "error" in answer:
+        error = types.ErrorData.model_validate(answer["error"])
+        raise MCPError(error.code, error.message, error.data)
+    if "inputRequired" in answer:
+        return types.InputRequiredResult.model_validate(answer["inputRequired"], by_name=False)
+    return _RESULTS[target.partition("\0")[0]].model_validate(answer["result"], by_name=False)
 
 
 def _error(code: int, message: str) -> dict[str, Any]:

@@ -3,8 +3,10 @@
 A backend that needs input returns ``input_required`` with its questions and an opaque ``requestState``; the client
 answers them and retries the same request with ``inputResponses`` and that state. The gateway passes both ways
 unchanged but for the state, which it seals to the caller that received it (an HMAC over the state, the request
-it belongs to and the caller's identity, with a key that never leaves the process). Another caller's retry, or a
-state the gateway never issued, is refused with ``-32602`` before it reaches the backend.
+it belongs to and the caller's identity, with a key that never leaves the process, or, with ``cluster``
+session keys, one derived from them, so every replica opens what any sealed; the newest seals, each opens).
+Another caller's retry, or a state the gateway never issued, is refused with ``-32602`` before it reaches the
+backend.
 
 A 2025 client knows nothing of ``input_required``, but it takes requests mid-call: the gateway bridges by asking it
 each question itself (``answers``) and retrying for it, as a 2026 client would.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
 from mcp import MCPError, types
@@ -30,22 +33,24 @@ _SEP = "."
 class StateSeal:
     """Seals backend request states to their caller."""
 
-    def __init__(self, key: bytes | None = None) -> None:
-        self._key = key or secrets.token_bytes(32)
+    def __init__(self, keys: Sequence[bytes] = ()) -> None:
+        """``keys``: newest first; none, a random key of this process's own."""
+        self._keys = list(keys) or [secrets.token_bytes(32)]
 
     def seal(self, state: str, target: str, identity: str) -> str:
-        return f"{self._mac(state, target, identity)}{_SEP}{state}"
+        return f"{_mac(self._keys[0], state, target, identity)}{_SEP}{state}"
 
     def open(self, sealed: str, target: str, identity: str) -> str:
         """The backend's state, if the gateway issued ``sealed`` to this caller for this target."""
         mac, sep, state = sealed.partition(_SEP)
-        if not sep or not hmac.compare_digest(mac, self._mac(state, target, identity)):
+        if not sep or not any(hmac.compare_digest(mac, _mac(k, state, target, identity)) for k in self._keys):
             raise InvalidRequestState()
         return state
 
-    def _mac(self, state: str, target: str, identity: str) -> str:
-        message = "\0".join((target, identity, state)).encode()
-        return hmac.new(self._key, message, hashlib.sha256).hexdigest()[:32]
+
+def _mac(key: bytes, state: str, target: str, identity: str) -> str:
+    message = "\0".join((target, identity, state)).encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
 
 
 async def answers(sink: Sink, result: types.InputRequiredResult) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from gateway.catalogue.catalog import Catalog, Route
 from gateway.catalogue.naming import expose_uri
+from gateway.cluster.store import Store
 from gateway.config import NamingConfig
 from gateway.errors import BackendMisbehaved, BackendUnavailable, UnknownTarget
 from gateway.routing.bridge import Bridge, can_answer
@@ -34,12 +35,20 @@ _WIRE = {"progress_token": "progressToken"}  # the SDK's parsed ``_meta`` uses t
 class Router:
     """Forwards requests to the backend that owns them."""
 
-    def __init__(self, catalog: Catalog, upstreams: Mapping[str, Upstream], naming: NamingConfig) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        upstreams: Mapping[str, Upstream],
+        naming: NamingConfig,
+        seal: StateSeal | None = None,
+        store: Store | None = None,
+    ) -> None:
+        """``seal`` and ``store``: shared by the replicas, so each resumes what another started."""
         self._catalog = catalog
         self._upstreams = upstreams
         self._naming = naming
-        self._seal = StateSeal()
-        self.bridge = Bridge(self._seal)
+        self._seal = seal or StateSeal()
+        self.bridge = Bridge(self._seal, store)
 
     async def call_tool(
         self,

@@ -82,6 +82,10 @@ class Subscriptions:
                 await self._unwatch(uri)
         return types.EmptyResult()
 
+    def held_by(self, subscriber: object) -> set[str]:
+        """The URIs ``subscriber`` is subscribed to."""
+        return {uri for uri, subscribers in self._subscribers.items() if subscriber in subscribers}
+
     async def updated(self, upstream: Upstream, backend_uri: str) -> None:
         """The backend says a resource changed: tell whoever subscribed to it."""
         uri = expose_uri(upstream.config.exposed_prefix, backend_uri)
