@@ -213,7 +213,6 @@ async def _listen(url: str, era: str, heard: Heard, ready: anyio.Event) -> None:
         await anyio.sleep_forever()
 
 
-@pytest.mark.xfail(strict=True, reason="a 2025 session lives in the replica that created it: the others answer 404")
 async def test_a_2025_session_spread_over_every_replica_works_call_after_call(cluster: Cluster) -> None:
     start = len(cluster.served())
     async with Client(cluster.url, mode="legacy") as client:

@@ -54,7 +54,7 @@ def test_the_2026_curl_lines_list_and_call_without_a_session(stack: Stack, tmp_p
 def test_the_config_example_is_a_valid_config(tmp_path: Path) -> None:
     path = tmp_path / "gateway.yaml"
     path.write_text(blocks(section("Configuration"), "yaml")[0])
-    config = load_config(path, environ={"OPS_TOKEN": "t"})
+    config = load_config(path, environ={"OPS_TOKEN": "t", "SESSION_KEY": "k" * 32})
     assert [b.name for b in config.backends] == ["ops", "legacy", "files"]
     assert config.backends[0].headers == {"Authorization": "Bearer t"}
     assert config.backends[2].env == {"LOG_LEVEL": "info"}

@@ -26,10 +26,16 @@ REPLICAS = 3
 BACKEND = "toy"
 
 
+SESSION_KEY = "cluster-test-session-key-0123456789abcdef"
+
+
 def shared_state(redis_url: str) -> dict[str, Any]:
-    """The replicas' config section that points them at the shared Redis: the one place to change when the
-    gateway's Redis setting moves (today it is the rate-limit store)."""
-    return {"security": {"limits": {"store": redis_url}}}
+    """The replicas' config sections that point them at the shared Redis: the cluster's store (2025 sessions, the
+    bus) with the key that seals session ids, and the rate-limit budget."""
+    return {
+        "cluster": {"store": redis_url, "session_keys": [SESSION_KEY]},
+        "security": {"limits": {"store": redis_url}},
+    }
 
 
 def nginx_config(port: int, upstreams: list[int], folder: Path) -> str:
