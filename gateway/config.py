@@ -347,6 +347,20 @@ class AdminConfig(_Model):
     role: str = Field(default="admin", min_length=1)
 
 
+class ClusterConfig(_Model):
+    """What several gateway processes share: "memory" (one process), or a redis:// URL that replicas and the
+    workers of ``serve --workers`` all reach."""
+
+    store: SecretStr = SecretStr("memory")
+
+    @field_validator("store")
+    @classmethod
+    def _store(cls, store: SecretStr) -> SecretStr:
+        if not re.match(r"^(memory|rediss?://.+)$", store.get_secret_value()):
+            raise ValueError("expected 'memory' or a redis:// URL")
+        return store
+
+
 class GatewayConfig(_Model):
     """Everything the gateway core needs, validated."""
 
@@ -371,6 +385,7 @@ class GatewayConfig(_Model):
     retire_grace: float | None = Field(default=None, ge=0, le=3600)
     security: SecurityConfig = SecurityConfig()
     admin: AdminConfig = AdminConfig()
+    cluster: ClusterConfig = ClusterConfig()
 
     @field_validator("backends")
     @classmethod
@@ -392,6 +407,8 @@ class GatewayConfig(_Model):
             found.append(auth.jwt.secret.get_secret_value())
         if self.security.limits.store.get_secret_value() != "memory":
             found.append(self.security.limits.store.get_secret_value())
+        if self.cluster.store.get_secret_value() != "memory":
+            found.append(self.cluster.store.get_secret_value())
         if self.security.audit.key is not None:
             found.append(self.security.audit.key.get_secret_value())
         for backend in self.backends:

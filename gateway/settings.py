@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     json_response: bool | None = None
     allow_unauthenticated: bool = False
     log_level: str = "info"
+    workers: int = Field(default=1, ge=1, le=1024)
 
 
 def default_backends(host: str = "127.0.0.1", ports: tuple[int, int, int] = (8001, 8002, 8003)) -> list[BackendConfig]:
