@@ -4,6 +4,7 @@ python -m bench              # the default run (12-15 minutes on 2 cores, peers 
 python -m bench --quick      # one round per level, shorter windows
 python -m bench --tiny       # seconds; what the smoke test runs
 python -m bench --only many  # only the 100 backends: the gateway's start and tools/list over 10,000 tools
+python -m bench --only scale # only serve --workers 1, 2 and 4 (needs redis-server): throughput, CPU per call
 python -m bench --link legacy   # the gateway's backends pinned to one protocol (auto, legacy, 2026-07-28)
 """
 
@@ -23,7 +24,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import scenarios
+from bench import scale, scenarios
 from bench.goals import evaluate
 from bench.loadgen import ERA_2025
 from bench.peers import NOT_AUTOMATED, PEERS
@@ -64,7 +65,11 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Settings, str]:
     parser.add_argument("--duration", type=float, help="seconds measured per round")
     parser.add_argument("--soak", type=float, help="soak seconds (1800 for the long form)")
     parser.add_argument("--no-chart", action="store_true", help="skip the PNG (no matplotlib needed)")
-    parser.add_argument("--only", choices=("many",), help="run one scenario alone (many: start and tools/list)")
+    parser.add_argument(
+        "--only",
+        choices=("many", "scale"),
+        help="run one scenario alone (many: start and tools/list; scale: 1, 2 and 4 workers, with redis-server)",
+    )
     parser.add_argument(
         "--link",
         choices=("auto", "legacy", "2026-07-28"),
@@ -103,6 +108,8 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="mcp-bench-") as tmp, Processes(Path(tmp) / "logs") as procs:
         if args.only == "many":
             results = run_many(procs, settings, Path(tmp))
+        elif args.only == "scale":
+            results = run_scale(procs, settings, Path(tmp))
         else:
             results = run_all(procs, settings, Path(tmp), args.cache)
     results.update(
@@ -180,6 +187,13 @@ def run_many(procs: Processes, settings: Settings, work: Path) -> dict[str, Any]
     """The many-backends scenario alone: its backends, one gateway in front of them, start time and tools/list."""
     servers = scenarios.start_many(procs, settings)
     return {"rows": [], "summary": [], "peers": {}, "many": _many(procs, settings, work, servers)}
+
+
+def run_scale(procs: Processes, settings: Settings, work: Path) -> dict[str, Any]:
+    """The scale scenario alone: the gateway with each worker count in front of one backend, sharing a Redis."""
+    log(f"scale: {', '.join(map(str, settings.scale_workers))} workers x {settings.rounds} round(s)")
+    scaled = _guard(lambda: scale.run_scale(procs, settings, work, log))
+    return {"rows": [], "summary": [], "peers": {}, "scale": scaled}
 
 
 def _many(procs: Processes, settings: Settings, work: Path, servers: list[tuple[Proc, int, range]]) -> dict[str, Any]:

@@ -31,3 +31,13 @@ def test_the_many_backends_scenario_runs_alone(tmp_path: Path) -> None:
     report = (tmp_path / "many.md").read_text()
     assert "**3 backends x 4 tools**" in report and "| ready with 3 backends" in report
     assert "| gateway | 2025 |" not in report and not (tmp_path / "many.png").exists()
+
+
+def test_the_scale_scenario_runs_alone_with_one_and_two_workers(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "bench", "--tiny", "--only", "scale", "--no-chart", "--out", str(tmp_path)]
+    command += ["--name", "scale"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = (tmp_path / "scale.md").read_text()
+    assert "**Workers**" in report and "| 1 | " in report and "| 2 | " in report
+    assert "Store round trips per plain 2026 tools/call (no rate limit): 0.00" in report
