@@ -293,10 +293,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
+    if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a number of processes, at least 1: {text}")
-    return value
+    return int(text)
 
 
 def _backends_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
