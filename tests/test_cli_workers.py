@@ -180,6 +180,7 @@ def test_sigterm_lets_the_call_in_flight_finish_then_every_worker_exits(
         while not (stack.journal.exists() and stack.journal.read_text() == "in-flight\n"):
             await anyio.sleep(0.05)
         os.kill(stack.parent.pid, signal.SIGTERM)
+        os.kill(stack.parent.pid, signal.SIGTERM)  # a second signal while the workers drain changes nothing
 
     anyio.run(call_across_the_signal)
     assert stack.parent.wait(timeout=60) == 0

@@ -179,7 +179,8 @@ def _run(args: argparse.Namespace, settings: Settings, config: GatewayConfig, ar
         # A worker serves on the socket its parent bound; the parent of several workers only watches them.
         listener = bind(host, port, "--port") if args.worker_fd is None else socket.socket(fileno=args.worker_fd)
         if args.worker_fd is None and workers > 1:
-            return serve_workers(workers, listener, argv, config)
+            serve_workers(workers, listener, argv, config)
+            return 0
         path = args.config or settings.config
         source = None if path is None else ConfigFile(path, partial(_config, args, settings))
         # uvloop: the fastest event loop uvicorn supports; anyio creates the loop, so it is chosen here.

@@ -43,8 +43,6 @@ RESTART_MAX = 10.0
 STEADY = 30.0
 # Seconds past ``shutdown_grace`` a worker gets to close its backends before it is killed.
 STOP_MARGIN = 5.0
-# A worker that exits with this status found its configuration invalid: the next one would too.
-EXIT_CONFIG = 2
 
 
 def refusal(count: int, config: GatewayConfig) -> str | None:
@@ -60,15 +58,15 @@ def refusal(count: int, config: GatewayConfig) -> str | None:
     return None
 
 
-def serve_workers(count: int, listener: socket.socket, argv: Sequence[str], config: GatewayConfig) -> int:
+def serve_workers(count: int, listener: socket.socket, argv: Sequence[str], config: GatewayConfig) -> None:
     """Run ``count`` workers on ``listener``, each ``mcp-gateway`` with ``argv`` (the parent's own arguments), until
-    SIGTERM or SIGINT; return the exit status."""
+    SIGTERM or SIGINT."""
     listener.listen(socket.SOMAXCONN)  # connections wait in the backlog while a worker starts or restarts
     command = [sys.executable, "-m", "gateway", *argv, "--worker-fd", str(listener.fileno())]
     with _metrics_dir() as directory:
         env = {**os.environ, METRICS_DIR: directory}
         workers = [Worker(index, command, env, listener) for index in range(1, count + 1)]
-        return anyio.run(_supervise, workers, config.shutdown_grace + STOP_MARGIN)
+        anyio.run(_supervise, workers, config.shutdown_grace + STOP_MARGIN)
 
 
 @contextmanager
@@ -80,15 +78,16 @@ def _metrics_dir() -> Iterator[str]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-async def _supervise(workers: Sequence[Worker], stop_timeout: float) -> int:
-    """Start the workers, keep them running, pass SIGHUP on; on SIGTERM or SIGINT stop them all."""
-    status = 0
-    try:
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+async def _supervise(workers: Sequence[Worker], stop_timeout: float) -> None:
+    """Start the workers, keep them running, pass SIGHUP on; on SIGTERM or SIGINT stop them all. Signals that
+    arrive while they stop are taken and ignored, so the parent always reaps its workers and removes their
+    metrics directory."""
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+        try:
             async with anyio.create_task_group() as tg:
                 for worker in workers:
                     worker.start()
-                    tg.start_soon(worker.supervise, tg.cancel_scope)
+                    tg.start_soon(worker.supervise)
                 pids = ", ".join(str(worker.pid) for worker in workers)
                 logger.info("started %d workers (pids %s)", len(workers), pids)
                 async for sig in signals:
@@ -97,10 +96,9 @@ async def _supervise(workers: Sequence[Worker], stop_timeout: float) -> int:
                     for worker in workers:
                         worker.send(signal.SIGHUP)
                 tg.cancel_scope.cancel()
-            status = next((w.failed for w in workers if w.failed is not None), 0)
-    finally:
-        stop(workers, stop_timeout)
-    return status
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(stop, workers, stop_timeout)
 
 
 class Worker:
@@ -113,7 +111,6 @@ class Worker:
         self._fd = listener.fileno()
         self._proc: subprocess.Popen[bytes] | None = None
         self._started = 0.0
-        self.failed: int | None = None
 
     @property
     def pid(self) -> int:
@@ -136,17 +133,13 @@ class Worker:
             preexec_fn=die_with_parent,
         )
 
-    async def supervise(self, scope: anyio.CancelScope) -> None:
-        """Reap the process whenever it exits, say so in one line, and start it again after the backoff; a worker
-        whose configuration is invalid ends them all (``scope``)."""
+    async def supervise(self) -> None:
+        """Reap the process whenever it exits, say so in one line, and start it again after the backoff, whatever
+        the reason: the others keep serving meanwhile, and what failed its start (a required backend, a config
+        file edited into an error) may be back by the next attempt."""
         delay = RESTART_MIN
         while True:
             status = await anyio.to_thread.run_sync(self.proc.wait, abandon_on_cancel=True)
-            if status == EXIT_CONFIG:
-                logger.error("worker %d (pid %d) exited: invalid configuration; stopping", self.index, self.pid)
-                self.failed = status
-                scope.cancel()
-                return
             if time.monotonic() - self._started >= STEADY:
                 delay = RESTART_MIN
             how = exit_status(status)
