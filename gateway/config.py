@@ -348,15 +348,16 @@ class AdminConfig(_Model):
 
 
 class ClusterConfig(_Model):
-    """What several gateway processes share: "memory" (one process), or a redis:// URL that replicas and the
-    workers of ``serve --workers`` all reach."""
+    """Running as one of several processes: the store they share."""
 
-    store: SecretStr = SecretStr("memory")
+    # Unset: a single process, everything in memory. A redis:// URL: shared by every replica and every worker of
+    # ``serve --workers`` (``memory`` shares nothing beyond this process).
+    store: SecretStr | None = None
 
     @field_validator("store")
     @classmethod
-    def _store(cls, store: SecretStr) -> SecretStr:
-        if not re.match(r"^(memory|rediss?://.+)$", store.get_secret_value()):
+    def _store_url(cls, store: SecretStr | None) -> SecretStr | None:
+        if store is not None and not re.match(r"^(memory|rediss?://.+)$", store.get_secret_value()):
             raise ValueError("expected 'memory' or a redis:// URL")
         return store
 
@@ -407,10 +408,10 @@ class GatewayConfig(_Model):
             found.append(auth.jwt.secret.get_secret_value())
         if self.security.limits.store.get_secret_value() != "memory":
             found.append(self.security.limits.store.get_secret_value())
-        if self.cluster.store.get_secret_value() != "memory":
-            found.append(self.cluster.store.get_secret_value())
         if self.security.audit.key is not None:
             found.append(self.security.audit.key.get_secret_value())
+        if self.cluster.store is not None and self.cluster.store.get_secret_value() != "memory":
+            found.append(self.cluster.store.get_secret_value())
         for backend in self.backends:
             for value in [*backend.headers.values(), *backend.env.values()]:
                 found += [value, *value.split(" ", 1)[1:]]  # "Bearer t0k": the token on its own too

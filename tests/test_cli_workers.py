@@ -33,6 +33,7 @@ def test_more_than_one_worker_without_a_shared_store_is_refused() -> None:
     assert refusal(2, GatewayConfig.model_validate({"cluster": {"store": "redis://127.0.0.1:6379/0"}})) is None
     problem = refusal(2, GatewayConfig())
     assert problem is not None and "cluster.store" in problem
+    assert refusal(2, GatewayConfig.model_validate({"cluster": {"store": "memory"}})) is not None
 
 
 def test_serve_refuses_workers_without_a_shared_store_in_one_line(tmp_path: Path) -> None:

@@ -50,7 +50,8 @@ def refusal(count: int, config: GatewayConfig) -> str | None:
 
     A 2025 session lives where it was opened unless the processes share a store: with several workers its next
     request may reach another one, which does not know it. That is refused rather than served unreliably."""
-    if count > 1 and config.cluster.store.get_secret_value() == "memory":
+    store = config.cluster.store
+    if count > 1 and (store is None or store.get_secret_value() == "memory"):
         return (
             f"--workers {count} needs cluster.store (a redis:// URL): without a shared store a 2025 client's "
             "session is known only to the worker that opened it"
