@@ -137,7 +137,13 @@ def _peers_section(results: dict[str, Any]) -> list[str]:
 
 def _scenarios_section(results: dict[str, Any]) -> list[str]:
     lines = ["## Other scenarios", ""]
-    for key, render in (("many", _many), ("idle", _idle), ("soak", _soak), ("metrics", metrics_cost.render)):
+    for key, render in (
+        ("many", _many),
+        ("idle", _idle),
+        ("soak", _soak),
+        ("metrics", metrics_cost.render),
+        ("scale", _scale),
+    ):
         found = results.get(key)
         if found and "error" in found:
             lines += [f"**{key}**: failed: `{found['error']}`", ""]
@@ -191,6 +197,37 @@ def _soak(soak: dict[str, Any]) -> str:
         f"{series[-1]:.1f} MB, slope after warm-up {soak['slope_mb_per_min']:+.2f} MB/min, "
         f"last quarter minus first quarter {soak['growth_mb']:+.2f} MB."
     )
+
+
+def _scale(scale: dict[str, Any]) -> str:
+    """Throughput and CPU per call by worker count, and what the gateway's own CPU per call allows per core."""
+    rows = sorted(scale["summary"], key=lambda r: r["workers"])
+    base = rows[0]["rps"] or None
+    lines = [
+        f"**Workers** (`serve --workers N`, 2026 `tools/call` at c={scale['level']}, one JSON-mode backend, the "
+        "workers sharing one redis-server; CPU in ms per call):",
+        "",
+        "| workers | req/s | vs 1 | p50 ms | p99 ms | errors | gateway CPU | backend CPU | load generator CPU |",
+        "|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for row in rows:
+        cpu = row.get("cpu_ms", {})
+        ratio = f"{row['rps'] / base:.2f}x" if base else "-"
+        lines.append(
+            f"| {row['workers']} | {_f(row['rps'])} | {ratio} | {_f(row['p50'])} | {_f(row['p99'])} | "
+            f"{row['errors']} | {_f(cpu.get('gateway'), 2)} | {_f(cpu.get('backend'), 2)} | "
+            f"{_f(cpu.get('loadgen'), 2)} |"
+        )
+    trips = scale["store_round_trips"]
+    gateway_ms = rows[0].get("cpu_ms", {}).get("gateway")
+    per_core = f"{1000 / gateway_ms:,.0f}" if gateway_ms else "-"
+    lines += [
+        "",
+        f"Store round trips per plain 2026 tools/call (no rate limit): {trips['per_call']:.2f} over "
+        f"{trips['calls']} sequential calls ({trips['idle_commands']} commands in as long a time without calls). "
+        f"One core spent on gateway processes serves at most {per_core} calls/s at the one-worker CPU cost.",
+    ]
+    return "\n".join(lines)
 
 
 def _big(big: Sequence[dict[str, Any]]) -> list[str]:

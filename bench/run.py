@@ -5,6 +5,7 @@ python -m bench --quick      # one round per level, shorter windows
 python -m bench --tiny       # seconds; what the smoke test runs
 python -m bench --only many  # only the 100 backends: the gateway's start and tools/list over 10,000 tools
 python -m bench --only metrics  # only the gateway with metrics on against metrics off (interleaved rounds)
+python -m bench --only scale # only serve --workers 1, 2 and 4 (needs redis-server): throughput, CPU per call
 python -m bench --link legacy   # the gateway's backends pinned to one protocol (auto, legacy, 2026-07-28)
 """
 
@@ -24,7 +25,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import scenarios
+from bench import scale, scenarios
 from bench.goals import evaluate
 from bench.loadgen import ERA_2025
 from bench.metrics_cost import metrics_cost
@@ -68,8 +69,9 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Settings, str]:
     parser.add_argument("--no-chart", action="store_true", help="skip the PNG (no matplotlib needed)")
     parser.add_argument(
         "--only",
-        choices=("many", "metrics"),
-        help="run one scenario alone (many: start and tools/list; metrics: the gateway with metrics on and off)",
+        choices=("many", "metrics", "scale"),
+        help="run one scenario alone (many: start and tools/list; metrics: the gateway with metrics on and off; "
+        "scale: 1, 2 and 4 workers, with redis-server)",
     )
     parser.add_argument(
         "--link",
@@ -111,6 +113,8 @@ def main(argv: list[str] | None = None) -> None:
             results = run_many(procs, settings, Path(tmp))
         elif args.only == "metrics":
             results = {"rows": [], "summary": [], "peers": {}, "metrics": run_metrics(procs, settings, Path(tmp))}
+        elif args.only == "scale":
+            results = run_scale(procs, settings, Path(tmp))
         else:
             results = run_all(procs, settings, Path(tmp), args.cache)
     results.update(
@@ -194,6 +198,13 @@ def run_many(procs: Processes, settings: Settings, work: Path) -> dict[str, Any]
     """The many-backends scenario alone: its backends, one gateway in front of them, start time and tools/list."""
     servers = scenarios.start_many(procs, settings)
     return {"rows": [], "summary": [], "peers": {}, "many": _many(procs, settings, work, servers)}
+
+
+def run_scale(procs: Processes, settings: Settings, work: Path) -> dict[str, Any]:
+    """The scale scenario alone: the gateway with each worker count in front of one backend, sharing a Redis."""
+    log(f"scale: {', '.join(map(str, settings.scale_workers))} workers x {settings.rounds} round(s)")
+    scaled = _guard(lambda: scale.run_scale(procs, settings, work, log))
+    return {"rows": [], "summary": [], "peers": {}, "scale": scaled}
 
 
 def _many(procs: Processes, settings: Settings, work: Path, servers: list[tuple[Proc, int, range]]) -> dict[str, Any]:

@@ -33,6 +33,7 @@ class Settings:
     start_timeout: float = 60.0
     chart: bool = True
     link: str | None = None  # the gateway's `protocol:` for its backends; None leaves the default (auto)
+    scale_workers: tuple[int, ...] = (1, 2, 4)  # `serve --workers` counts of the scale scenario (--only scale)
 
 
 DEFAULT = Settings()
@@ -58,4 +59,5 @@ TINY = Settings(
     settle=0.2,
     quiet_wait=0.0,
     start_timeout=30.0,
+    scale_workers=(1, 2),
 )

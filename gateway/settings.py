@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     allow_unauthenticated: bool = False
     log_level: str = "info"
     log_format: Literal["human", "json", "auto"] | None = None
+    workers: int = Field(default=1, ge=1, le=1024)
 
 
 def default_backends(host: str = "127.0.0.1", ports: tuple[int, int, int] = (8001, 8002, 8003)) -> list[BackendConfig]:

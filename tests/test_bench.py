@@ -41,3 +41,13 @@ def test_the_metrics_cost_scenario_runs_alone(tmp_path: Path) -> None:
     report = (tmp_path / "metrics.md").read_text()
     assert "**Metrics cost**" in report
     assert "2025: gateway/direct" in report and "2026: gateway/direct" in report
+
+
+def test_the_scale_scenario_runs_alone_with_one_and_two_workers(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "bench", "--tiny", "--only", "scale", "--no-chart", "--out", str(tmp_path)]
+    command += ["--name", "scale"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = (tmp_path / "scale.md").read_text()
+    assert "**Workers**" in report and "| 1 | " in report and "| 2 | " in report
+    assert "Store round trips per plain 2026 tools/call (no rate limit): 0.00" in report

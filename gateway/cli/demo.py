@@ -7,7 +7,6 @@ wait in its backlog instead of reaching someone else's server.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import os
@@ -24,6 +23,7 @@ from pathlib import Path
 import anyio
 import yaml
 
+from gateway.cli.children import die_with_parent, exit_status
 from gateway.cli.running import serve_http
 from gateway.config import GatewayConfig
 from gateway.errors import StartupError
@@ -38,7 +38,6 @@ STOP_TIMEOUT = 5.0
 RESTART_MIN = 0.5
 RESTART_MAX = 10.0
 STEADY = 30.0
-PR_SET_PDEATHSIG = 1
 
 
 def run_demo(
@@ -109,7 +108,7 @@ class Backend:
     def start(self) -> None:
         self._started = time.monotonic()
         self._proc = subprocess.Popen(
-            self._command, pass_fds=(self._listener.fileno(),), start_new_session=True, preexec_fn=_die_with_parent
+            self._command, pass_fds=(self._listener.fileno(),), start_new_session=True, preexec_fn=die_with_parent
         )
 
     async def ready(self) -> None:
@@ -142,7 +141,7 @@ class Backend:
             status = await anyio.to_thread.run_sync(self.proc.wait, abandon_on_cancel=True)
             if time.monotonic() - self._started >= STEADY:
                 delay = RESTART_MIN
-            how = _exit_status(status)
+            how = exit_status(status)
             logger.warning("the %s backend (pid %d) %s; restarting it in %gs", self.name, self.proc.pid, how, delay)
             await anyio.sleep(delay)
             self.start()
@@ -175,21 +174,6 @@ def stop(backends: Sequence[Backend]) -> None:
 def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
     with suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)
-
-
-def _exit_status(status: int) -> str:
-    if status >= 0:
-        return f"exited with status {status}"
-    try:
-        return f"was killed by {signal.Signals(-status).name}"
-    except ValueError:
-        return f"was killed by signal {-status}"
-
-
-def _die_with_parent() -> None:
-    """Linux: the backend gets SIGTERM if the demo dies without stopping it (SIGKILL); a no-op elsewhere."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _demo_banner(host: str, port: int, config: Path) -> str:

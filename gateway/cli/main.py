@@ -13,6 +13,7 @@ import argparse
 import ipaddress
 import logging
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from functools import partial
@@ -28,6 +29,7 @@ from gateway.cli.demo import SAMPLE_BACKENDS, run_demo
 from gateway.cli.listeners import bind
 from gateway.cli.running import approve_tools, print_catalog, serve_http, serve_stdio
 from gateway.cli.status import print_status
+from gateway.cli.workers import refusal, serve_workers
 from gateway.config import GatewayConfig, LoggingConfig, TracingConfig
 from gateway.errors import AuditLogError, ConfigError, PortUnavailable, StartupError
 from gateway.operations.reload import ConfigFile
@@ -45,6 +47,7 @@ logger = logging.getLogger("gateway.cli")
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     if args.command == "audit":
         raise SystemExit(_verify(args))
@@ -75,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     _check_exposure(args, settings, config)
     try:
         with redactor.logging():
-            sys.exit(_run(args, settings, config))
+            sys.exit(_run(args, settings, config, argv))
     except PortUnavailable as exc:
         print(f"mcp-gateway: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
@@ -180,11 +183,19 @@ def _audit_key(args: argparse.Namespace) -> AuditKey:
     return read_key(path)
 
 
-def _run(args: argparse.Namespace, settings: Settings, config: GatewayConfig) -> int:
+def _run(args: argparse.Namespace, settings: Settings, config: GatewayConfig, argv: list[str]) -> int:
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
     if args.command == "serve":
-        listener = bind(host, port, "--port")
+        workers = args.workers or settings.workers
+        if args.worker_fd is None and (problem := refusal(workers, config)):
+            print(f"mcp-gateway: {problem}", file=sys.stderr)
+            return EXIT_CONFIG
+        # A worker serves on the socket its parent bound; the parent of several workers only watches them.
+        listener = bind(host, port, "--port") if args.worker_fd is None else socket.socket(fileno=args.worker_fd)
+        if args.worker_fd is None and workers > 1:
+            serve_workers(workers, listener, argv, config)
+            return 0
         path = args.config or settings.config
         source = None if path is None else ConfigFile(path, partial(_config, args, settings))
         # uvloop: the fastest event loop uvicorn supports; anyio creates the loop, so it is chosen here.
@@ -273,6 +284,12 @@ def _parser() -> argparse.ArgumentParser:
             action="store_true",
             help="listen beyond loopback with no authentication configured (env GATEWAY_ALLOW_UNAUTHENTICATED)",
         )
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        help="processes serving the port (default 1, env GATEWAY_WORKERS); more than one needs cluster.store",
+    )
+    serve.add_argument("--worker-fd", type=int, help=argparse.SUPPRESS)  # a worker's socket, from its parent
     for sub in (stdio, tools):
         sub.set_defaults(host=None, port=None, json_response=None, allow_unauthenticated=False)
     for sub in (serve, stdio, demo):
@@ -295,6 +312,12 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for an answer (default 5)")
     _backends_parser(commands)
     return parser
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of processes, at least 1: {text}")
+    return int(text)
 
 
 def _backends_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
