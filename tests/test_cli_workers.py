@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -155,12 +157,16 @@ def test_every_worker_gets_the_same_fresh_metrics_directory(workers: Workers) ->
 def test_a_worker_killed_is_started_again_and_the_port_keeps_answering(workers: Workers) -> None:
     before = workers.pids()
     victim = min(before)
+    (directory,) = map(Path, metrics_dirs(before))
+    live = directory / f"gauge_livesum_{victim}.db"  # its calls in flight, summed over live workers
+    wait_until(live.exists, what="the worker's live gauge file")
     os.kill(victim, signal.SIGKILL)
     line = wait_until(
         lambda: next((x for x in workers.text().splitlines() if f"(pid {victim}) was killed by SIGKILL" in x), None),
         what="the parent to say the worker died",
     )
     assert "starting it again" in line
+    assert not live.exists()  # a dead worker's calls in flight are not counted any more
 
     def replaced() -> set[int] | None:
         now = workers.pids()
@@ -211,3 +217,48 @@ def metrics_dirs(pids: set[int]) -> set[str]:
             if entry.startswith(METRICS_DIR.encode() + b"="):
                 found.add(entry.split(b"=", 1)[1].decode())
     return found
+
+
+def tool_call_on_a_fresh_connection(port: int, index: int) -> None:
+    """A plain 2026 call on a connection of its own, so the kernel may hand it to any worker."""
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "probe", "version": "1"},
+    }
+    body = {
+        "jsonrpc": "2.0",
+        "id": index,
+        "method": "tools/call",
+        "params": {"name": "toy/echo", "arguments": {"text": "hi"}, "_meta": meta},
+    }
+    headers = {
+        "content-type": "application/json",
+        "accept": "application/json, text/event-stream",
+        "mcp-protocol-version": "2026-07-28",
+        "mcp-method": "tools/call",
+        "mcp-name": "toy/echo",
+        "connection": "close",
+    }
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/mcp", json.dumps(body).encode(), headers)
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200
+
+
+def tool_calls_counted(port: int) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
+        text = response.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("mcp_gateway_requests_total{") and 'method="tools/call"' in line
+    )
+
+
+def test_metrics_from_any_worker_count_the_calls_of_all(workers: Workers) -> None:
+    before = tool_calls_counted(workers.port)
+    for index in range(40):
+        tool_call_on_a_fresh_connection(workers.port, index)
+    (directory,) = metrics_dirs(workers.pids())
+    assert len({p.stem.rsplit("_", 1)[1] for p in Path(directory).glob("counter_*.db")}) >= 2
+    assert {tool_calls_counted(workers.port) - before for _ in range(6)} == {40}

@@ -33,6 +33,7 @@ import anyio
 
 from gateway.cli.children import die_with_parent, exit_status
 from gateway.config import GatewayConfig
+from gateway.telemetry import metrics
 
 logger = logging.getLogger(__name__)
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
@@ -141,6 +142,7 @@ class Worker:
         delay = RESTART_MIN
         while True:
             status = await anyio.to_thread.run_sync(self.proc.wait, abandon_on_cancel=True)
+            metrics.process_gone(self.pid, self._env[METRICS_DIR])
             if time.monotonic() - self._started >= STEADY:
                 delay = RESTART_MIN
             how = exit_status(status)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from gateway.config import MetricsConfig
 
@@ -157,3 +157,9 @@ def render(states: CollectorRegistry) -> tuple[bytes, str]:
     else:
         instruments = REGISTRY
     return generate_latest(instruments) + generate_latest(states), CONTENT_TYPE_LATEST
+
+
+def process_gone(pid: int, directory: str) -> None:
+    """Forget a dead worker's live gauges (its calls in flight) in the shared multiprocess ``directory``; its
+    counters and histograms stay, as totals must."""
+    mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
