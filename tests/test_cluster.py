@@ -219,3 +219,16 @@ async def test_a_2025_session_spread_over_every_replica_works_call_after_call(cl
         for i in range(3 * REPLICAS):
             assert _text(await client.call_tool(f"{BACKEND}/echo", {"text": f"call {i}"})) == f"call {i}"
     assert set(cluster.served_by(3 * REPLICAS, since=start)) == set(range(REPLICAS))
+
+
+async def test_a_2025_session_outlives_the_replica_that_opened_it(own_cluster: Cluster) -> None:
+    """A 2025 client's session, spread over the replicas, keeps working after one of them gets SIGKILL: no call
+    after the kill fails (a session refused would fail them all: the SDK client does not initialize again)."""
+    start = len(own_cluster.served())
+    async with Client(own_cluster.url, mode="legacy") as client:
+        for i in range(REPLICAS):
+            assert _text(await client.call_tool(f"{BACKEND}/echo", {"text": f"before {i}"})) == f"before {i}"
+        await anyio.to_thread.run_sync(own_cluster.kill, 0)
+        for i in range(3 * REPLICAS):
+            assert _text(await client.call_tool(f"{BACKEND}/echo", {"text": f"after {i}"})) == f"after {i}"
+    assert 0 in own_cluster.served_by(REPLICAS, since=start), "the killed replica served nothing of the session"

@@ -299,3 +299,18 @@ async def test_a_get_stream_on_one_replica_follows_subscriptions_made_on_another
 def _held(replica: Replica) -> set[str]:
     """The URIs some 2025 session copy on ``replica`` is subscribed to."""
     return set(replica.gateway.subscriptions._subscribers)
+
+
+@pytest.mark.processes
+async def test_a_session_deleted_on_one_replica_ends_its_stream_on_another_at_once(redis_url: str) -> None:
+    """The replicas share a bus: the one that ended the session tells the others, which close their copies (and
+    the GET streams on them) without waiting for a request there."""
+    async with replicas(redis_url) as (a, b):
+        session = await a.open()
+        listening = {**_headers(ALICE, session), "Accept": "text/event-stream"}
+        async with a.http.stream("GET", MCP_PATH, headers=listening) as stream:
+            assert stream.status_code == 200
+            assert (await b.http.delete(MCP_PATH, headers=_headers(ALICE, session))).status_code == 200
+            with anyio.fail_after(5):
+                async for _ in stream.aiter_bytes():
+                    pass

@@ -85,6 +85,11 @@ class SharedSessions:
             uris.pop(uri, None)
         await self._write(session_id, Record(tuple(uris)))
 
+    @staticmethod
+    def digest(session_id: str) -> str:
+        """What names the session between replicas: a digest, as in the store, never the id itself."""
+        return _key(session_id)
+
     async def _write(self, session_id: str, record: Record) -> None:
         value = json.dumps({"subscriptions": list(record.subscriptions)}).encode()
         await self._store.set(_key(session_id), value, ttl=self.ttl)

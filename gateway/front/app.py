@@ -152,7 +152,7 @@ def build_app(gateway: Gateway, *, host: str = "127.0.0.1", routes: Sequence[Bas
         )
         if shared is None:
             return served
-        return SessionCheck(served, sessions, shared, gateway.subscriptions, gateway.router.end_session)
+        return SessionCheck(served, sessions, shared, gateway.subscriptions, gateway.router.end_session, gateway.bus)
 
     _wrap_endpoint(app, wrap)
     return GatewayApp(SecurityLayer(app, gateway, MCP_PATH), gateway.router.end_session)

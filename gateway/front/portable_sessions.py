@@ -25,7 +25,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import anyio
 from mcp import types
@@ -36,6 +37,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.cluster.bus import Bus
 from gateway.cluster.sessions import Claims, Record, SharedSessions
 from gateway.errors import GatewayError, StoreUnavailable
 from gateway.front.session_table import SessionTable, opens_session
@@ -47,6 +49,8 @@ SESSION_HEADER = "mcp-session-id"
 RESTORE_TIMEOUT = 10.0
 # Seconds between looks at the record of a session whose GET stream is open (at most a third of its TTL).
 KEEP_ALIVE = 10.0
+# The bus topic on which a replica says a session ended (by its digest), so that the others close their copies.
+ENDED = "session-ended"
 
 
 class SessionIssuer:
@@ -93,14 +97,18 @@ class SessionCheck:
         shared: SharedSessions,
         subscriptions: Subscriptions,
         on_end: Callable[[str], None],
+        bus: Bus,
     ) -> None:
         self._app = app
         self._table = table
         self._shared = shared
         self._subscriptions = subscriptions
         self._on_end = on_end
+        self._bus = bus
         self._restoring: dict[str, anyio.Event] = {}
+        self._told: set[str] = set()
         table.on_close = self._ended
+        bus.on(ENDED, self._ended_elsewhere)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         session_id = Headers(scope=scope).get(SESSION_HEADER) if scope["type"] == "http" else None
@@ -211,10 +219,24 @@ class SessionCheck:
                 logger.info("a restored session's subscription to %s was not taken up: %s", uri, exc)
 
     async def _ended(self, session_id: str) -> None:
+        if session_id in self._told:  # ended elsewhere, which has told the store and the others
+            self._told.discard(session_id)
+            return
         try:
             await self._shared.ended(session_id)
         except StoreUnavailable as exc:
             logger.warning("a session ended here may still be served elsewhere until it expires: %s", exc)
+        await self._bus.publish(ENDED, {"session": self._shared.digest(session_id)})
+
+    async def _ended_elsewhere(self, body: Mapping[str, Any]) -> None:
+        """Close this replica's copy of a session another replica ended (a DELETE, its quota), at once rather than
+        at its next request here."""
+        digest = body.get("session")
+        for session_id in self._table.every_held():
+            if self._shared.digest(session_id) == digest and self._table.holds(session_id):
+                self._told.add(session_id)
+                await self._table.close(session_id)
+                self._on_end(session_id)
 
 
 def _claims(body: bytes, principal: str) -> Claims | None:

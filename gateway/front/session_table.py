@@ -90,6 +90,10 @@ class SessionTable:
             for holder in list(self._held):
                 self._live(holder)
 
+    def every_held(self) -> list[str]:
+        """Every session noted as held, whoever opened it (some may have ended since)."""
+        return [session_id for sessions in self._held.values() for session_id in sessions]
+
     def held(self, key: str) -> list[str]:
         """The principal's open sessions, least recently used first."""
         return sorted(self._live(key), key=self._last_use)
