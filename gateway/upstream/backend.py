@@ -27,10 +27,9 @@ from typing import Any, TypeVar
 
 import anyio
 import anyio.abc
-from mcp import Client, MCPError, types
+from mcp import Client, types
 from mcp.client.session import IncomingMessage
 from mcp.shared.subscriptions import ResourceUpdated
-from mcp_types import METHOD_NOT_FOUND
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel
 
@@ -46,6 +45,7 @@ from gateway.upstream.client_sessions import ClientSessions
 from gateway.upstream.exchange import SdkLink
 from gateway.upstream.forward import Forwarder
 from gateway.upstream.link import UpstreamLink
+from gateway.upstream.listing import capabilities, list_all
 from gateway.upstream.negotiated import Negotiated
 from gateway.upstream.pending import Pending
 from gateway.upstream.transports import Connector, TransportHooks, open_client, open_transport, reachable
@@ -193,7 +193,7 @@ class Upstream:
             async with AsyncExitStack() as stack:
                 options = {"message_handler": self._on_message, **BackChannel().callbacks()}
                 client = await open_client(self.config, self._connect, stack, hooks, **options)
-                self.capabilities = await _capabilities(client)
+                self.capabilities = await capabilities(client)
                 snapshot = await self._list_all(client)
                 scope.deadline = math.inf
                 await self._serve(client, snapshot, time.monotonic() - started)
@@ -444,13 +444,7 @@ class Upstream:
         self._wake.set()
 
     async def _list_all(self, client: Client) -> Snapshot:
-        """Walk every page of every list the backend advertises."""
-        caps = self.capabilities or types.ServerCapabilities()
-        tools = await _pages(client.list_tools, "tools") if caps.tools else []
-        prompts = await _pages(client.list_prompts, "prompts") if caps.prompts else []
-        resources = await _pages(client.list_resources, "resources") if caps.resources else []
-        templates = await _templates(client) if caps.resources else []
-        return Snapshot(tuple(tools), tuple(prompts), tuple(resources), tuple(templates))
+        return await list_all(client, self.capabilities or types.ServerCapabilities())
 
     def status(self) -> dict[str, Any]:
         """State, protocol, breakers (the link's, and those of calls not closed) and, while not ready, the reason
@@ -467,38 +461,6 @@ class Upstream:
             if self.stderr_tail:
                 entry["stderr"] = list(self.stderr_tail)[-5:]
         return entry
-
-
-async def _capabilities(client: Client) -> types.ServerCapabilities:
-    """What the backend serves. A link pinned to 2026-07-28 skips discovery, so the SDK knows nothing: ask."""
-    known = client.server_capabilities
-    if client.protocol_version not in MODERN_PROTOCOL_VERSIONS or known.model_dump(exclude_none=True):
-        return known
-    found = await client.session.send_request(types.DiscoverRequest(), types.DiscoverResult)
-    return found.capabilities
-
-
-async def _templates(client: Client) -> list[types.ResourceTemplate]:
-    """A backend may serve resources without templates; its "method not found" means it has none."""
-    try:
-        return await _pages(client.list_resource_templates, "resource_templates")
-    except MCPError as exc:
-        if exc.code == METHOD_NOT_FOUND:
-            return []
-        raise
-
-
-async def _pages(fetch: Callable[..., Awaitable[Any]], attr: str) -> list[Any]:
-    items: list[Any] = []
-    cursor: str | None = None
-    seen: set[str] = set()
-    while True:
-        page = await fetch(cursor=cursor)
-        items.extend(getattr(page, attr))
-        cursor = page.next_cursor
-        if cursor is None or cursor in seen:
-            return items
-        seen.add(cursor)
 
 
 def _describe(exc: BaseException) -> str:
