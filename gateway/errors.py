@@ -16,6 +16,7 @@
     ├── RateLimited            the principal's (or the tool's) budget is spent; data.retryAfter -> -32032
     ├── ResultTooLarge         a backend's result exceeds its max_result_bytes                  -> -32033
     ├── ToolWithheld           a pinned tool changed and awaits an operator's approval          -> -32034
+    ├── NeedsInput             a tool the gateway called for one of its own asked for input (input_required) -> -32600
     ├── HeadTooLarge           request line and headers past their size or count (HTTP 431)    -> -32600
     ├── RequestTimeout         a request's head or body not in by its deadline (HTTP 408)       -> -32600
     ├── TooManyConnections     the client's address has its share of connections (HTTP 429)     -> -32032
@@ -109,6 +110,15 @@ class InvalidArguments(GatewayError):
 class Forbidden(UnknownTarget):
     """The principal may not use this tool, prompt or resource (``name`` as the caller wrote it); to the caller it
     is unknown, as it is absent from the caller's lists."""
+
+
+class NeedsInput(GatewayError):
+    """A tool that one of the gateway's own tools called for the caller answered ``input_required``: the round
+    would need the caller, who asked for the gateway's tool, not this one."""
+
+    def __init__(self, tool: str) -> None:
+        self.tool = tool
+        super().__init__(f"Tool {tool!r} asked for input, which a call made by the gateway cannot pass on")
 
 
 class Unauthorized(GatewayError):
@@ -235,6 +245,8 @@ def to_mcp_error(exc: GatewayError) -> MCPError:
         return MCPError(TOOL_WITHHELD, str(exc), {"tool": exc.name})
     if isinstance(exc, Unauthorized):
         return MCPError(UNAUTHORIZED, str(exc))
+    if isinstance(exc, NeedsInput):
+        return MCPError(INVALID_REQUEST, str(exc), {"tool": exc.tool})
     if isinstance(exc, HeadTooLarge | RequestTimeout):
         return MCPError(INVALID_REQUEST, str(exc))
     if isinstance(exc, TooManyConnections):

@@ -40,17 +40,14 @@ class Table:
 
 
 def session_lists(*, json_response: bool = False, filters: bool = False) -> SessionLists:
-    gateway = SimpleNamespace(
-        config=SimpleNamespace(json_response=json_response),
-        guard=SimpleNamespace(filters=filters),
-        catalog=SimpleNamespace(generation=3),
-        tracing=None,
-    )
+    gateway = SimpleNamespace(config=SimpleNamespace(json_response=json_response), tracing=None)
+    surface = SimpleNamespace(filters=filters, generation=3)
     lists = ListCache()
     lists.get(3, ())  # the cache follows the catalogue's generation
     lists.put(3, list_key("tools/list", Style.CANONICAL, VERSION, None), PAGE)
     settings = TransportSecuritySettings(allowed_hosts=["127.0.0.1:*"], allowed_origins=["http://127.0.0.1:*"])
-    return SessionLists(gateway, lists, Table(), TransportSecurityMiddleware(settings))  # type: ignore[arg-type]
+    security = TransportSecurityMiddleware(settings)
+    return SessionLists(gateway, surface, lists, Table(), security)  # type: ignore[arg-type]
 
 
 def request(headers: dict[str, str]) -> Request:

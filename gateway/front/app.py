@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.catalogue.pages import ListCache
 from gateway.cluster.sessions import SharedSessions
+from gateway.composition.surface import Surface
 from gateway.core import Gateway, InFlight
 from gateway.front.fastpath import FastPath
 from gateway.front.http_security import SecurityLayer
@@ -107,9 +108,16 @@ class _Status:
         await self._send(message)
 
 
-def build_app(gateway: Gateway, *, host: str = "127.0.0.1", routes: Sequence[BaseRoute] = ()) -> GatewayApp:
+def build_app(
+    gateway: Gateway,
+    *,
+    host: str = "127.0.0.1",
+    routes: Sequence[BaseRoute] = (),
+    surface: Surface | None = None,
+) -> GatewayApp:
     """The HTTP app for a running gateway (the caller owns the gateway's lifecycle); ``routes`` are served
-    beside ``/mcp`` (the admin API), behind no layer of the front's: they bring their own access control."""
+    beside ``/mcp`` (the admin API), behind no layer of the front's: they bring their own access control.
+    ``surface``: what ``/mcp`` offers (by default the catalogue alone)."""
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -121,7 +129,8 @@ def build_app(gateway: Gateway, *, host: str = "127.0.0.1", routes: Sequence[Bas
     shared = None
     if gateway.store is not None and gateway.keyring is not None:
         shared = SharedSessions(gateway.store, gateway.keyring, SESSION_IDLE_TIMEOUT)
-    server = build_server(gateway, lists=lists, sessions=sessions, shared=shared)
+    surface = surface if surface is not None else Surface(gateway)
+    server = build_server(gateway, lists=lists, sessions=sessions, shared=shared, surface=surface)
     limits = gateway.config.security.limits
     max_body = limits.max_body_bytes
     # Host and Origin are checked by the security layer, against the configured allow-lists.
@@ -148,7 +157,9 @@ def build_app(gateway: Gateway, *, host: str = "127.0.0.1", routes: Sequence[Bas
         quota = SessionQuota(issued, sessions, limits.max_sessions_per_principal, gateway.router.end_session)
         sdk = RoutingHeaders(quota)
         served = (
-            sdk if not gateway.config.fast_path else FastPath(sdk, gateway, lists, sessions, stamp, security, max_body)
+            sdk
+            if not gateway.config.fast_path
+            else FastPath(sdk, gateway, surface, lists, sessions, stamp, security, max_body)
         )
         if shared is None:
             return served

@@ -1,23 +1,24 @@
-"""A thin ASGI layer that answers stateless (2026-07-28) ``tools/call`` and cached list pages itself (and hands
-2025 sessions' list requests to ``gateway.front.session_lists``, which answers cached pages the same way).
+"""A thin ASGI layer that answers stateless (2026-07-28) ``tools/call`` and cached list pages itself (and hands 2025
+sessions' list requests to ``gateway.front.session_lists``, which answers cached pages the same way).
 
-On the SDK path a stateless call goes through the session manager, the modern transport, the runner, its
-dispatcher and memory streams, and its answer is validated and dumped twice more; on this machine that was most
-of the gateway's CPU once the upstream leg went raw. This layer sits where the SDK's ``/mcp`` endpoint sits
-(inside Starlette and any middleware in front of it) and serves a request itself only when it is sure the SDK
-would accept it: the same transport-security, Accept, routing-header, envelope and ``Mcp-Param-*`` checks run
-first, through the SDK's own functions, and any request that fails one (or is anything but a 2026 ``tools/call``
-that asks for no progress, no log messages and continues no multi-round request, or a list page the SDK has
-already shaped for a catalogue nobody's rules filter) goes to the SDK unchanged, its body replayed.
+On the SDK path a stateless call goes through the session manager, the modern transport, the runner, its dispatcher and
+memory streams, and its answer is validated and dumped twice more; on this machine that was most of the gateway's CPU
+once the upstream leg went raw. This layer sits where the SDK's ``/mcp`` endpoint sits (inside Starlette and any
+middleware in front of it) and serves a request itself only when it is sure the SDK would accept it: the same
+transport-security, Accept, routing-header, envelope and ``Mcp-Param-*`` checks run first, through the SDK's own
+functions, and any request that fails one (or is anything but a 2026 ``tools/call`` that asks for no progress, no log
+messages and continues no multi-round request, or a list page the SDK has already shaped for a catalogue nobody's rules
+filter) goes to the SDK unchanged, its body replayed.
 
-What it keeps from the SDK path: ``Guard.call_tool`` (authorization, rate limits, validation, pinning, audit, then
-``Router.call_tool``) with the caller built as the SDK path builds it (``server.stateless_caller``: the principal the
-security layer left in the ASGI scope), gateway errors through ``errors.to_mcp_error`` and the redactor, any other
-failure through the SDK's own ladder (``modern_error_data``), each with the SDK's HTTP status per code, the in-flight
-count for graceful shutdown, the result shaped by the protocol version's schema with the ``resultType`` and
-``serverInfo`` stamp of 2026 results (so the bytes are the SDK's), and the response mode: plain JSON in JSON mode; in
-SSE mode JSON when the answer comes within the SDK's deferral window, else an SSE stream with keep-alive pings, and
-the call cancelled if the client goes away. With ``fast_path: false`` the app leaves this layer out.
+What it keeps from the SDK path: ``Surface.call_tool`` and the ``Guard`` (authorization, rate limits, validation,
+pinning, audit, then ``Router.call_tool``) with the caller built as the SDK path builds it (``server.stateless_caller``:
+the principal the security layer left in the ASGI scope), gateway errors through ``errors.to_mcp_error`` and the
+redactor, any other failure through the SDK's own ladder (``modern_error_data``), each with the SDK's HTTP status per
+code, the in-flight count for graceful shutdown, the result shaped by the protocol version's schema with the
+``resultType`` and ``serverInfo`` stamp of 2026 results (so the bytes are the SDK's), and the response mode: plain JSON
+in JSON mode; in SSE mode JSON when the answer comes within the SDK's deferral window, else an SSE stream with
+keep-alive pings, and the call cancelled if the client goes away. With ``fast_path: false`` the app leaves this layer
+out.
 """
 
 from __future__ import annotations
@@ -47,8 +48,9 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.catalogue.naming import style_for_client
+from gateway.catalogue.naming import Style, style_for_client
 from gateway.catalogue.pages import ListCache, list_key
+from gateway.composition.surface import Surface
 from gateway.core import Gateway
 from gateway.errors import GatewayError, to_mcp_error
 from gateway.front.server import LISTS, SESSION_HEADER, redacted, stateless_caller
@@ -82,6 +84,7 @@ class FastPath:
         self,
         app: ASGIApp,
         gateway: Gateway,
+        surface: Surface,
         lists: ListCache,
         sessions: SessionTable,
         stamp: dict[str, Any],
@@ -90,11 +93,12 @@ class FastPath:
     ) -> None:
         self._app = app
         self._gateway = gateway
+        self._surface = surface
         self._lists = lists
         self._stamp = stamp
         self._security = TransportSecurityMiddleware(security)
         self._sessions = sessions
-        self._session_lists = SessionLists(gateway, lists, sessions, self._security)
+        self._session_lists = SessionLists(gateway, surface, lists, sessions, self._security)
         self._max_body = max_body
         self._json_mode = gateway.config.json_response
 
@@ -148,19 +152,17 @@ class FastPath:
         arguments = params.get("arguments") or {}
         if not arguments and not any(name.startswith("mcp-param-") for name in request.headers):
             return False
-        schema = self._gateway.catalog.input_schema(params["name"])
+        schema = self._surface.input_schema(params["name"])
         return schema is not None and validate_mcp_param_headers(schema, arguments, request.headers) is not None
 
     def _cached_list(
         self, request: Request, route: InboundModernRoute, method: str, params: Mapping[str, Any], request_id: Any
     ) -> Respond | None:
         """A list page the SDK has already shaped for this generation, as bytes; ``None`` on a miss."""
-        if self._gateway.guard.filters:
+        if self._surface.filters:
             return None
-        client = route.client_info.get("name") if isinstance(route.client_info, Mapping) else None
-        style = style_for_client(client if isinstance(client, str) else None, self._gateway.config.naming)
-        key = list_key(method, style, route.protocol_version, params.get("cursor"))
-        entry = self._lists.get(self._gateway.catalog.generation, key)
+        key = list_key(method, self._style(route), route.protocol_version, params.get("cursor"))
+        entry = self._lists.get(self._surface.generation, key)
         if entry is None:
             return None
         body = _envelope(request_id, entry.encoded)
@@ -185,11 +187,12 @@ class FastPath:
         admitted = request.scope.get(SCOPE_ADMITTED) is True
         try:
             with gateway.inflight.track(), self._traced(request, route, params, request_id) as span:
-                result = await gateway.guard.call_tool(
+                result = await self._surface.call_tool(
                     caller,
                     params["name"],
                     params.get("arguments"),
                     params.get("_meta"),
+                    style=self._style(route),
                     request_id=request_id,
                     admitted=admitted,
                 )
@@ -213,6 +216,10 @@ class FastPath:
         if not isinstance(meta, dict) or meta.get(types.SERVER_INFO_META_KEY) is None:
             wire_result["_meta"] = {**(meta if isinstance(meta, dict) else {}), types.SERVER_INFO_META_KEY: self._stamp}
         return 200, _envelope(request_id, json.dumps(wire_result, separators=(",", ":")).encode())
+
+    def _style(self, route: InboundModernRoute) -> Style:
+        client = route.client_info.get("name") if isinstance(route.client_info, Mapping) else None
+        return style_for_client(client if isinstance(client, str) else None, self._gateway.config.naming)
 
     def _traced(
         self, request: Request, route: InboundModernRoute, params: Mapping[str, Any], request_id: Any

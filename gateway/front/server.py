@@ -1,11 +1,11 @@
 """The MCP server clients talk to: the SDK's lowlevel ``Server`` with handlers that read the catalogue and route.
 
-One ``Server`` serves both protocol eras (2025-11-25 handshake and 2026-07-28 stateless), over streamable HTTP
-and stdio. Names are rendered per client: ``clientInfo`` decides between canonical and strict names. Every list
-and call goes through the gateway's ``Guard`` with the caller's principal: over HTTP the one the security layer
-left in the request's ASGI scope (``ctx.request`` is the Starlette request of the POST carrying the message, in
-both eras), elsewhere (stdio, in-process) the server's own principal. Gateway errors become JSON-RPC errors at this
-edge, in ``edge``, through ``errors.to_mcp_error``, with configured secrets redacted.
+One ``Server`` serves both protocol eras (2025-11-25 handshake and 2026-07-28 stateless), over streamable HTTP and
+stdio. Names are rendered per client: ``clientInfo`` decides between canonical and strict names. Every list and call
+goes through the endpoint's ``Surface`` (``gateway.composition``) and the ``Guard`` with the caller's principal: over
+HTTP the one the security layer left in the request's ASGI scope (``ctx.request`` is the Starlette request of the POST
+carrying the message, in both eras), elsewhere (stdio, in-process) the server's own principal. Gateway errors become
+JSON-RPC errors at this edge, in ``edge``, through ``errors.to_mcp_error``, with configured secrets redacted.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from gateway import __version__
 from gateway.catalogue.naming import Style, style_for_client
 from gateway.catalogue.pages import ListCache, list_key
 from gateway.cluster.sessions import SharedSessions
+from gateway.composition.surface import Surface
 from gateway.core import Gateway
 from gateway.errors import GatewayError, StoreUnavailable, to_mcp_error
 from gateway.front.relay import LogLevels, NoBackChannel, Relay
@@ -35,7 +36,7 @@ from gateway.principal import Principal
 from gateway.routing.subscriptions import Listener
 from gateway.sdk import connection_of, replace_middleware
 from gateway.security.auth import SCOPE_ADMITTED, principal_of
-from gateway.security.guard import CALLS, Guard
+from gateway.security.guard import CALLS
 from gateway.security.redaction import Redactor
 from gateway.telemetry import access_log
 from gateway.telemetry.access_log import keep_traceparent
@@ -99,16 +100,19 @@ def build_server(
     lists: ListCache | None = None,
     sessions: SessionTable | None = None,
     shared: SharedSessions | None = None,
+    surface: Surface | None = None,
 ) -> GatewayServer:
     """The MCP server for a running gateway (the caller owns the gateway's lifecycle).
 
     ``principal`` is who calls when there is no HTTP request (stdio, in-process); by default the configured
     local principal. ``lists`` keeps the list answers and ``sessions`` learns what they depend on for each 2025
     session; pass them to share them with the fast path. ``shared`` keeps each 2025 session's subscriptions where
-    every replica finds them (``gateway.front.portable_sessions``).
+    every replica finds them (``gateway.front.portable_sessions``). ``surface``: what the endpoint offers (by
+    default the whole catalogue and none of the gateway's own tools).
     """
-    guard, catalog, naming, redactor = gateway.guard, gateway.catalog, gateway.config.naming, gateway.redactor
-    own = principal or guard.local
+    naming, redactor = gateway.config.naming, gateway.redactor
+    offered = surface if surface is not None else Surface(gateway)
+    own = principal or gateway.guard.local
     levels = LogLevels()
     size = gateway.config.list_page_size
     answers = lists if lists is not None else ListCache()
@@ -140,9 +144,9 @@ def build_server(
 
     def listing(kind: str, ctx: Ctx, params: types.PaginatedRequestParams | None) -> tuple[list[Any], str | None]:
         """One page of a list; a principal whose rules hide some items gets what it may use in one page."""
-        if guard.filters:
-            return guard.listing(who(ctx), kind, style(ctx)), None
-        return catalog.page(kind, style(ctx), params.cursor if params else None, size)
+        if offered.filters:
+            return offered.listing(who(ctx), kind, style(ctx)), None
+        return offered.page(kind, style(ctx), params.cursor if params else None, size)
 
     async def list_tools(ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
         tools, cursor = listing("tools", ctx, params)
@@ -160,7 +164,9 @@ def build_server(
     async def call_tool(
         ctx: Ctx, params: types.CallToolRequestParams
     ) -> types.CallToolResult | types.InputRequiredResult:
-        return await guard.call_tool(caller(ctx), params.name, params.arguments, params.meta, **call(ctx, params))
+        return await offered.call_tool(
+            caller(ctx), params.name, params.arguments, params.meta, style=style(ctx), **call(ctx, params)
+        )
 
     async def list_prompts(ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
         prompts, cursor = listing("prompts", ctx, params)
@@ -169,7 +175,7 @@ def build_server(
     async def get_prompt(
         ctx: Ctx, params: types.GetPromptRequestParams
     ) -> types.GetPromptResult | types.InputRequiredResult:
-        return await guard.get_prompt(caller(ctx), params.name, params.arguments, **call(ctx, params))
+        return await offered.get_prompt(caller(ctx), params.name, params.arguments, **call(ctx, params))
 
     async def list_resources(ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
         resources, cursor = listing("resources", ctx, params)
@@ -184,15 +190,15 @@ def build_server(
     async def read_resource(
         ctx: Ctx, params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult | types.InputRequiredResult:
-        return await guard.read_resource(caller(ctx), str(params.uri), **call(ctx, params))
+        return await offered.read_resource(caller(ctx), str(params.uri), **call(ctx, params))
 
     async def subscribe(ctx: Ctx, params: types.SubscribeRequestParams) -> types.EmptyResult:
-        result = await guard.subscribe(caller(ctx), str(params.uri), connection_of(ctx.session), **call(ctx))
+        result = await offered.subscribe(caller(ctx), str(params.uri), connection_of(ctx.session), **call(ctx))
         await remember(ctx, str(params.uri), True)
         return result
 
     async def unsubscribe(ctx: Ctx, params: types.UnsubscribeRequestParams) -> types.EmptyResult:
-        result = await guard.unsubscribe(str(params.uri), connection_of(ctx.session))
+        result = await offered.unsubscribe(str(params.uri), connection_of(ctx.session))
         await remember(ctx, str(params.uri), False)
         return result
 
@@ -210,7 +216,7 @@ def build_server(
         """A 2026 listen stream; the resources it names are subscribed to for as long as it is open, each as far as
         the caller may read it and its backend takes the subscription (the acknowledgement says which)."""
         wanted, listener = params.notifications.resource_subscriptions or [], Listener()
-        honored = [uri for uri in dict.fromkeys(wanted) if await _subscribed(guard, caller(ctx), uri, listener)]
+        honored = [uri for uri in dict.fromkeys(wanted) if await _subscribed(offered, caller(ctx), uri, listener)]
         notifications = params.notifications.model_copy(update={"resource_subscriptions": honored or None})
         try:
             return await gateway.notifier.listen(ctx, params.model_copy(update={"notifications": notifications}))
@@ -218,21 +224,21 @@ def build_server(
             await gateway.subscriptions.discard(listener, honored)
 
     async def complete(ctx: Ctx, params: types.CompleteRequestParams) -> types.CompleteResult:
-        return await guard.complete(caller(ctx), params, **call(ctx))
+        return await offered.complete(caller(ctx), params, **call(ctx))
 
     async def cached_list(ctx: Ctx, call_next: CallNext) -> HandlerResult:
         """A list answer as the SDK last shaped it for this page, style and version, while the catalogue holds
         (only while every principal sees the whole catalogue). A 2025 session's style and version are learned
         here, for the fast path to find its pages."""
         cursor = (ctx.params or {}).get("cursor")
-        if guard.filters or (cursor is not None and not isinstance(cursor, str)):
+        if offered.filters or (cursor is not None and not isinstance(cursor, str)):
             return await call_next(ctx)
         client_style = style(ctx)
         key = list_key(ctx.method, client_style, ctx.protocol_version, cursor)
         session = _session(ctx) if ctx.request is not None else None
         if session is not None and ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
             table.learn(session, client_style, ctx.protocol_version)
-        generation = catalog.generation
+        generation = offered.generation
         cached = answers.get(generation, key)
         if cached is not None:
             return cached.answer
@@ -291,7 +297,7 @@ def build_server(
         "mcp-gateway",
         version=__version__,
         instructions=INSTRUCTIONS,
-        get_tool_input_schema=catalog.input_schema,
+        get_tool_input_schema=offered.input_schema,
         on_list_tools=list_tools,
         on_call_tool=call_tool,
         on_list_prompts=list_prompts,
@@ -334,9 +340,9 @@ def _served(gateway: Gateway) -> set[str]:
     return served
 
 
-async def _subscribed(guard: Guard, caller: Caller, uri: str, listener: Listener) -> bool:
+async def _subscribed(surface: Surface, caller: Caller, uri: str, listener: Listener) -> bool:
     try:
-        await guard.subscribe(caller, uri, listener)
+        await surface.subscribe(caller, uri, listener)
     except (GatewayError, MCPError) as exc:
         logger.info("listen stream: %s not subscribed: %s", uri, exc)
         return False

@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from gateway.catalogue.pages import Cached, ListCache, list_key
+from gateway.composition.surface import Surface
 from gateway.core import Gateway
 from gateway.front.server import LISTS
 from gateway.front.session_table import Learned, SessionTable
@@ -40,9 +41,15 @@ class SessionLists:
     """Answers cached list pages of 2025 sessions; see the module docstring."""
 
     def __init__(
-        self, gateway: Gateway, lists: ListCache, table: SessionTable, security: TransportSecurityMiddleware
+        self,
+        gateway: Gateway,
+        surface: Surface,
+        lists: ListCache,
+        table: SessionTable,
+        security: TransportSecurityMiddleware,
     ) -> None:
         self._gateway = gateway
+        self._surface = surface
         self._lists = lists
         self._table = table
         self._security = security
@@ -51,7 +58,7 @@ class SessionLists:
     async def answer(self, request: Request, session_id: str, body: bytes) -> Respond | None:
         """How to answer the request here, or ``None`` to leave it to the SDK."""
         message = _list_request(body)
-        if message is None or self._gateway.guard.filters:
+        if message is None or self._surface.filters:
             return None
         learned = self._table.find(session_id, request.scope)
         if learned is None or not await self._admitted(request):
@@ -99,7 +106,7 @@ class SessionLists:
         except (ValidationError, ValueError, KeyError):
             return None
         key = list_key(message.method, learned.style, learned.version, cursor)
-        return self._lists.get(self._gateway.catalog.generation, key)
+        return self._lists.get(self._surface.generation, key)
 
 
 def _list_request(body: bytes) -> JSONRPCRequest | None:

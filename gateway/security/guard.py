@@ -62,6 +62,8 @@ CALLS = {
     "resources/subscribe": "subscription",
 }
 METHODS = {kind: method for method, kind in CALLS.items()}
+# The backend of the gateway's own tools in audit lines, metrics and access lines; no backend's name can be it.
+OWN = "(gateway)"
 _OUTCOMES: dict[type[Exception], str] = {
     Forbidden: "denied",  # before UnknownTarget, its base: to the caller a denial looks unknown, not here
     ToolWithheld: "withheld",
@@ -153,7 +155,7 @@ class Guard:
         if kind is None or not self.limiter.active:
             return False
         name = _named(method, params)
-        tool = self._tool_name(name) if kind == "tool" and name is not None else None
+        tool = self.tool_name(name) if kind == "tool" and name is not None else None
         if tool is not None and not self.policy.allows(principal, tool):
             tool = None  # a tool's own budget would tell a caller who may not see it that it exists
         try:
@@ -255,6 +257,30 @@ class Guard:
     async def unsubscribe(self, uri: str, subscriber: object) -> types.EmptyResult:
         return await self._subscriptions.discard(subscriber, [uri])
 
+    async def call_own(
+        self,
+        caller: Caller,
+        name: str,
+        arguments: dict[str, Any] | None,
+        run: Callable[[], Awaitable[types.CallToolResult]],
+        *,
+        request_id: RequestId = None,
+        admitted: bool = False,
+    ) -> types.CallToolResult:
+        """A call to one of the gateway's own tools (``gateway.composition``): the principal's rules, budget, audit
+        and metrics as for any tool, then ``run``; its backend is ``OWN``, its result unbounded (what it returns
+        came from calls bounded each on its own)."""
+        call = _Call(caller, self._principal(caller), "tool", name, arguments, request_id, admitted)
+        return await self._run(call, lambda: Route(OWN, name), run)
+
+    def may_call_tool(self, principal: Principal, name: str) -> bool:
+        """Whether ``principal`` may see and call the catalogue's tool ``name`` (either rendering)."""
+        canonical = self.tool_name(name)
+        if canonical is None or not self.policy.allows(principal, canonical):
+            return False
+        self.pins.refresh()
+        return not self.pins.withheld(canonical)
+
     def _principal(self, caller: Caller) -> Principal:
         return caller.principal or self.local
 
@@ -286,7 +312,9 @@ class Guard:
             if check is not None:
                 check(target)
             with caller_token(call.principal.token):
-                result = bounded(await forward(), self._backends[target.backend])
+                result = await forward()
+                if target.backend != OWN:
+                    result = bounded(result, self._backends[target.backend])
             outcome = "tool_error" if isinstance(result, types.CallToolResult) and result.is_error else "ok"
             return result
         except (GatewayError, MCPError) as exc:
@@ -332,9 +360,12 @@ class Guard:
         access_log.write(method, shown, principal, backend, None, 0.0, outcome, None)
 
     def _canonical(self, route: Route) -> str:
+        if route.backend == OWN:
+            return route.original
         return canonical_name(self._backends[route.backend].exposed_prefix, route.original)
 
-    def _tool_name(self, name: str) -> str | None:
+    def tool_name(self, name: str) -> str | None:
+        """The canonical name of the catalogue's tool ``name`` (either rendering), or ``None`` if it has none."""
         try:
             return self._canonical(self._catalog.resolve_tool(name))
         except UnknownTarget:
