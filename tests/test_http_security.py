@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
+from gateway.composition.surface import Surface
 from gateway.front.http_security import SecurityLayer
 from tests.support.inproc import running_gateway
 from tests.support.toy_server import build
@@ -48,7 +49,7 @@ async def test_a_body_cut_short_by_a_disconnect_reaches_no_app_and_gets_no_answe
     whole = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "ops/echo"}}).encode()
     async with running_gateway({"ops": build("ops")}) as gateway:
         app = Recorder()
-        layer = SecurityLayer(app, gateway, "/mcp")
+        layer = SecurityLayer(app, gateway, {"/mcp": Surface(gateway)})
         scope, receive = post(
             {"type": "http.request", "body": whole[:20], "more_body": True}, {"type": "http.disconnect"}
         )

@@ -4,13 +4,14 @@ The front (the MCP server and its fast path) asks a ``Surface`` for lists and ha
 nothing of its own is the guard over the whole catalogue and adds nothing to either. One with ``sources`` (the
 gateway's own tools: meta tools, composites) lists their tools beside the catalogue's, sorted into one keyset-paged
 list, and runs a call to one of them through the guard's policy, rate limits and audit for that name before the
-source gets it; what the source calls in turn goes through the guard again, as the caller (``Reach``).
+source gets it; what the source calls in turn goes through the guard again, as the caller (``Reach``). One with a
+``Selection`` (a virtual server's) shows only what it selects, as it renames it, and takes calls only to that.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from mcp import types
 
@@ -18,29 +19,52 @@ from gateway.catalogue.naming import Style
 from gateway.catalogue.pages import Key, page
 from gateway.composition.sources import ToolSource
 from gateway.core import Gateway
-from gateway.errors import NeedsInput
+from gateway.errors import NeedsInput, UnknownTarget
 from gateway.principal import Principal
 from gateway.security.guard import RequestId
 from gateway.upstream.caller import Caller
 
 # How much a surface's own changes move its generation past the catalogue's, so the two never collide.
 _SHIFT = 20
+Entries = Sequence[tuple[str, Any]]
+
+
+class Selection(Protocol):
+    """What a virtual server shows of the catalogue (``gateway.composition.views.View``). Items come as
+    ``(name, item)``: the canonical name of a tool or prompt, the exposed URI (template) of a resource."""
+
+    def select(self, kind: str, name: str) -> bool: ...
+
+    def tools(self, entries: Entries) -> list[types.Tool]: ...
+
+    def prompts(self, entries: Entries) -> list[types.Prompt]: ...
+
+    def resources(self, entries: Entries) -> list[types.Resource]: ...
+
+    def templates(self, entries: Entries) -> list[types.ResourceTemplate]: ...
+
+    def target(self, name: str) -> tuple[str, dict[str, Any]] | None: ...
+
+    def arguments(self, canonical: str, arguments: dict[str, Any] | None) -> dict[str, Any] | None: ...
 
 
 class Surface:
-    """One endpoint's lists and calls: the catalogue through the guard, plus the tools of ``sources``."""
+    """One endpoint's lists and calls: the catalogue through the guard (as ``view`` shows it), plus the tools of
+    ``sources``."""
 
-    def __init__(self, gateway: Gateway, sources: Sequence[ToolSource] = ()) -> None:
+    def __init__(self, gateway: Gateway, sources: Sequence[ToolSource] = (), view: Selection | None = None) -> None:
         self._gateway = gateway
         self._guard = gateway.guard
         self._catalog = gateway.catalog
         self._sources = tuple(sources)
+        self._view = view
         self._version = 0
         self._lists: dict[tuple[str, Style], tuple[int, list[Any], list[Key]]] = {}
 
-    def set_sources(self, sources: Sequence[ToolSource]) -> None:
-        """Serve other tools of the gateway's own from now on (clients are told by whoever changed them)."""
-        self._sources = tuple(sources)
+    def set(self, sources: Sequence[ToolSource], view: Selection | None) -> None:
+        """Offer other tools of the gateway's own, or another selection, from now on (clients are told by whoever
+        changed them)."""
+        self._sources, self._view = tuple(sources), view
         self._version += 1
 
     @property
@@ -58,56 +82,118 @@ class Surface:
     def listing(self, principal: Principal, kind: str, style: Style) -> list[Any]:
         """A whole list as far as ``principal`` may use it."""
         shown = self._guard.listing(principal, kind, style)
+        if self._view is not None:
+            shown = self._selected(kind, [(self._name(kind, item), item) for item in shown])
         if kind != "tools" or not self._sources:
             return shown
         allowed = self._guard.policy.matcher(principal)
         own = [tool for tool in self._own_tools(style) if allowed(tool.name)]
-        return sorted([*shown, *own], key=lambda tool: self._key(tool.name))
+        return sorted([*shown, *own], key=lambda tool: self._sort_key(kind, tool))
 
     def page(self, kind: str, style: Style, cursor: str | None, size: int) -> tuple[list[Any], str | None]:
         """One page of a list nobody's rules filter, and the next page's cursor."""
-        if kind != "tools" or not self._sources:
+        if self._view is None and (kind != "tools" or not self._sources):
             return self._catalog.page(kind, style, cursor, size)
-        items, keys = self._tools(style)
+        items, keys = self._composed(kind, style)
         return page(kind, items, keys, cursor, size)
 
     def everything(self, style: Style) -> list[types.Tool]:
         """Every tool of the endpoint, before anyone's rules."""
-        return self._tools(style)[0] if self._sources else self._catalog.tools(style)
+        if self._view is None and not self._sources:
+            return self._catalog.tools(style)
+        return self._composed("tools", style)[0]
 
     def input_schema(self, name: str) -> dict[str, Any] | None:
-        source = self._source(name)
-        if source is None:
+        if self._view is None and self._source(name) is None:
             return self._catalog.input_schema(name)
-        return next((tool.input_schema for tool in source.tools(Style.CANONICAL) if tool.name == name), None)
+        return next((tool.input_schema for tool in self.everything(Style.CANONICAL) if tool.name == name), None)
 
-    def _tools(self, style: Style) -> tuple[list[Any], list[Key]]:
-        """The catalogue's tools and the sources', sorted by canonical name; made once per generation."""
+    def _composed(self, kind: str, style: Style) -> tuple[list[Any], list[Key]]:
+        """A whole list (the catalogue's, as the view shows it, and the sources' tools) sorted, with its page keys;
+        made once per generation."""
+        style = style if kind in ("tools", "prompts") else Style.CANONICAL
         generation = self.generation
-        made = self._lists.get(("tools", style))
+        made = self._lists.get((kind, style))
         if made is not None and made[0] == generation:
             return made[1], made[2]
-        canonical = self._catalog.tools(Style.CANONICAL)
-        styled = self._catalog.tools(style)
-        entries = [(tool.name, shown) for tool, shown in zip(canonical, styled, strict=True)]
-        entries += [(tool.name, tool) for tool in self._own_tools(style)]
-        entries.sort(key=lambda entry: entry[0])
-        items = [tool for _, tool in entries]
-        keys: list[Key] = [(name,) for name, _ in entries]
-        self._lists[("tools", style)] = (generation, items, keys)
+        entries = self._entries(kind, style)
+        items = self._selected(kind, entries) if self._view is not None else [item for _, item in entries]
+        if kind == "tools":
+            items += self._own_tools(style)
+        items.sort(key=lambda item: self._sort_key(kind, item))
+        keys: list[Key] = [(self._sort_key(kind, item),) for item in items]
+        self._lists[(kind, style)] = (generation, items, keys)
         return items, keys
+
+    def _entries(self, kind: str, style: Style) -> list[tuple[str, Any]]:
+        """The catalogue's items of one list as ``(name, item)``: canonical names, or exposed URIs."""
+        if kind in ("tools", "prompts"):
+            listed = self._catalog.tools if kind == "tools" else self._catalog.prompts
+            return [(a.name, b) for a, b in zip(listed(Style.CANONICAL), listed(style), strict=True)]
+        if kind == "resources":
+            return [(str(item.uri), item) for item in self._catalog.resources()]
+        return [(item.uri_template, item) for item in self._catalog.templates()]
+
+    def _selected(self, kind: str, entries: Entries) -> list[Any]:
+        view = self._view
+        assert view is not None
+        shown: list[Any]
+        if kind == "tools":
+            shown = view.tools(entries)
+        elif kind == "prompts":
+            shown = view.prompts(entries)
+        else:
+            shown = view.resources(entries) if kind == "resources" else view.templates(entries)
+        return shown
+
+    def _name(self, kind: str, item: Any) -> str:
+        if kind in ("tools", "prompts"):
+            return self._guard.item_name(kind, item)
+        return str(item.uri) if kind == "resources" else str(item.uri_template)
+
+    def _sort_key(self, kind: str, item: Any) -> str:
+        if kind in ("tools", "prompts"):
+            return self._key(item.name) if self._view is None else str(item.name)
+        return self._name(kind, item)
 
     def _own_tools(self, style: Style) -> list[types.Tool]:
         return [tool for source in self._sources for tool in source.tools(style)]
 
     def _key(self, name: str) -> str:
-        """A tool's sort key: its canonical name (the gateway's own tools have one rendering)."""
+        """A tool's sort key without a view: its canonical name (the gateway's own tools have one rendering)."""
         if self._source(name) is not None:
             return name
         return self._guard.tool_name(name) or name
 
     def _source(self, name: str) -> ToolSource | None:
         return next((source for source in self._sources if source.owns(name)), None)
+
+    # -- names -----------------------------------------------------------------------------------------------
+
+    def catalogue_name(self, name: str) -> str:
+        """The catalogue's name for a tool called here by ``name`` (a view may rename it)."""
+        target = self._view.target(name) if self._view is not None else None
+        return target[0] if target is not None else name
+
+    def _tool(self, name: str, arguments: dict[str, Any] | None) -> tuple[str, dict[str, Any] | None]:
+        """A tool called here, as the catalogue knows it, with the view's fixed arguments; unknown unless the
+        view selects it."""
+        if self._view is None:
+            return name, arguments
+        known = self.catalogue_name(name)
+        canonical = self._guard.tool_name(known)
+        if canonical is None or not self._view.select("tools", canonical):
+            raise UnknownTarget("tool", name)
+        return known, self._view.arguments(canonical, arguments)
+
+    def _prompt(self, name: str) -> None:
+        canonical = self._guard.prompt_name(name)
+        if self._view is not None and canonical is not None and not self._view.select("prompts", canonical):
+            raise UnknownTarget("prompt", name)
+
+    def _uri(self, uri: str) -> None:
+        if self._view is not None and not (self._view.select("resources", uri) or self._view.select("templates", uri)):
+            raise UnknownTarget("resource", uri)
 
     # -- calls -----------------------------------------------------------------------------------------------
 
@@ -126,9 +212,10 @@ class Surface:
     ) -> types.CallToolResult | types.InputRequiredResult:
         source = self._source(name) if self._sources else None
         if source is None:
+            known, arguments = self._tool(name, arguments)
             return await self._guard.call_tool(
                 caller,
-                name,
+                known,
                 arguments,
                 meta,
                 request_id=request_id,
@@ -147,17 +234,25 @@ class Surface:
     async def get_prompt(
         self, caller: Caller, name: str, arguments: dict[str, str] | None, **call: Any
     ) -> types.GetPromptResult | types.InputRequiredResult:
+        self._prompt(name)
         return await self._guard.get_prompt(caller, name, arguments, **call)
 
     async def read_resource(
         self, caller: Caller, uri: str, **call: Any
     ) -> types.ReadResourceResult | types.InputRequiredResult:
+        self._uri(uri)
         return await self._guard.read_resource(caller, uri, **call)
 
     async def complete(self, caller: Caller, params: types.CompleteRequestParams, **call: Any) -> types.CompleteResult:
+        ref = params.ref
+        if isinstance(ref, types.PromptReference):
+            self._prompt(ref.name)
+        else:
+            self._uri(ref.uri)
         return await self._guard.complete(caller, params, **call)
 
     async def subscribe(self, caller: Caller, uri: str, subscriber: object, **call: Any) -> types.EmptyResult:
+        self._uri(uri)
         return await self._guard.subscribe(caller, uri, subscriber, **call)
 
     async def unsubscribe(self, uri: str, subscriber: object) -> types.EmptyResult:
@@ -167,7 +262,11 @@ class Surface:
         """Whether ``principal`` may see and call the tool ``name`` on this endpoint."""
         if self._source(name) is not None:
             return self._guard.policy.allows(principal, name)
-        return self._guard.may_call_tool(principal, name)
+        try:
+            known, _ = self._tool(name, None)
+        except UnknownTarget:
+            return False
+        return self._guard.may_call_tool(principal, known)
 
 
 class _Reach:

@@ -1,6 +1,7 @@
-"""The HTTP face of the gateway: ``/mcp`` (both protocol eras), ``/healthz``, ``/readyz`` and ``/metrics``.
+"""The HTTP face of the gateway: ``/mcp`` (both protocol eras), each virtual server's ``/servers/<name>/mcp``,
+``/healthz``, ``/readyz`` and ``/metrics``.
 
-Requests to ``/mcp`` pass the security layer (``http_security``) first: Host/Origin, authentication, body size
+Requests to an MCP path pass the security layer (``http_security``) first: Host/Origin, authentication, body size
 and depth, rate-limit admission. ``/healthz`` answers 200 while the process serves. ``/readyz`` answers 200 when
 every backend is connected and 503 otherwise; either way it carries each backend's state, breaker, tool count and,
 when it is not ready, the reason. ``/metrics`` is ``metrics_endpoint``'s.
@@ -8,14 +9,19 @@ when it is not ready, the reason. ``/metrics`` is ``metrics_endpoint``'s.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import anyio
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -31,9 +37,14 @@ from gateway.front.routing_headers import RoutingHeaders
 from gateway.front.server import SESSION_HEADER, build_server
 from gateway.front.session_quota import SessionQuota
 from gateway.front.session_table import SessionTable
+from gateway.principal import Principal
 from gateway.sdk import wrap_endpoint
+from gateway.security.auth import principal_of
 
 MCP_PATH = "/mcp"
+SERVERS_PATH = "/servers"
+# Host and Origin are checked by the security layer, against the configured allow-lists.
+_SECURITY = TransportSecuritySettings(enable_dns_rebinding_protection=False)
 # Seconds a 2025 session may sit unused before it ends (the SDK's default), on this replica and in the store.
 SESSION_IDLE_TIMEOUT = 1800.0
 
@@ -46,14 +57,17 @@ class GatewayApp:
     A DELETE ends a client's session, and with it the backend sessions opened for it.
     """
 
-    def __init__(self, app: ASGIApp, on_session_end: Callable[[str], None]) -> None:
+    def __init__(
+        self, app: ASGIApp, on_session_end: Callable[[str], None], paths: frozenset[str] = frozenset({MCP_PATH})
+    ) -> None:
         self._app = app
         self._on_session_end = on_session_end
+        self._paths = paths
         self._streams: set[anyio.CancelScope] = set()
         self._calls = InFlight()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != MCP_PATH:
+        if scope["type"] != "http" or scope["path"] not in self._paths:
             await self._app(scope, receive, send)
         elif scope["method"] == "DELETE":
             answered = _Status(send)
@@ -108,16 +122,32 @@ class _Status:
         await self._send(message)
 
 
+@dataclass(frozen=True)
+class VirtualServer:
+    """A virtual server's endpoint: what it offers, who may use it (anyone else gets the 404 of a path that does
+    not exist), and the instructions its clients get."""
+
+    surface: Surface
+    admits: Callable[[Principal], bool]
+    instructions: str | None = None
+
+
+def server_path(name: str) -> str:
+    return f"{SERVERS_PATH}/{name}{MCP_PATH}"
+
+
 def build_app(
     gateway: Gateway,
     *,
     host: str = "127.0.0.1",
     routes: Sequence[BaseRoute] = (),
     surface: Surface | None = None,
+    servers: Mapping[str, VirtualServer] | None = None,
 ) -> GatewayApp:
     """The HTTP app for a running gateway (the caller owns the gateway's lifecycle); ``routes`` are served
     beside ``/mcp`` (the admin API), behind no layer of the front's: they bring their own access control.
-    ``surface``: what ``/mcp`` offers (by default the catalogue alone)."""
+    ``surface``: what ``/mcp`` offers (by default the catalogue alone); ``servers``: the virtual servers, each
+    served at ``/servers/<name>/mcp`` exactly as ``/mcp`` is, with a session manager of its own."""
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -125,53 +155,116 @@ def build_app(
     async def readyz(request: Request) -> JSONResponse:
         return JSONResponse(gateway.status(), status_code=200 if gateway.ready else 503)
 
-    lists, sessions = ListCache(), SessionTable()
     shared = None
     if gateway.store is not None and gateway.keyring is not None:
         shared = SharedSessions(gateway.store, gateway.keyring, SESSION_IDLE_TIMEOUT)
-    surface = surface if surface is not None else Surface(gateway)
-    server = build_server(gateway, lists=lists, sessions=sessions, shared=shared, surface=surface)
-    limits = gateway.config.security.limits
-    max_body = limits.max_body_bytes
-    # Host and Origin are checked by the security layer, against the configured allow-lists.
-    security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    main = _Endpoint(gateway, host, shared, surface if surface is not None else Surface(gateway))
     own = [Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"])]
     if gateway.config.telemetry.metrics.enabled:
-        own.append(metrics_route(gateway, sessions))
-    app: Starlette = server.streamable_http_app(
-        streamable_http_path=MCP_PATH,
-        host=host,
-        json_response=gateway.config.json_response,
-        max_request_body_size=max_body,
-        max_sessions=limits.max_client_sessions,
-        session_idle_timeout=SESSION_IDLE_TIMEOUT,
-        transport_security=security,
-        custom_starlette_routes=own,
-    )
+        own.append(metrics_route(gateway, main.sessions))
+    app = main.app(MCP_PATH, own)
     app.router.routes.extend(routes)  # the SDK takes plain routes only; a mounted app goes in here
-    stamp = server.server_info_stamp
-    sessions.bind(server.session_manager)
+    surfaces = {MCP_PATH: main.surface}
+    managers = []
+    for name, virtual in (servers or {}).items():
+        path = server_path(name)
+        endpoint = _Endpoint(gateway, host, shared, virtual.surface, virtual.instructions)
+        admission = partial(_Admission, admits=virtual.admits)
+        app.router.routes.append(_route(endpoint.app(path, [], admission), path))
+        surfaces[path] = virtual.surface
+        managers.append(endpoint.server.session_manager)
+    _run_too(app, managers)
+    return GatewayApp(SecurityLayer(app, gateway, surfaces), gateway.router.end_session, frozenset(surfaces))
 
-    def wrap(endpoint: ASGIApp) -> ASGIApp:
+
+class _Endpoint:
+    """One MCP endpoint: its SDK server and session table, its list answers, and the layers around the SDK's."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        host: str,
+        shared: SharedSessions | None,
+        surface: Surface,
+        instructions: str | None = None,
+    ) -> None:
+        self.gateway, self.host, self.shared, self.surface = gateway, host, shared, surface
+        self.lists, self.sessions = ListCache(), SessionTable()
+        self.server = build_server(
+            gateway, lists=self.lists, sessions=self.sessions, shared=shared, surface=surface, instructions=instructions
+        )
+
+    def app(self, path: str, routes: list[Route], outer: Callable[[ASGIApp], ASGIApp] | None = None) -> Starlette:
+        """The SDK's app serving this endpoint at ``path`` (plus ``routes``), its endpoint wrapped in ours (and
+        in ``outer`` around them)."""
+        gateway, limits = self.gateway, self.gateway.config.security.limits
+        app: Starlette = self.server.streamable_http_app(
+            streamable_http_path=path,
+            host=self.host,
+            json_response=gateway.config.json_response,
+            max_request_body_size=limits.max_body_bytes,
+            max_sessions=limits.max_client_sessions,
+            session_idle_timeout=SESSION_IDLE_TIMEOUT,
+            transport_security=_SECURITY,
+            custom_starlette_routes=routes,
+        )
+        self.sessions.bind(self.server.session_manager)
+        wrap = self._wrap if outer is None else lambda endpoint: outer(self._wrap(endpoint))
+        _route(app, path, wrap)
+        return app
+
+    def _wrap(self, endpoint: ASGIApp) -> ASGIApp:
+        gateway, sessions, shared = self.gateway, self.sessions, self.shared
+        limits = gateway.config.security.limits
+        max_body, stamp = limits.max_body_bytes, self.server.server_info_stamp
         issued = endpoint if shared is None else SessionIssuer(endpoint, sessions, shared, max_body)
         quota = SessionQuota(issued, sessions, limits.max_sessions_per_principal, gateway.router.end_session)
         sdk = RoutingHeaders(quota)
         served = (
             sdk
             if not gateway.config.fast_path
-            else FastPath(sdk, gateway, surface, lists, sessions, stamp, security, max_body)
+            else FastPath(sdk, gateway, self.surface, self.lists, sessions, stamp, _SECURITY, max_body)
         )
         if shared is None:
             return served
         return SessionCheck(served, sessions, shared, gateway.subscriptions, gateway.router.end_session, gateway.bus)
 
-    _wrap_endpoint(app, wrap)
-    return GatewayApp(SecurityLayer(app, gateway, MCP_PATH), gateway.router.end_session)
+
+class _Admission:
+    """A virtual server's access rule, after authentication: anyone it does not admit gets the 404 of a path that
+    does not exist, as a denied tool is answered as an unknown one."""
+
+    def __init__(self, app: ASGIApp, admits: Callable[[Principal], bool]) -> None:
+        self._app = app
+        self._admits = admits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._admits(principal_of(scope)):
+            await self._app(scope, receive, send)
+        else:
+            await PlainTextResponse("Not Found", status_code=404)(scope, receive, send)
 
 
-def _wrap_endpoint(app: Starlette, wrap: Callable[[ASGIApp], ASGIApp]) -> None:
-    """Put ``wrap`` directly around the SDK's ``/mcp`` endpoint, behind every middleware in front of it."""
+def _run_too(app: Starlette, managers: Sequence[StreamableHTTPSessionManager]) -> None:
+    """Run the virtual servers' session managers for as long as the app's own lifespan runs."""
+    if not managers:
+        return
+    lifespan = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def together(running: Any) -> AsyncIterator[Any]:
+        async with lifespan(running) as state, AsyncExitStack() as stack:
+            for manager in managers:
+                await stack.enter_async_context(manager.run())
+            yield state
+
+    app.router.lifespan_context = together
+
+
+def _route(app: Starlette, path: str, wrap: Callable[[ASGIApp], ASGIApp] | None = None) -> Route:
+    """The SDK's route of the endpoint at ``path``; ``wrap`` put directly around its endpoint, behind every
+    middleware in front of it."""
     for route in app.router.routes:
-        if isinstance(route, Route) and route.path == MCP_PATH and wrap_endpoint(route, wrap):
-            return
-    raise RuntimeError(f"the SDK app has no {MCP_PATH} endpoint to serve the fast path in front of")
+        if isinstance(route, Route) and route.path == path and (wrap is None or wrap_endpoint(route, wrap)):
+            return route
+    raise RuntimeError(f"the SDK app has no {path} endpoint to serve the fast path in front of")

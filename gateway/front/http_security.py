@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
@@ -28,6 +28,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.composition.surface import Surface
 from gateway.config import AuthConfig
 from gateway.core import Gateway
 from gateway.errors import UNAUTHORIZED, InvalidToken, RateLimited, Unauthorized, to_mcp_error
@@ -43,18 +44,21 @@ HOST = re.compile(r"(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 
 
 class SecurityLayer:
-    """ASGI middleware guarding one MCP path; other paths (``/healthz``, ``/readyz``) pass untouched."""
+    """ASGI middleware guarding the MCP paths (``/mcp`` and each virtual server's), each with the surface it
+    serves; other paths (``/healthz``, ``/readyz``) pass untouched."""
 
-    def __init__(self, app: ASGIApp, gateway: Gateway, path: str) -> None:
+    def __init__(self, app: ASGIApp, gateway: Gateway, surfaces: Mapping[str, Surface]) -> None:
         security = gateway.config.security
         self._app = app
-        self._path = path
+        self._surfaces = surfaces
         self._guard = gateway.guard
         self._hosts = Allowed(security.http.allowed_hosts)
         self._origins = Allowed(security.http.allowed_origins)
         self._limits = security.limits
         self._auth = security.auth
-        self._metadata_paths = {METADATA, METADATA + path} if security.auth.jwt else set()
+        # Each MCP path's protected-resource metadata (RFC 9728), and the bare document for the first (``/mcp``).
+        documents: dict[str, str] = {METADATA: next(iter(surfaces))} | {METADATA + path: path for path in surfaces}
+        self._metadata_paths = documents if security.auth.jwt else {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -63,7 +67,7 @@ class SecurityLayer:
             await (self._front(scope) or self._metadata(scope))(scope, receive, send)
         elif scope["path"] == METRICS_PATH:
             await (self._front(scope) or self._app)(scope, receive, send)
-        elif scope["path"] != self._path:
+        elif scope["path"] not in self._surfaces:
             await self._app(scope, receive, send)
         else:
             await self._guarded(scope, receive, send)
@@ -135,13 +139,23 @@ class SecurityLayer:
         request_id = request_id if isinstance(request_id, str | int) else None
         try:
             if method is not None and method in CALLS:
-                scope[SCOPE_ADMITTED] = await self._guard.admit(principal, method, params, request_id)
+                named = self._catalogued(scope, method, params)
+                scope[SCOPE_ADMITTED] = await self._guard.admit(principal, method, named, request_id)
             elif opens_session(scope):
                 await self._guard.admit_session(principal)
         except RateLimited as exc:
             retry = {"Retry-After": str(math.ceil(exc.retry_after))}
             return _refusal(429, to_mcp_error(exc).code, str(exc), request_id, retry, {"retryAfter": exc.retry_after})
         return None
+
+    def _catalogued(self, scope: Scope, method: str, params: Any) -> Any:
+        """A call's parameters with the tool named as the catalogue names it (a virtual server may rename it), so
+        the tool's own budget is spent."""
+        name = params.get("name") if method == "tools/call" and isinstance(params, dict) else None
+        if not isinstance(name, str):
+            return params
+        known = self._surfaces[scope["path"]].catalogue_name(name)
+        return params if known == name else {**params, "name": known}
 
     def _unauthorized(self, scope: Scope, exc: Unauthorized) -> Response:
         """401 with ``WWW-Authenticate: Bearer``, naming the metadata document when there is one (RFC 9728)."""
@@ -166,7 +180,8 @@ class SecurityLayer:
         return JSONResponse(document.model_dump(mode="json", exclude_none=True))
 
     def _resource(self, scope: Scope) -> AnyHttpUrl | None:
-        return resource_url(scope, self._auth, self._path)
+        path: str = scope["path"]
+        return resource_url(scope, self._auth, self._metadata_paths.get(path) or path)
 
 
 def resource_url(scope: Scope, auth: AuthConfig, path: str) -> AnyHttpUrl | None:

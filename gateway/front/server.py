@@ -101,6 +101,7 @@ def build_server(
     sessions: SessionTable | None = None,
     shared: SharedSessions | None = None,
     surface: Surface | None = None,
+    instructions: str | None = None,
 ) -> GatewayServer:
     """The MCP server for a running gateway (the caller owns the gateway's lifecycle).
 
@@ -108,7 +109,8 @@ def build_server(
     local principal. ``lists`` keeps the list answers and ``sessions`` learns what they depend on for each 2025
     session; pass them to share them with the fast path. ``shared`` keeps each 2025 session's subscriptions where
     every replica finds them (``gateway.front.portable_sessions``). ``surface``: what the endpoint offers (by
-    default the whole catalogue and none of the gateway's own tools).
+    default the whole catalogue and none of the gateway's own tools); ``instructions``: what its clients are told
+    instead of the gateway's own.
     """
     naming, redactor = gateway.config.naming, gateway.redactor
     offered = surface if surface is not None else Surface(gateway)
@@ -296,7 +298,7 @@ def build_server(
     server = GatewayServer(
         "mcp-gateway",
         version=__version__,
-        instructions=INSTRUCTIONS,
+        instructions=instructions or INSTRUCTIONS,
         get_tool_input_schema=offered.input_schema,
         on_list_tools=list_tools,
         on_call_tool=call_tool,

@@ -128,7 +128,7 @@ class Guard:
         allowed = self.policy.matcher(principal)
         shown = []
         for item in items:
-            name = self._item_name(kind, item)
+            name = self.item_name(kind, item)
             if allowed(name) and not (kind == "tools" and self.pins.withheld(name)):
                 shown.append(item)
         return shown
@@ -140,7 +140,8 @@ class Guard:
             return self._catalog.prompts(style)
         return self._catalog.resources() if kind == "resources" else self._catalog.templates()
 
-    def _item_name(self, kind: str, item: Any) -> str:
+    def item_name(self, kind: str, item: Any) -> str:
+        """The name rules match for a listed item: canonical for tools and prompts, ``prefix/uri`` for resources."""
         if kind == "tools":
             return self._canonical(self._catalog.resolve_tool(item.name))
         if kind == "prompts":
@@ -363,6 +364,13 @@ class Guard:
         if route.backend == OWN:
             return route.original
         return canonical_name(self._backends[route.backend].exposed_prefix, route.original)
+
+    def prompt_name(self, name: str) -> str | None:
+        """The canonical name of the catalogue's prompt ``name`` (either rendering), or ``None`` if it has none."""
+        try:
+            return self._canonical(self._catalog.resolve_prompt(name))
+        except UnknownTarget:
+            return None
 
     def tool_name(self, name: str) -> str | None:
         """The canonical name of the catalogue's tool ``name`` (either rendering), or ``None`` if it has none."""
