@@ -423,3 +423,13 @@ async def test_incident_full_report_for_someone_without_a_manager_says_which_ste
     assert report["failed"]["step"] == "manager" and report["failed"]["error"]["code"] == -32602
     assert report["steps"]["on_call"] == {"status": "ok", "result": report["steps"]["on_call"]["result"]}
     assert report["steps"]["on_call"]["result"]["manager_id"] is None
+
+
+async def test_a_step_may_be_called_input_without_being_taken_for_the_input() -> None:
+    reach = FakeReach({"t/a": returning({"x": "from the step"}), "t/echo": echo})
+    source = composites(
+        steps={"input": {"tool": "t/a"}, "echo": {"tool": "t/echo", "arguments": {"x": {"$ref": "steps.input.x"}}}},
+        result={"got": {"$ref": "steps.echo.got.x"}},
+    )
+
+    assert (await call(source, reach, {"x": "from the caller"})).structured_content == {"got": "from the step"}

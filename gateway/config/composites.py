@@ -34,16 +34,11 @@ _STEP_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 @dataclass(frozen=True, slots=True)
 class Reference:
-    """Where a reference points: ``root`` is ``input`` or a step id; ``path`` the keys below it."""
+    """Where a reference points: a step (``None`` for the composite's input) and the keys below it."""
 
     text: str
-    root: str
+    step: str | None
     path: tuple[str, ...]
-
-    @property
-    def step(self) -> str | None:
-        """The step referred to, or ``None`` for the composite's input."""
-        return None if self.root == "input" else self.root
 
 
 def parse_reference(text: object) -> Reference:
@@ -54,7 +49,7 @@ def parse_reference(text: object) -> Reference:
     if any(not part for part in parts):
         raise ValueError(f"reference {text!r} has an empty name in it")
     if parts[0] == "input":
-        return Reference(text, "input", tuple(parts[1:]))
+        return Reference(text, None, tuple(parts[1:]))
     if parts[0] == "steps" and len(parts) > 1:
         return Reference(text, parts[1], tuple(parts[2:]))
     raise ValueError(f"reference {text!r} starts with neither 'input' nor 'steps.<step>'")
@@ -129,7 +124,7 @@ class CompositeConfig(_Model):
     def dependencies(self) -> dict[str, set[str]]:
         """Each step's id to the ids of the steps its arguments refer to."""
         return {
-            step: {ref.root for _, ref in references(config.arguments, "") if ref.step is not None}
+            step: {ref.step for _, ref in references(config.arguments, "") if ref.step is not None}
             for step, config in self.steps.items()
         }
 
