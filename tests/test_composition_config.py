@@ -4,6 +4,7 @@ listings show wrong (``check_composites``)."""
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -306,3 +307,12 @@ def test_a_composite_named_like_a_backends_tool_is_named(sample_tools: dict[str,
     assert check_composites((CompositeConfig.model_validate(composite(name="hr__search")),), tools) == [
         "composites.hr__search: the name is also a backend's tool"
     ]
+
+
+def test_the_example_in_the_docs_is_the_one_the_default_configuration_ships() -> None:
+    text = (Path(__file__).parents[1] / "docs" / "composition.md").read_text()
+    section = text[text.index("## Composite tools\n") :]
+    example = re.findall(r"```yaml\n(.*?)```", section, flags=re.S)[0]
+
+    documented = GatewayConfig.model_validate(yaml.safe_load(example)).composites
+    assert documented == load_config(None, environ={}).composites
