@@ -185,10 +185,10 @@ def test_an_input_schema_that_is_not_json_schema_is_refused() -> None:
 
 def test_schemas_describe_objects() -> None:
     assert refused(composite(input_schema={"type": "string"})) == (
-        'report: input_schema: a tool\'s schema has "type": "object"'
+        'report: input_schema: a tool\'s schema must say "type": "object"'
     )
     assert refused(composite(output_schema={"type": "array"})) == (
-        'report: output_schema: a tool\'s schema has "type": "object"'
+        'report: output_schema: a tool\'s schema must say "type": "object"'
     )
 
 

@@ -153,7 +153,7 @@ class CompositeConfig(_Model):
 def _check_schema(where: str, schema: dict[str, Any]) -> None:
     """A tool's input and output schemas are JSON Schemas of objects (MCP says so)."""
     if schema.get("type") != "object":
-        raise ValueError(f'{where}: a tool\'s schema has "type": "object"')
+        raise ValueError(f'{where}: a tool\'s schema must say "type": "object"')
     try:
         validator_for(schema, default=Draft202012Validator).check_schema(schema)
     except SchemaError as exc:
