@@ -51,6 +51,76 @@ def default_backends(host: str = "127.0.0.1", ports: tuple[int, int, int] = (800
     ]
 
 
+def default_composites() -> list[dict[str, Any]]:
+    """The composite tools of the default configuration, over the three sample backends (``docs/composition.md``)."""
+    person = {"type": "object", "properties": {"name": {"type": "string"}, "email": {"type": "string"}}}
+    return [
+        {
+            "name": "incident_full_report",
+            "title": "Incident full report",
+            "description": (
+                "The open ops incidents, the engineer on call and whom to escalate to, and the on-call team's "
+                "budget for the quarter (ops tickets, hr records and finance budgets in one call)."
+            ),
+            "read_only": True,
+            "input_schema": {
+                "type": "object",
+                "properties": {
+                    "on_call": {
+                        "type": "string",
+                        "pattern": r"^E\d{4}$",
+                        "description": "On-call engineer, e.g. E1007",
+                    },
+                    "quarter": {"type": "string", "pattern": r"^\d{4}-Q[1-4]$", "description": "e.g. 2026-Q2"},
+                    "limit": {"type": "integer", "minimum": 1, "maximum": 100, "default": 5},
+                },
+                "required": ["on_call", "quarter"],
+            },
+            "output_schema": {
+                "type": "object",
+                "properties": {
+                    "incidents": {"type": "array", "items": {"type": "object"}},
+                    "incident_count": {"type": "integer"},
+                    "on_call": {**person, "required": ["name", "email"]},
+                    "escalate_to": {**person, "required": ["name", "email"]},
+                    "budget": {"type": "object"},
+                },
+                "required": ["incidents", "incident_count", "on_call", "escalate_to", "budget"],
+            },
+            "steps": {
+                "incidents": {
+                    "tool": "ops/list_tickets",
+                    "arguments": {"status": "open", "limit": {"$ref": "input.limit"}},
+                },
+                "on_call": {"tool": "hr/get_employee", "arguments": {"employee_id": {"$ref": "input.on_call"}}},
+                "manager": {
+                    "tool": "hr/get_employee",
+                    "arguments": {"employee_id": {"$ref": "steps.on_call.manager_id"}},
+                },
+                "budget": {
+                    "tool": "fin/calculate_budget",
+                    "arguments": {
+                        "department": {"$ref": "steps.on_call.department"},
+                        "quarter": {"$ref": "input.quarter"},
+                    },
+                },
+            },
+            "result": {
+                "incidents": {"$ref": "steps.incidents.tickets"},
+                "incident_count": {"$ref": "steps.incidents.count"},
+                "on_call": {
+                    "name": {"$ref": "steps.on_call.name"},
+                    "email": {"$ref": "steps.on_call.email"},
+                    "title": {"$ref": "steps.on_call.title"},
+                    "department": {"$ref": "steps.on_call.department"},
+                },
+                "escalate_to": {"name": {"$ref": "steps.manager.name"}, "email": {"$ref": "steps.manager.email"}},
+                "budget": {"$ref": "steps.budget"},
+            },
+        }
+    ]
+
+
 def default_state_dir(environ: Mapping[str, str]) -> Path:
     """Where runtime changes are kept when the config names no ``state_dir``: the XDG state directory."""
     base = environ.get("XDG_STATE_HOME") or str(Path(environ.get("HOME") or Path.home()) / ".local" / "state")
@@ -73,7 +143,10 @@ def load_config(
     source = str(path) if path else "default configuration"
     keys: list[str] = []
     if path is None:
-        data: dict[str, Any] = {"backends": [b.model_dump() for b in default_backends(host, ports)]}
+        data: dict[str, Any] = {
+            "backends": [b.model_dump() for b in default_backends(host, ports)],
+            "composites": default_composites(),
+        }
     else:
         data = _read_file(path)
         data = _substitute(data, env, source, ())
