@@ -3,15 +3,22 @@ completed, who may use it, and what its overrides say against the tools the back
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from mcp import types
 
+from backends.finance.server import build_server as finance
+from backends.hr.server import build_server as hr
+from backends.ops.server import build_server as ops
 from gateway.composition.views import View, check_servers, views
 from gateway.config import GatewayConfig
 from gateway.errors import InvalidArguments, to_mcp_error
 from gateway.principal import Principal
+from gateway.settings import default_backends
 
 STATUS = {"type": "string", "enum": ["open", "in_progress", "closed"]}
 LIST_SCHEMA: dict[str, Any] = {
@@ -287,3 +294,40 @@ def test_a_fixed_value_that_fits_a_schema_by_reference_is_taken() -> None:
         oncall={"tools": ["ops/*"], "overrides": {"ops/list_tickets": {"fixed": {"status": "closed"}}}}
     )
     assert check_servers(config, TOOLS) == []
+
+
+async def sample_tools(tmp_path: Path) -> dict[str, types.Tool]:
+    servers = {"ops": ops(tmp_path / "ops.db"), "hr": hr(tmp_path / "hr.db"), "fin": finance(tmp_path / "fin.db")}
+    listed = [(f"{prefix}/{t.name}", t) for prefix, server in servers.items() for t in await server.list_tools()]
+    return {canonical: t.model_copy(update={"name": canonical}) for canonical, t in listed}
+
+
+def documented_server() -> GatewayConfig:
+    """The worked example of docs/composition.md, on the sample backends."""
+    text = (Path(__file__).parents[1] / "docs" / "composition.md").read_text(encoding="utf-8")
+    section = text.split("## Virtual servers", 1)[1]
+    example = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)
+    assert example is not None
+    data = {**yaml.safe_load(example.group(1)), "backends": [b.model_dump() for b in default_backends()]}
+    return GatewayConfig.model_validate(data)
+
+
+@pytest.mark.anyio
+async def test_the_documented_example_fits_the_sample_backends_and_shows_what_the_docs_say(tmp_path: Path) -> None:
+    config, tools = documented_server(), await sample_tools(tmp_path)
+    assert check_servers(config, tools) == []
+    view = views(config)["oncall"]
+    listed = {t.name: t for t in view.tools(sorted(tools.items()))}
+    assert list(listed) == [
+        "hr/get_employee",
+        "hr/list_leave_requests",
+        "open_tickets",
+        "ops/lookup_inventory",
+        "ops/search",
+    ]
+    assert "status" not in listed["open_tickets"].input_schema["properties"]
+    assert set(listed["hr/list_leave_requests"].input_schema["properties"]) == {"employee_id"}
+    assert view.target("open_tickets") == ("ops/list_tickets", {"status": "open"})
+    assert view.arguments("hr/list_leave_requests", {}) == {"status": "approved"}
+    assert view.select("templates", "ops+ops://tickets/{ticket_id}")
+    assert not view.select("resources", "fin+finance://departments")

@@ -168,7 +168,7 @@ def check_servers(config: GatewayConfig, tools: Mapping[str, types.Tool]) -> lis
                 continue
             if override.name is not None and override.name in shown:
                 problems.append(f"{place}.name: {override.name!r} is already the name of another tool of the server")
-            problems += [f"{place}.fixed.{arg}: {problem}" for arg, problem in _fixed_problems(tool, override)]
+            problems += _fixed_problems(f"{place}.fixed", canonical, tool, override)
     return problems
 
 
@@ -185,16 +185,16 @@ def _exposed_names(view: View, config: GatewayConfig, tools: Mapping[str, types.
     return names
 
 
-def _fixed_problems(tool: types.Tool, override: ToolOverride) -> list[tuple[str, str]]:
+def _fixed_problems(place: str, canonical: str, tool: types.Tool, override: ToolOverride) -> list[str]:
     schema = tool.input_schema
     properties = schema.get("properties")
     properties = properties if isinstance(properties, dict) else {}
     problems = []
     for argument, value in override.fixed.items():
         if argument not in properties:
-            problems.append((argument, f"the tool {tool.name!r} has no argument {argument!r}"))
+            problems.append(f"{place}.{argument}: the tool {canonical!r} has no argument {argument!r}")
         elif (problem := _invalid(schema, argument, value)) is not None:
-            problems.append((argument, f"{value!r} does not fit the argument's schema: {problem}"))
+            problems.append(f"{place}.{argument}: {value!r} does not fit the argument's schema: {problem}")
     return problems
 
 
