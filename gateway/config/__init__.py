@@ -11,7 +11,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
+
+from gateway.config.servers import ServerConfig, check_static
 
 from gateway.config.composites import Composites
 
@@ -431,6 +433,8 @@ class GatewayConfig(_Model):
     """Everything the gateway core needs, validated."""
 
     backends: tuple[BackendConfig, ...] = ()
+    # Virtual servers by name, each served at /servers/<name>/mcp (``gateway.config.servers``).
+    servers: dict[str, ServerConfig] = Field(default_factory=dict)
     naming: NamingConfig = NamingConfig()
     start_timeout: float = Field(default=30.0, gt=0, le=600)
     reconnect_min: float = Field(default=0.5, gt=0, le=60)
@@ -474,6 +478,13 @@ class GatewayConfig(_Model):
             if dupes:
                 raise ValueError(f"backend {label} must be unique; repeated: {', '.join(dupes)}")
         return backends
+
+    @field_validator("servers")
+    @classmethod
+    def _servers_fit(cls, servers: dict[str, ServerConfig], info: ValidationInfo) -> dict[str, ServerConfig]:
+        if "backends" in info.data:  # else the backends' own errors are the ones to read
+            check_static(servers, {b.name: b.exposed_prefix for b in info.data["backends"]})
+        return servers
 
     def secret_values(self) -> list[str]:
         """Every configured value that must never be shown: keys, the JWT secret, the store URL, the audit key, and each

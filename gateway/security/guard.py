@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from mcp import MCPError, types
 
 from gateway.catalogue.catalog import Catalog, Route
-from gateway.catalogue.naming import Style, canonical_name, split_uri
+from gateway.catalogue.naming import Style, canonical_name
 from gateway.config import BackendConfig, GatewayConfig, SecurityConfig
 from gateway.errors import (
     BackendError,
@@ -45,7 +45,7 @@ from gateway.security.audit import AuditLog, Entry
 from gateway.security.auth import Authenticator, local_principal
 from gateway.security.limits import RateLimiter, bounded
 from gateway.security.pinning import Pins
-from gateway.security.policy import Policy
+from gateway.security.policy import Policy, resource_name
 from gateway.security.validation import ArgumentValidator
 from gateway.telemetry import access_log, metrics
 from gateway.upstream.caller import Caller
@@ -146,7 +146,7 @@ class Guard:
             return self._canonical(self._catalog.resolve_tool(item.name))
         if kind == "prompts":
             return self._canonical(self._catalog.resolve_prompt(item.name))
-        return _resource_name(str(item.uri) if kind == "resources" else item.uri_template)
+        return resource_name(str(item.uri) if kind == "resources" else item.uri_template)
 
     # -- calls -----------------------------------------------------------------------------------------------
 
@@ -404,9 +404,3 @@ def _named(method: str, params: Any) -> str | None:
         return None
     value = named.get("uri" if "uri" in named else "name")
     return value if isinstance(value, str) else None
-
-
-def _resource_name(uri: str) -> str:
-    """``ops+ops://x`` -> ``ops/ops://x``: the prefix, then the URI as its backend knows it."""
-    split = split_uri(uri)
-    return f"{split[0]}/{split[1]}" if split else uri

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from fnmatch import translate
 from functools import lru_cache
 
+from gateway.catalogue.naming import split_uri
 from gateway.config import PolicyConfig, RuleConfig
 from gateway.principal import Principal
 
@@ -44,8 +45,8 @@ class Policy:
         """The decision for one principal, compiled once (a list call checks every item against it)."""
         rules = [rule for rule in self._rules if rule.applies_to(principal)]
         return _Matcher(
-            _compile(tuple(p for rule in rules for p in rule.allow)),
-            _compile(tuple(p for rule in rules for p in rule.deny)),
+            compile_patterns(tuple(p for rule in rules for p in rule.allow)),
+            compile_patterns(tuple(p for rule in rules for p in rule.deny)),
             self.default_allows,
         )
 
@@ -85,6 +86,14 @@ class _Matcher:
 
 
 @lru_cache(maxsize=256)
-def _compile(patterns: Iterable[str]) -> re.Pattern[str] | None:
+def compile_patterns(patterns: Iterable[str]) -> re.Pattern[str] | None:
+    """One regular expression matching a name any of the shell-style ``patterns`` matches whole (None for none)."""
     patterns = tuple(patterns)
     return re.compile("|".join(f"(?:{translate(p)})" for p in patterns)) if patterns else None
+
+
+def resource_name(uri: str) -> str:
+    """``ops+ops://x`` -> ``ops/ops://x``: the name patterns match a resource by, its prefix, then the URI as its
+    backend knows it."""
+    split = split_uri(uri)
+    return f"{split[0]}/{split[1]}" if split else uri
