@@ -5,19 +5,20 @@ nothing of its own is the guard over the whole catalogue and adds nothing to eit
 gateway's own tools: meta tools, composites) lists their tools beside the catalogue's, sorted into one keyset-paged
 list, and runs a call to one of them through the guard's policy, rate limits and audit for that name before the
 source gets it; what the source calls in turn goes through the guard again, as the caller (``Reach``). One with a
-``Selection`` (a virtual server's) shows only what it selects, as it renames it, and takes calls only to that.
+``View`` (a virtual server's) shows only what it selects, as it renames it, and takes calls only to that.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from mcp import types
 
 from gateway.catalogue.naming import Style
 from gateway.catalogue.pages import Key, page
 from gateway.composition.sources import ToolSource
+from gateway.composition.views import View
 from gateway.core import Gateway
 from gateway.errors import NeedsInput, UnknownTarget
 from gateway.principal import Principal
@@ -26,33 +27,13 @@ from gateway.upstream.caller import Caller
 
 # How much a surface's own changes move its generation past the catalogue's, so the two never collide.
 _SHIFT = 20
-Entries = Sequence[tuple[str, Any]]
-
-
-class Selection(Protocol):
-    """What a virtual server shows of the catalogue (``gateway.composition.views.View``). Items come as
-    ``(name, item)``: the canonical name of a tool or prompt, the exposed URI (template) of a resource."""
-
-    def select(self, kind: str, name: str) -> bool: ...
-
-    def tools(self, entries: Entries) -> list[types.Tool]: ...
-
-    def prompts(self, entries: Entries) -> list[types.Prompt]: ...
-
-    def resources(self, entries: Entries) -> list[types.Resource]: ...
-
-    def templates(self, entries: Entries) -> list[types.ResourceTemplate]: ...
-
-    def target(self, name: str) -> tuple[str, dict[str, Any]] | None: ...
-
-    def arguments(self, canonical: str, arguments: dict[str, Any] | None) -> dict[str, Any] | None: ...
 
 
 class Surface:
     """One endpoint's lists and calls: the catalogue through the guard (as ``view`` shows it), plus the tools of
     ``sources``."""
 
-    def __init__(self, gateway: Gateway, sources: Sequence[ToolSource] = (), view: Selection | None = None) -> None:
+    def __init__(self, gateway: Gateway, sources: Sequence[ToolSource] = (), view: View | None = None) -> None:
         self._gateway = gateway
         self._guard = gateway.guard
         self._catalog = gateway.catalog
@@ -61,7 +42,7 @@ class Surface:
         self._version = 0
         self._lists: dict[tuple[str, Style], tuple[int, list[Any], list[Key]]] = {}
 
-    def set(self, sources: Sequence[ToolSource], view: Selection | None) -> None:
+    def set(self, sources: Sequence[ToolSource], view: View | None) -> None:
         """Offer other tools of the gateway's own, or another selection, from now on (clients are told by whoever
         changed them)."""
         self._sources, self._view = tuple(sources), view
@@ -116,8 +97,7 @@ class Surface:
         made = self._lists.get((kind, style))
         if made is not None and made[0] == generation:
             return made[1], made[2]
-        entries = self._entries(kind, style)
-        items = self._selected(kind, entries) if self._view is not None else [item for _, item in entries]
+        items = self._selected(kind, self._entries(kind, style)) if self._view is not None else self._plain(kind, style)
         if kind == "tools":
             items += self._own_tools(style)
         items.sort(key=lambda item: self._sort_key(kind, item))
@@ -125,16 +105,21 @@ class Surface:
         self._lists[(kind, style)] = (generation, items, keys)
         return items, keys
 
+    def _plain(self, kind: str, style: Style) -> list[Any]:
+        if kind in ("tools", "prompts"):
+            return list(self._catalog.tools(style) if kind == "tools" else self._catalog.prompts(style))
+        return list(self._catalog.resources() if kind == "resources" else self._catalog.templates())
+
     def _entries(self, kind: str, style: Style) -> list[tuple[str, Any]]:
-        """The catalogue's items of one list as ``(name, item)``: canonical names, or exposed URIs."""
+        """The catalogue's tools or prompts in ``style`` as ``(canonical name, item)``; its resources or
+        templates as ``("", item)`` (a view selects those by URI)."""
         if kind in ("tools", "prompts"):
             listed = self._catalog.tools if kind == "tools" else self._catalog.prompts
             return [(a.name, b) for a, b in zip(listed(Style.CANONICAL), listed(style), strict=True)]
-        if kind == "resources":
-            return [(str(item.uri), item) for item in self._catalog.resources()]
-        return [(item.uri_template, item) for item in self._catalog.templates()]
+        return [("", item) for item in self._plain(kind, style)]
 
-    def _selected(self, kind: str, entries: Entries) -> list[Any]:
+    def _selected(self, kind: str, entries: list[tuple[str, Any]]) -> list[Any]:
+        """What the view shows of a list given as ``_entries`` gives it."""
         view = self._view
         assert view is not None
         shown: list[Any]
@@ -143,7 +128,8 @@ class Surface:
         elif kind == "prompts":
             shown = view.prompts(entries)
         else:
-            shown = view.resources(entries) if kind == "resources" else view.templates(entries)
+            items = [item for _, item in entries]
+            shown = view.resources(items) if kind == "resources" else view.templates(items)
         return shown
 
     def _name(self, kind: str, item: Any) -> str:
@@ -176,15 +162,17 @@ class Surface:
         return target[0] if target is not None else name
 
     def _tool(self, name: str, arguments: dict[str, Any] | None) -> tuple[str, dict[str, Any] | None]:
-        """A tool called here, as the catalogue knows it, with the view's fixed arguments; unknown unless the
-        view selects it."""
-        if self._view is None:
+        """A tool called here, as the catalogue knows it, with the view's fixed arguments: a name the view gave,
+        or one it selects (a renamed tool is not reached by its old name, which would dodge its fixed ones)."""
+        view = self._view
+        if view is None:
             return name, arguments
-        known = self.catalogue_name(name)
+        target = view.target(name)
+        known = target[0] if target is not None else name
         canonical = self._guard.tool_name(known)
-        if canonical is None or not self._view.select("tools", canonical):
+        if canonical is None or (target is None and not view.select("tools", canonical)):
             raise UnknownTarget("tool", name)
-        return known, self._view.arguments(canonical, arguments)
+        return known, view.arguments(canonical, arguments)
 
     def _prompt(self, name: str) -> None:
         canonical = self._guard.prompt_name(name)

@@ -13,9 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
-from gateway.config.servers import ServerConfig, check_static
-
 from gateway.config.composites import Composites
+from gateway.config.servers import ServerConfig, check_static
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 # A prefix also becomes part of a URI scheme (``ops+inventory://``), so it keeps to scheme characters.
