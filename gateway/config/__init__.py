@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from gateway.config.search import SearchConfig
+
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 # A prefix also becomes part of a URI scheme (``ops+inventory://``), so it keeps to scheme characters.
 PREFIX_PATTERN = r"^([A-Za-z][A-Za-z0-9-]{0,31})?$"
@@ -452,6 +454,8 @@ class GatewayConfig(_Model):
     telemetry: TelemetryConfig = TelemetryConfig()
     logging: LoggingConfig = LoggingConfig()
     cluster: ClusterConfig = ClusterConfig()
+    # Meta tools on /mcp that search, describe and call the catalogue's tools; lazy listing.
+    search: SearchConfig = SearchConfig()
 
     @property
     def redis_url(self) -> str | None:
