@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,8 @@ class FakeReach:
 
 @cache
 def sample_tools() -> tuple[types.Tool, ...]:
-    """The ops, hr and finance sample backends' tools, named canonically (``ops/create_ticket``)."""
+    """The ops, hr and finance sample backends' tools, named canonically (``ops/create_ticket``); listed on a loop
+    of their own, so that async tests may ask for them too."""
 
     async def listed() -> list[types.Tool]:
         found = []
@@ -64,4 +66,5 @@ def sample_tools() -> tuple[types.Tool, ...]:
                 found += [t.model_copy(update={"name": f"{prefix}/{t.name}"}) for t in await server.list_tools()]
         return found
 
-    return tuple(asyncio.run(listed()))
+    with ThreadPoolExecutor(1) as pool:
+        return tuple(pool.submit(lambda: asyncio.run(listed())).result(timeout=60))
