@@ -154,3 +154,14 @@ def test_the_index_looks_tools_up_by_name() -> None:
 def test_name_words_split_camel_case_and_leave_snake_case_to_the_tokenizer() -> None:
     assert name_words("ops/getIncidentHTTPStatus") == "ops getIncidentHTTPStatus get Incident HTTP Status"
     assert name_words("ops__get_incident") == "ops__get_incident"
+
+
+def test_a_tool_with_text_utf_8_cannot_hold_is_indexed_and_found() -> None:
+    odd = types.Tool(
+        name="ops/odd\ud800",
+        title="\x00Odd",
+        description="Reads an incident \ud800 record",
+        input_schema={"type": "object", "properties": {"q\udfff": {"description": "\ud800"}}},
+    )
+    index = ToolIndex([odd, *sample_tools()], generation=1)
+    assert ranked(index, "incident odd") == ["ops/odd\ud800"]

@@ -164,7 +164,19 @@ def _rows(tools: Sequence[types.Tool]) -> Iterator[tuple[int, str, str, str, str
     for rowid, tool in enumerate(tools):
         title = tool.title or (tool.annotations.title if tool.annotations else None) or ""
         description = (tool.description or "")[:MAX_FIELD_CHARS]
-        yield rowid, name_words(tool.name), title[:MAX_FIELD_CHARS], description, _arguments(tool.input_schema)
+        name, arguments = name_words(tool.name), _arguments(tool.input_schema)
+        yield (
+            rowid,
+            _encodable(name),
+            _encodable(title[:MAX_FIELD_CHARS]),
+            _encodable(description),
+            _encodable(arguments),
+        )
+
+
+def _encodable(text: str) -> str:
+    """The text with what UTF-8 cannot hold (a lone surrogate from a backend's JSON escapes) replaced."""
+    return text if text.isascii() else text.encode("utf-8", "replace").decode()
 
 
 def _arguments(schema: dict[str, Any]) -> str:
