@@ -137,6 +137,7 @@ def test_a_query_is_cut_to_a_bounded_number_of_words() -> None:
 def test_function_words_are_left_out_unless_the_query_has_nothing_else() -> None:
     assert terms("who is on call for the warehouse") == ["call", "warehouse"]
     assert terms("the") == ["the"]
+    assert terms("the a of to " * 50 + " ".join(f"w{i}" for i in range(20))) == [f"w{i}" for i in range(MAX_TERMS)]
 
 
 def test_a_query_of_words_no_tool_has_finds_nothing(catalogue: ToolIndex) -> None:

@@ -69,17 +69,19 @@ def terms(query: str) -> list[str]:
     """A query's words, lower-cased, each once, in order, within the bounds, English function words left out
     (unless there is nothing else); the only part of a query the index sees."""
     found: dict[str, None] = {}
+    common: dict[str, None] = {}
     for match in _WORD.finditer(query[:MAX_QUERY_CHARS]):
-        found.setdefault(match.group().lower()[:MAX_TERM_CHARS])
+        word = match.group().lower()[:MAX_TERM_CHARS]
+        (common if word in STOPWORDS else found).setdefault(word)
         if len(found) == MAX_TERMS:
             break
-    return [word for word in found if word not in STOPWORDS] or list(found)
+    return list(found) or list(common)[:MAX_TERMS]
 
 
 def name_words(name: str) -> str:
     """A tool name as words: ``ops/getIncident`` -> ``ops getIncident get Incident``. The tokenizer splits at
     ``_``, ``/`` and ``-`` itself, so a name without capitals is its own words."""
-    if name.islower() or not any(c.isupper() for c in name):
+    if not any(c.isupper() for c in name):
         return name
     words: list[str] = []
     for chunk in _WORD.findall(name):
