@@ -126,6 +126,10 @@ def _scenario_checks(results: dict[str, Any]) -> list[Check]:
     if soak and "slope_mb_per_min" in soak:
         name = f"soak {soak.get('elapsed', 0):.0f} s at {soak['target_rate']:.0f} req/s: RSS slope"
         checks.append(_max_check(name, soak["slope_mb_per_min"], 1.0, "MB/min"))
+    found = results.get("search")
+    if found and "p95_ms" in found:
+        name = f"tool search over {found['tools']} tools (in-process), p95"
+        checks.append(_max_check(name, found["p95_ms"], 20, "ms"))
     for row in results.get("big", []):
         if row["system"] != "gateway":
             continue

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import metrics_cost
+from bench import metrics_cost, search
 from bench.goals import evaluate
 from bench.settings import ERAS, MODES
 
@@ -143,6 +143,7 @@ def _scenarios_section(results: dict[str, Any]) -> list[str]:
         ("soak", _soak),
         ("metrics", metrics_cost.render),
         ("scale", _scale),
+        ("search", search.render),
     ):
         found = results.get(key)
         if found and "error" in found:

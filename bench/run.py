@@ -6,6 +6,7 @@ python -m bench --tiny       # seconds; what the smoke test runs
 python -m bench --only many  # only the 100 backends: the gateway's start and tools/list over 10,000 tools
 python -m bench --only metrics  # only the gateway with metrics on against metrics off (interleaved rounds)
 python -m bench --only scale # only serve --workers 1, 2 and 4 (needs redis-server): throughput, CPU per call
+python -m bench --only search  # only the tool-search index over 10,000 tools, in-process: build and per-search times
 python -m bench --link legacy   # the gateway's backends pinned to one protocol (auto, legacy, 2026-07-28)
 """
 
@@ -32,6 +33,7 @@ from bench.metrics_cost import metrics_cost
 from bench.peers import NOT_AUTOMATED, PEERS
 from bench.procs import Proc, Processes, StartError
 from bench.report import write
+from bench.search import search_cost
 from bench.settings import DEFAULT, ERAS, MODES, QUICK, TINY, Settings
 from bench.stack import (
     GATEWAY_PREFIX,
@@ -69,9 +71,9 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Settings, str]:
     parser.add_argument("--no-chart", action="store_true", help="skip the PNG (no matplotlib needed)")
     parser.add_argument(
         "--only",
-        choices=("many", "metrics", "scale"),
+        choices=("many", "metrics", "scale", "search"),
         help="run one scenario alone (many: start and tools/list; metrics: the gateway with metrics on and off; "
-        "scale: 1, 2 and 4 workers, with redis-server)",
+        "scale: 1, 2 and 4 workers, with redis-server; search: the tool-search index in-process)",
     )
     parser.add_argument(
         "--link",
@@ -115,6 +117,8 @@ def main(argv: list[str] | None = None) -> None:
             results = {"rows": [], "summary": [], "peers": {}, "metrics": run_metrics(procs, settings, Path(tmp))}
         elif args.only == "scale":
             results = run_scale(procs, settings, Path(tmp))
+        elif args.only == "search":
+            results = {"rows": [], "summary": [], "peers": {}, "search": run_search(settings)}
         else:
             results = run_all(procs, settings, Path(tmp), args.cache)
     results.update(
@@ -186,12 +190,18 @@ def run_all(procs: Processes, settings: Settings, work: Path, cache: Path) -> di
     results["idle"] = _guard(lambda: scenarios.idle_sessions(procs, settings, idle_gateway))
     results["many"] = _many(procs, settings, work, many_servers)
     results["metrics"] = run_metrics(procs, settings, work)
+    results["search"] = run_search(settings)
     return results
 
 
 def run_metrics(procs: Processes, settings: Settings, work: Path) -> dict[str, Any]:
     log("the gateway with metrics on and off")
     return _guard(lambda: metrics_cost(procs, settings, work, log))
+
+
+def run_search(settings: Settings) -> dict[str, Any]:
+    log(f"tool search over {settings.search_tools} tools")
+    return _guard(lambda: search_cost(settings, log))
 
 
 def run_many(procs: Processes, settings: Settings, work: Path) -> dict[str, Any]:

@@ -34,6 +34,8 @@ class Settings:
     chart: bool = True
     link: str | None = None  # the gateway's `protocol:` for its backends; None leaves the default (auto)
     scale_workers: tuple[int, ...] = (1, 2, 4)  # `serve --workers` counts of the scale scenario (--only scale)
+    search_tools: int = 10_000  # tools in the search index (--only search)
+    search_reps: int = 20  # times each query of the search scenario is timed
 
 
 DEFAULT = Settings()
@@ -60,4 +62,6 @@ TINY = Settings(
     quiet_wait=0.0,
     start_timeout=30.0,
     scale_workers=(1, 2),
+    search_tools=500,
+    search_reps=2,
 )

@@ -51,3 +51,13 @@ def test_the_scale_scenario_runs_alone_with_one_and_two_workers(tmp_path: Path) 
     report = (tmp_path / "scale.md").read_text()
     assert "**Workers**" in report and "| 1 | " in report and "| 2 | " in report
     assert "Store round trips per plain 2026 tools/call (no rate limit): 0.00" in report
+
+
+def test_the_search_scenario_runs_alone_and_reports_its_times(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "bench", "--tiny", "--only", "search", "--no-chart", "--out", str(tmp_path)]
+    command += ["--name", "search"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=90, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = (tmp_path / "search.md").read_text()
+    assert "**Tool search** (in-process index, 500 generated tools, 19 queries x 2)" in report
+    assert "| tool search over 500 tools (in-process), p95 |" in report

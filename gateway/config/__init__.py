@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from gateway.config.composites import Composites
+from gateway.config.search import SearchConfig
 from gateway.config.servers import ServerConfig, check_static
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -458,6 +459,8 @@ class GatewayConfig(_Model):
     logging: LoggingConfig = LoggingConfig()
     cluster: ClusterConfig = ClusterConfig()
     composites: Composites = ()
+    # Meta tools on /mcp that search, describe and call the catalogue's tools; lazy listing.
+    search: SearchConfig = SearchConfig()
 
     @property
     def redis_url(self) -> str | None:
