@@ -86,6 +86,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         found = _startup_error(exc)
         if found is None:
             raise
+        if isinstance(found, ConfigError):
+            print(f"mcp-gateway: invalid configuration\n{redactor.text(str(found))}", file=sys.stderr)
+            raise SystemExit(EXIT_CONFIG) from None
         print(f"mcp-gateway: {redactor.text(str(found))}", file=sys.stderr)
         raise SystemExit(EXIT_START) from None
 
@@ -221,9 +224,10 @@ def _local(host: str) -> str:
     return "127.0.0.1" if host in ("0.0.0.0", "::") else host
 
 
-def _startup_error(exc: BaseException) -> StartupError | None:
-    """The ``StartupError`` behind ``exc``, which task groups may have wrapped."""
-    if isinstance(exc, StartupError):
+def _startup_error(exc: BaseException) -> StartupError | ConfigError | None:
+    """The ``StartupError`` (or the ``ConfigError`` found once the backends listed) behind ``exc``, which task
+    groups may have wrapped."""
+    if isinstance(exc, StartupError | ConfigError):
         return exc
     if isinstance(exc, BaseExceptionGroup):
         return next((found for e in exc.exceptions if (found := _startup_error(e))), None)

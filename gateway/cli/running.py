@@ -20,8 +20,10 @@ from sse_starlette.sse import AppStatus
 from starlette.types import ASGIApp
 
 from gateway.catalogue.naming import Style, strict_name
+from gateway.composition.checks import problems
 from gateway.config import GatewayConfig
 from gateway.core import Gateway
+from gateway.errors import ConfigError
 from gateway.front.app import MCP_PATH, GatewayApp
 from gateway.front.http_limits import protocol_for
 from gateway.front.server import build_server
@@ -49,6 +51,7 @@ async def serve_http(
         if source is not None:
             await stack.enter_async_context(reloading(source, runtime))
         gateway = runtime.gateway
+        composable(gateway)
         app = build_operated_app(gateway, host=host, runtime=runtime)
         lines = (f"mcp-gateway listening on http://{host}:{port}{MCP_PATH}", banner)
         await _Server(server_config(app, config, host, port), app, gateway, *lines).serve(sockets=[listener])
@@ -134,11 +137,19 @@ async def serve_stdio(config: GatewayConfig) -> None:
     """Serve one client on stdin/stdout until it closes stdin, or until SIGINT/SIGTERM (after in-flight calls end,
     at most ``shutdown_grace`` seconds)."""
     async with Gateway(config) as gateway, anyio.create_task_group() as tg:
+        composable(gateway)
         tg.start_soon(_stop_on_signal, gateway, tg.cancel_scope)
         server = build_server(gateway)
         async with stdio_server() as (read, write):
             await server.run(read, write, server.create_initialization_options())
         tg.cancel_scope.cancel()
+
+
+def composable(gateway: Gateway) -> None:
+    """Refuse to serve a composition config the backends' listings show wrong (``gateway.composition.checks``)."""
+    found = problems(gateway)
+    if found:
+        raise ConfigError("\n".join(found))
 
 
 async def _stop_on_signal(gateway: Gateway, scope: anyio.CancelScope) -> None:

@@ -17,8 +17,10 @@ from mcp import types
 
 from gateway.catalogue.naming import Style
 from gateway.catalogue.pages import Key, page
+from gateway.composition.meta import lazy_tools
 from gateway.composition.sources import ToolSource
 from gateway.composition.views import View
+from gateway.config.search import SearchConfig
 from gateway.core import Gateway
 from gateway.errors import NeedsInput, UnknownTarget
 from gateway.principal import Principal
@@ -33,8 +35,16 @@ class Surface:
     """One endpoint's lists and calls: the catalogue through the guard (as ``view`` shows it), plus the tools of
     ``sources``."""
 
-    def __init__(self, gateway: Gateway, sources: Sequence[ToolSource] = (), view: View | None = None) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        sources: Sequence[ToolSource] = (),
+        view: View | None = None,
+        search: SearchConfig | None = None,
+    ) -> None:
+        """``search``: in lazy mode (``search.lazy``) ``tools/list`` shows only what it names; calls reach all."""
         self._gateway = gateway
+        self._search = search if search is not None and search.lazy else None
         self._guard = gateway.guard
         self._catalog = gateway.catalog
         self._sources = tuple(sources)
@@ -69,13 +79,15 @@ class Surface:
             return shown
         allowed = self._guard.policy.matcher(principal)
         own = [tool for tool in self._own_tools(style) if allowed(tool.name)]
-        return sorted([*shown, *own], key=lambda tool: self._sort_key(kind, tool))
+        return self._lazy(sorted([*shown, *own], key=lambda tool: self._sort_key(kind, tool)))
 
     def page(self, kind: str, style: Style, cursor: str | None, size: int) -> tuple[list[Any], str | None]:
         """One page of a list nobody's rules filter, and the next page's cursor."""
         if self._view is None and (kind != "tools" or not self._sources):
             return self._catalog.page(kind, style, cursor, size)
         items, keys = self._composed(kind, style)
+        if kind == "tools" and self._search is not None:
+            items, keys = self._listed(style)
         return page(kind, items, keys, cursor, size)
 
     def everything(self, style: Style) -> list[types.Tool]:
@@ -104,6 +116,29 @@ class Surface:
         keys: list[Key] = [(self._sort_key(kind, item),) for item in items]
         self._lists[(kind, style)] = (generation, items, keys)
         return items, keys
+
+    def _listed(self, style: Style) -> tuple[list[Any], list[Key]]:
+        """The tools ``tools/list`` shows in lazy mode, with their page keys; made once per generation."""
+        generation = self.generation
+        made = self._lists.get(("lazy", style))
+        if made is None or made[0] != generation:
+            items, keys = self._composed("tools", style)
+            kept = {id(tool) for tool in self._lazy(items)}
+            pairs = [(tool, key) for tool, key in zip(items, keys, strict=True) if id(tool) in kept]
+            made = self._lists[("lazy", style)] = (generation, [t for t, _ in pairs], [k for _, k in pairs])
+        return made[1], made[2]
+
+    def _lazy(self, tools: list[Any]) -> list[Any]:
+        if self._search is None:
+            return tools
+        return lazy_tools(tools, self._search, self._canonical)
+
+    def _canonical(self, name: str) -> str:
+        """A listed tool's canonical name: its own for the gateway's tools, else the catalogue's (through a
+        view's renaming)."""
+        if self._source(name) is not None:
+            return name
+        return self._guard.tool_name(self.catalogue_name(name)) or name
 
     def _plain(self, kind: str, style: Style) -> list[Any]:
         if kind in ("tools", "prompts"):

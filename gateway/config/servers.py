@@ -20,6 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gateway.config.search import SearchConfig
+
 # A server's name is a segment of its URL path.
 SERVER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 # The name an override gives a tool reads the same in both name styles (``gateway.catalogue.naming.STRICT_NAME``).
@@ -105,6 +107,8 @@ class ServerConfig(_Model):
     composites: tuple[str, ...] = ()
     overrides: dict[str, ToolOverride] = Field(default_factory=dict)
     access: AccessConfig = AccessConfig()
+    # Meta tools on this server's endpoint (searching what it shows), as ``search`` does for /mcp.
+    search: SearchConfig = SearchConfig()
 
     @field_validator("backends", "tools", "prompts", "resources", "exclude", "composites")
     @classmethod

@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.catalogue.pages import ListCache
 from gateway.cluster.sessions import SharedSessions
+from gateway.composition.offered import main_surface, virtual_servers
 from gateway.composition.surface import Surface
 from gateway.core import Gateway, InFlight
 from gateway.front.fastpath import FastPath
@@ -146,8 +147,8 @@ def build_app(
 ) -> GatewayApp:
     """The HTTP app for a running gateway (the caller owns the gateway's lifecycle); ``routes`` are served
     beside ``/mcp`` (the admin API), behind no layer of the front's: they bring their own access control.
-    ``surface``: what ``/mcp`` offers (by default the catalogue alone); ``servers``: the virtual servers, each
-    served at ``/servers/<name>/mcp`` exactly as ``/mcp`` is, with a session manager of its own."""
+    ``surface``: what ``/mcp`` offers; ``servers``: the virtual servers, each served at ``/servers/<name>/mcp``
+    exactly as ``/mcp`` is, with a session manager of its own (both by default as the configuration says)."""
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -158,7 +159,7 @@ def build_app(
     shared = None
     if gateway.store is not None and gateway.keyring is not None:
         shared = SharedSessions(gateway.store, gateway.keyring, SESSION_IDLE_TIMEOUT)
-    main = _Endpoint(gateway, host, shared, surface if surface is not None else Surface(gateway))
+    main = _Endpoint(gateway, host, shared, surface if surface is not None else main_surface(gateway))
     own = [Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"])]
     if gateway.config.telemetry.metrics.enabled:
         own.append(metrics_route(gateway, main.sessions))
@@ -166,7 +167,7 @@ def build_app(
     app.router.routes.extend(routes)  # the SDK takes plain routes only; a mounted app goes in here
     surfaces = {MCP_PATH: main.surface}
     managers = []
-    for name, virtual in (servers or {}).items():
+    for name, virtual in (servers if servers is not None else _configured(gateway)).items():
         path = server_path(name)
         endpoint = _Endpoint(gateway, host, shared, virtual.surface, virtual.instructions)
         admission = partial(_Admission, admits=virtual.admits)
@@ -175,6 +176,13 @@ def build_app(
         managers.append(endpoint.server.session_manager)
     _run_too(app, managers)
     return GatewayApp(SecurityLayer(app, gateway, surfaces), gateway.router.end_session, frozenset(surfaces))
+
+
+def _configured(gateway: Gateway) -> dict[str, VirtualServer]:
+    return {
+        name: VirtualServer(offer.surface, offer.view.admits, offer.view.config.instructions)
+        for name, offer in virtual_servers(gateway).items()
+    }
 
 
 class _Endpoint:

@@ -27,6 +27,7 @@ from gateway import __version__
 from gateway.catalogue.naming import Style, style_for_client
 from gateway.catalogue.pages import ListCache, list_key
 from gateway.cluster.sessions import SharedSessions
+from gateway.composition.offered import main_surface
 from gateway.composition.surface import Surface
 from gateway.core import Gateway
 from gateway.errors import GatewayError, StoreUnavailable, to_mcp_error
@@ -109,11 +110,11 @@ def build_server(
     local principal. ``lists`` keeps the list answers and ``sessions`` learns what they depend on for each 2025
     session; pass them to share them with the fast path. ``shared`` keeps each 2025 session's subscriptions where
     every replica finds them (``gateway.front.portable_sessions``). ``surface``: what the endpoint offers (by
-    default the whole catalogue and none of the gateway's own tools); ``instructions``: what its clients are told
+    default what the configuration says ``/mcp`` offers); ``instructions``: what its clients are told
     instead of the gateway's own.
     """
     naming, redactor = gateway.config.naming, gateway.redactor
-    offered = surface if surface is not None else Surface(gateway)
+    offered = surface if surface is not None else main_surface(gateway)
     own = principal or gateway.guard.local
     levels = LogLevels()
     size = gateway.config.list_page_size
