@@ -1,26 +1,34 @@
 """Per-client backend sessions shared between replicas: the record in the store (sealed, found, refreshed, ended
-once), and two replicas' ``ClientSessions`` in one process sharing a store in front of a real HTTP backend: one
-opens the backend session, the other joins it, a session the backend forgot is replaced, and it ends once."""
+once); two replicas' ``ClientSessions`` in one process sharing a store in front of a real HTTP backend (one opens
+the backend session, the other joins it, a session the backend forgot is replaced, and it ends once); and two
+``serve`` replicas sharing a Redis, a 2025 session's calls alternating between them."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from itertools import count
+from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx2
 import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.cluster.backend_sessions import BackendRecord, BackendSessions
 from gateway.cluster.keyring import Keyring
-from gateway.cluster.store import MemoryStore
+from gateway.cluster.store import MemoryStore, RedisStore
 from gateway.config import BackendConfig
 from gateway.upstream.client_sessions import ClientSessions
 from gateway.upstream.transports import end_session, open_transport
 from tests.support import toy_server
+from tests.support.cluster import SESSION_KEY, shared_state
 from tests.support.loopback import serving
+from tests.support.procs import Processes, free_port, http_get, listening, wait_until
+from tests.support.redis_server import start_redis
 
 pytestmark = pytest.mark.anyio
 KEY = "backend-session-test-key-0123456789abcdef"
@@ -166,3 +174,95 @@ async def test_without_a_store_a_backend_session_ends_with_its_connection_as_bef
         pool.end(ALICE[1])
         await wait_for(lambda: backend.deleted)
         tg.cancel_scope.cancel()
+
+
+def rpc_answer(response: httpx2.Response) -> dict[str, Any]:
+    """The JSON-RPC answer in a plain JSON body or the last ``data:`` line of an SSE stream."""
+    if response.headers.get("content-type", "").startswith("text/event-stream"):
+        data = [line[5:] for line in response.text.splitlines() if line.startswith("data:")]
+        answer: dict[str, Any] = json.loads(data[-1])
+        return answer
+    return dict(response.json())
+
+
+class Session2025:
+    """A 2025 client's session spoken by hand, so that each request can go to the replica the test names."""
+
+    def __init__(self, http: httpx2.AsyncClient) -> None:
+        self.http = http
+        self.id = ""
+        self.ids = count(1)
+
+    def headers(self) -> dict[str, str]:
+        headers = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-11-25"}
+        return {**headers, "Mcp-Session-Id": self.id} if self.id else headers
+
+    async def open(self, url: str) -> None:
+        params = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "curl", "version": "1"}}
+        body = {"jsonrpc": "2.0", "id": next(self.ids), "method": "initialize", "params": params}
+        response = await self.http.post(url, json=body, headers=self.headers())
+        assert response.status_code == 200, response.text
+        self.id = response.headers["mcp-session-id"]
+        initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+        assert (await self.http.post(url, json=initialized, headers=self.headers())).status_code == 202
+
+    async def call(self, url: str, tool: str, **arguments: str) -> str:
+        params = {"name": tool, "arguments": arguments}
+        body = {"jsonrpc": "2.0", "id": next(self.ids), "method": "tools/call", "params": params}
+        answer = rpc_answer(await self.http.post(url, json=body, headers=self.headers()))
+        assert "result" in answer and not answer["result"].get("isError"), answer
+        return str(answer["result"]["content"][0]["text"])
+
+
+def start_replica(processes: Processes, tmp_path: Path, index: int, config: dict[str, Any]) -> str:
+    path = tmp_path / "gateway.json"
+    path.write_text(json.dumps(config))
+    port = free_port()
+    state = tmp_path / f"state-{index}"
+    state.mkdir()
+    args = ("-m", "gateway", "serve", "--config", str(path), "--port", str(port), "--log-level", "warning")
+    processes.start(*args, env={"XDG_STATE_HOME": str(state)})
+    wait_until(lambda: listening(port) and http_get(f"http://127.0.0.1:{port}/readyz")[0] == 200, timeout=60)
+    return f"http://127.0.0.1:{port}/mcp"
+
+
+@pytest.mark.processes
+async def test_a_session_keeps_its_backend_state_on_another_replica_and_its_delete_ends_it_there(
+    processes: Processes, tmp_path: Path
+) -> None:
+    """Two ``serve`` replicas sharing a real Redis, a toy backend over HTTP with per-client sessions: what the
+    client's backend session holds after a call through replica A is there for its next call through replica B,
+    and a DELETE through B ends the backend session (the backend answers 404 for it after)."""
+    redis_url = start_redis(processes)
+    toy = free_port()
+    processes.start("-m", "tests.support.toy_server", "--port", str(toy))
+    wait_until(lambda: listening(toy), what="the toy backend to listen")
+    toy_url = f"http://127.0.0.1:{toy}/mcp"
+    backend = {"name": "own", "url": toy_url, "protocol": "legacy", "session": "per_client"}
+    config = {"backends": [backend], **shared_state(redis_url)}
+    a, b = (start_replica(processes, tmp_path, index, config) for index in range(2))
+    store = RedisStore(redis_url)
+    shared = BackendSessions(store, Keyring([SESSION_KEY]))
+    try:
+        async with httpx2.AsyncClient(timeout=30) as http:
+            client = Session2025(http)
+            await client.open(a)
+            await client.call(a, "own/remember", value="cart: 3 apples")
+            assert (await client.call(b, "own/recall")).startswith("cart: 3 apples@")
+            assert (await client.call(a, "own/recall")).startswith("cart: 3 apples@")
+            kept = await shared.peek("own", client.id)
+            assert kept is not None
+            assert (await http.delete(b, headers=client.headers())).status_code == 200
+
+            async def backend_forgot() -> bool:
+                headers = {"Accept": "application/json, text/event-stream", "Mcp-Session-Id": kept.session_id}
+                headers["MCP-Protocol-Version"] = kept.version
+                ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+                return (await http.post(toy_url, json=ping, headers=headers)).status_code == 404
+
+            with anyio.fail_after(10):
+                while not await backend_forgot():
+                    await anyio.sleep(0.05)
+            assert await shared.peek("own", client.id) is None
+    finally:
+        await store.aclose()
