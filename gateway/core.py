@@ -27,6 +27,7 @@ import anyio.to_thread
 
 from gateway import heap
 from gateway.catalogue.catalog import Catalog, Kind, Snapshot
+from gateway.cluster.backend_sessions import BackendSessions
 from gateway.cluster.bus import Body, Bus, bus_for
 from gateway.cluster.keyring import Keyring
 from gateway.cluster.store import Store, open_store
@@ -103,8 +104,11 @@ class Gateway:
         self.inflight = InFlight()
         self._connect = connect
         self.tracing = tracing or start_tracing(config.telemetry.tracing)
+        self.backend_sessions = (
+            BackendSessions(self.store, self.keyring) if self.store is not None and self.keyring is not None else None
+        )
         self.upstreams = {
-            b.name: Upstream(b, config, self._on_change, connect, self._on_update, self.tracing)
+            b.name: Upstream(b, config, self._on_change, connect, self._on_update, self.tracing, self.backend_sessions)
             for b in config.backends
         }
         seal = StateSeal(self.keyring.mac_keys("request-state")) if self.keyring is not None else None
@@ -205,7 +209,9 @@ class Gateway:
     async def attach(self, config: BackendConfig) -> Upstream:
         """Connect a backend while serving (its definition already in ``set_backends``); returns once its first
         attempt ended, at most its ``connect_timeout`` later."""
-        upstream = Upstream(config, self.config, self._on_change, self._connect, self._on_update, self.tracing)
+        upstream = Upstream(
+            config, self.config, self._on_change, self._connect, self._on_update, self.tracing, self.backend_sessions
+        )
         self.upstreams[config.name] = upstream
         self.disabled.discard(config.name)
         self.guard.set_backends([u.config for u in self.upstreams.values()])

@@ -7,12 +7,14 @@ the installed SDK; after an upgrade it fails naming the function here that needs
 
 from __future__ import annotations
 
+import json
 import logging
 import math
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any, TypeVar
 
 import anyio
+import httpx2
 from anyio.abc import TaskStatus
 from mcp.client._transport import TransportStreams
 from mcp.server import Server
@@ -38,6 +40,7 @@ __all__ = [
     "end_idle",
     "idle_deadline",
     "idle_ending",
+    "joined_session",
     "replace_middleware",
     "restart_idle",
     "restore_session",
@@ -207,3 +210,44 @@ async def restore_session(
 
     connection: Connection = await manager._task_group.start(run)
     return connection
+
+
+def joined_session(
+    inner: httpx2.AsyncBaseTransport, session_id: str, result: Mapping[str, Any]
+) -> httpx2.AsyncBaseTransport:
+    """An HTTP transport under the SDK's streamable-HTTP client that joins a backend session opened elsewhere (by
+    another replica) instead of opening one: the client's ``initialize`` is answered here with ``result`` (that
+    session's ``InitializeResult``) under ``session_id``, its ``notifications/initialized`` is taken here, and its
+    GET stream is refused here (405); everything else goes through ``inner`` to the backend, in that session.
+
+    The SDK's client has no way to resume a session: an ``mcp.Client`` always begins with the handshake, and its
+    transport takes its session id only from the answer to its own ``initialize`` (a private step), then opens the
+    GET stream once it sends ``notifications/initialized``. The SDK's server allows one GET stream per session,
+    which the replica that opened the session holds, so the joined client has none. Close the client with
+    ``terminate_on_close=False``: the session is not this connection's to end.
+    """
+    return _Joined(inner, session_id, dict(result))
+
+
+class _Joined(httpx2.AsyncBaseTransport):
+    def __init__(self, inner: httpx2.AsyncBaseTransport, session_id: str, result: dict[str, Any]) -> None:
+        self._inner = inner
+        self._session_id = session_id
+        self._result = result
+        self._joined = False
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        if request.method == "GET":
+            return httpx2.Response(405, request=request)
+        if request.method == "POST" and not self._joined:
+            message = json.loads(request.content)
+            if message.get("method") == "initialize":
+                answer = {"jsonrpc": "2.0", "id": message.get("id"), "result": self._result}
+                return httpx2.Response(200, headers={"mcp-session-id": self._session_id}, json=answer, request=request)
+            if message.get("method") == "notifications/initialized":
+                self._joined = True
+                return httpx2.Response(202, request=request)
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import math
 from importlib.metadata import version
 from types import ModuleType
@@ -17,7 +18,8 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
-from mcp import types
+from mcp import Client, MCPError, types
+from mcp.client.streamable_http import streamable_http_client
 from mcp.server import Server
 from mcp.server.connection import Connection
 from mcp.server.session import ServerSession
@@ -174,3 +176,57 @@ async def test_a_restored_session_serves_requests_without_an_initialize() -> Non
         assert ping.json() == {"jsonrpc": "2.0", "id": 1, "result": {}}
         assert listed.json()["result"]["tools"] == []  # past the gate that refuses requests before initialize
         await seam().discard_session(made, "sealed.one", transport)
+
+
+class Recording(httpx2.AsyncBaseTransport):
+    """An HTTP transport that notes each request it passes on (its method, or the JSON-RPC method it posts) and
+    each answer's status."""
+
+    def __init__(self, inner: httpx2.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.sent: list[str] = []
+        self.statuses: list[int] = []
+        self.session_ids: set[str] = set()
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        self.sent.append(json.loads(request.content)["method"] if request.method == "POST" else request.method)
+        self.session_ids.add(request.headers.get("mcp-session-id", ""))
+        response = await self.inner.handle_async_request(request)
+        self.statuses.append(response.status_code)
+        return response
+
+
+async def test_a_client_joins_a_session_opened_elsewhere_without_an_initialize_or_a_get_stream() -> None:
+    async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=[types.Tool(name="kept", input_schema={"type": "object"})])
+
+    made = StreamableHTTPSessionManager(app=Server("contract", on_list_tools=list_tools), json_response=True)
+    given: list[str] = []
+
+    async def remember(response: httpx2.Response) -> None:
+        given.extend([response.headers["mcp-session-id"]] if "mcp-session-id" in response.headers else [])
+
+    async with made.run():
+        asgi = httpx2.ASGITransport(app=made.handle_request)
+        opener = httpx2.AsyncClient(transport=asgi, event_hooks={"response": [remember]})
+        async with opener, Client(streamable_http_client("http://t/", http_client=opener), mode="legacy") as first:
+            result = first.session.initialize_result
+            assert result is not None and given
+            answer = result.model_dump(by_alias=True, mode="json", exclude_none=True)
+            recording = Recording(asgi)
+            joined_http = httpx2.AsyncClient(transport=seam().joined_session(recording, given[0], answer))
+            transport = streamable_http_client("http://t/", http_client=joined_http, terminate_on_close=False)
+            async with joined_http, Client(transport, mode="legacy") as joined:
+                assert joined.session.initialize_result == result
+                assert [tool.name for tool in (await joined.list_tools()).tools] == ["kept"]
+            assert "initialize" not in recording.sent and "notifications/initialized" not in recording.sent
+            assert "GET" not in recording.sent and "DELETE" not in recording.sent
+            assert recording.session_ids == {given[0]}
+            assert [tool.name for tool in (await first.list_tools()).tools] == ["kept"]  # the session goes on
+        forgotten = Recording(asgi)
+        joined_http = httpx2.AsyncClient(transport=seam().joined_session(forgotten, given[0], answer))
+        transport = streamable_http_client("http://t/", http_client=joined_http, terminate_on_close=False)
+        async with joined_http, Client(transport, mode="legacy") as late:
+            with pytest.raises(MCPError):
+                await late.session.send_ping()
+        assert forgotten.statuses == [404]  # ended by its opener's DELETE: what the gateway takes for "forgotten"

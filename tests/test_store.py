@@ -46,6 +46,14 @@ async def test_a_value_set_is_read_back_until_deleted(store: Store) -> None:
     assert await store.get("test:a") is None
 
 
+async def test_a_key_is_claimed_once_until_it_is_deleted(store: Store) -> None:
+    assert await store.claim("test:once", ttl=60)
+    assert not await store.claim("test:once", ttl=60)
+    await store.delete("test:once")
+    assert await store.claim("test:once", ttl=60)
+    await store.delete("test:once")
+
+
 async def test_a_published_message_reaches_every_subscriber(store: Store) -> None:
     async with store.subscribe("test:channel") as first, store.subscribe("test:channel") as second:
         assert await store.publish("test:channel", b"hello") == 2

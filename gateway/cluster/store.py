@@ -42,6 +42,10 @@ class Store(Protocol):
     async def delete(self, key: str) -> None:
         """Forget ``key``; absent keys are fine."""
 
+    async def claim(self, key: str, ttl: float) -> bool:
+        """Set ``key`` for ``ttl`` seconds unless it is present; whether this call set it. Of several processes
+        racing to do one thing once, the one whose claim succeeds does it."""
+
     async def publish(self, channel: str, message: bytes) -> int:
         """Deliver ``message`` to every current subscriber of ``channel``, on any process (at most once); how many
         subscribers there were (on Redis: how many connections, whichever process holds them)."""
@@ -90,6 +94,12 @@ class MemoryStore:
 
     async def delete(self, key: str) -> None:
         self._values.pop(key, None)
+
+    async def claim(self, key: str, ttl: float) -> bool:
+        if self._live(key) is not None:
+            return False
+        await self.set(key, b"1", ttl)
+        return True
 
     async def publish(self, channel: str, message: bytes) -> int:
         streams = list(self._subscribers.get(channel, ()))
@@ -162,6 +172,9 @@ class RedisStore:
 
     async def delete(self, key: str) -> None:
         await self._call(self._redis.delete, key)
+
+    async def claim(self, key: str, ttl: float) -> bool:
+        return bool(await self._call(self._redis.set, key, b"1", px=_ms(ttl), nx=True))
 
     async def publish(self, channel: str, message: bytes) -> int:
         return int(await self._call(self._redis.publish, channel, message))

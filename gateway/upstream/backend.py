@@ -34,6 +34,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel
 
 from gateway.catalogue.catalog import Snapshot
+from gateway.cluster.backend_sessions import BackendSessions
 from gateway.config import BackendConfig, GatewayConfig
 from gateway.telemetry import metrics
 from gateway.telemetry.stats import CallStats
@@ -85,6 +86,7 @@ class Upstream:
         connect: Connector = open_transport,
         on_update: OnUpdate | None = None,
         tracing: Tracing | None = None,
+        shared: BackendSessions | None = None,
     ) -> None:
         self.config = config
         self.name = config.name
@@ -119,7 +121,7 @@ class Upstream:
         self._pausing = anyio.CancelScope()
         self._again = False  # an operator asked to reconnect: no backoff this once
         per_client = config.session == "per_client"
-        self.sessions = ClientSessions(config, connect, self._on_stderr) if per_client else None
+        self.sessions = ClientSessions(config, connect, self._on_stderr, shared) if per_client else None
         self.forwarder: Forwarder | None = None  # the raw path's, while the shared connection is over HTTP
         self.link: UpstreamLink | None = None  # how requests go over the shared connection while it is ready
         self.pending = Pending(config.name)

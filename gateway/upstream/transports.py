@@ -4,7 +4,8 @@ Everything above this module holds a ``Transport`` (an async context manager yie
 streams) and never branches on how the bytes travel. What transports report back through ``TransportHooks``:
 the end of the backend's stream (a stdio process that exited, a closed connection), so the supervisor reconnects
 at once instead of at the next probe; for stdio, each line the process writes to stderr; for streamable HTTP, a
-``Forwarder`` that sends calls as raw JSON-RPC beside the SDK connection (``gateway.upstream.forward``). ``Connector``
+``Forwarder`` that sends calls as raw JSON-RPC beside the SDK connection (``gateway.upstream.forward``), and, for a
+``BackendSession`` several replicas share, its id and whether the backend forgot it. ``Connector``
 is the seam: tests pass one that returns an in-process server instead. ``reachable`` is the cheap check the supervisor
 makes between reconnects: whether a URL backend takes a TCP connection again.
 """
@@ -17,7 +18,7 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
@@ -32,7 +33,7 @@ from mcp.types import CONNECTION_CLOSED
 
 from gateway.config import BackendConfig
 from gateway.config import Transport as Kind
-from gateway.sdk import TransportStreams
+from gateway.sdk import TransportStreams, joined_session
 from gateway.upstream.forward import Forwarder
 from gateway.upstream.negotiated import CLIENT_INFO
 
@@ -65,12 +66,26 @@ def _unused(forwarder: Forwarder) -> None:
     """Without a taker, an HTTP backend's calls stay on the SDK client."""
 
 
+@dataclass
+class BackendSession:
+    """A streamable-HTTP backend's session that outlives the connection (other replicas use it too): its ``id`` once
+    the backend gave one, and ``joined``, the ``InitializeResult`` of a session opened elsewhere, to join under
+    ``id`` without an ``initialize``; ``forgotten`` once the backend answered 404 in it. Closing such a connection
+    does not end the session; ``end_session`` does."""
+
+    id: str | None = None
+    joined: dict[str, Any] | None = None
+    forgotten: bool = False
+
+
 @dataclass(frozen=True)
 class TransportHooks:
     on_eof: Callable[[], None]
     on_stderr: Callable[[str], None]
     # Streamable-HTTP backends also get a raw call path beside the SDK connection (``gateway.upstream.forward``).
     on_forwarder: Callable[[Forwarder], None] = _unused
+    # For a per-client session of a streamable-HTTP backend that other replicas may adopt.
+    session: BackendSession | None = field(default=None)
 
 
 # Returns anything ``mcp.Client`` connects to: a ``Transport``, or in tests a ``Server``/``MCPServer``.
@@ -88,18 +103,24 @@ async def open_transport(config: BackendConfig, stack: AsyncExitStack, hooks: Tr
         forwarder = (
             None if config.forward_token else Forwarder(config.url, config.headers, config.connect_timeout, events)
         )
+        # Loading the CA bundle costs ~80 ms per client; a plain-HTTP backend never uses it.
+        verify = config.url.startswith("https://")
+        session = hooks.session
+        responses = [forwarder.on_response] if forwarder is not None else []
         http = httpx2.AsyncClient(
             headers=config.headers or None,
             timeout=httpx2.Timeout(config.connect_timeout, read=read_timeout),
-            # Loading the CA bundle costs ~80 ms per client; a plain-HTTP backend never uses it.
-            verify=config.url.startswith("https://"),
+            verify=verify,
+            transport=_joining(session, verify),
             event_hooks={
                 "request": [_forward_token] if config.forward_token else [],
-                "response": [forwarder.on_response] if forwarder is not None else [],
+                "response": responses if session is None else [*responses, _watch(session)],
             },
         )
         await stack.enter_async_context(http)
-        transport: Transport = streamable_http_client(config.url, http_client=http, max_sse_event_size=events)
+        transport: Transport = streamable_http_client(
+            config.url, http_client=http, max_sse_event_size=events, terminate_on_close=session is None
+        )
         if forwarder is not None:
             stack.callback(forwarder.close)
             hooks.on_forwarder(forwarder)
@@ -147,6 +168,41 @@ class _EofWatch:
         except (StopAsyncIteration, anyio.EndOfStream, anyio.ClosedResourceError):
             self._on_eof()
             raise
+
+
+def _joining(session: BackendSession | None, verify: bool) -> httpx2.AsyncBaseTransport | None:
+    """For a session opened elsewhere, the transport that joins it; otherwise httpx's own."""
+    if session is None or session.joined is None or session.id is None:
+        return None
+    return joined_session(httpx2.AsyncHTTPTransport(verify=verify), session.id, session.joined)
+
+
+def _watch(session: BackendSession) -> Callable[[httpx2.Response], Awaitable[None]]:
+    """A response hook noting the backend's session id, and a 404 answered in it (the backend forgot it)."""
+
+    async def watch(response: httpx2.Response) -> None:
+        given = response.headers.get("mcp-session-id")
+        if given and session.id is None:
+            session.id = given
+        elif response.status_code == 404 and response.request.headers.get("mcp-session-id"):
+            session.forgotten = True
+
+    return watch
+
+
+async def end_session(config: BackendConfig, session_id: str, version: str) -> int | None:
+    """End a backend's session with the DELETE its SDK client would send on closing; the backend's status, or None
+    if it could not be reached within the ``connect_timeout``."""
+    assert config.url is not None
+    headers = {**config.headers, "mcp-session-id": session_id, "mcp-protocol-version": version}
+    verify = config.url.startswith("https://")
+    async with httpx2.AsyncClient(timeout=config.connect_timeout, verify=verify) as http:
+        try:
+            response = await http.delete(config.url, headers=headers)
+        except httpx2.HTTPError as exc:
+            logger.warning("backend %s: could not end a client session: %s", config.name, type(exc).__name__)
+            return None
+    return response.status_code
 
 
 async def reachable(config: BackendConfig) -> bool | None:
