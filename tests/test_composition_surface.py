@@ -16,6 +16,8 @@ from mcp import Client, MCPError, types
 from gateway.catalogue.naming import Style
 from gateway.composition.sources import Reach
 from gateway.composition.surface import Surface
+from gateway.composition.views import View
+from gateway.config.servers import ServerConfig
 from gateway.core import Gateway
 from gateway.errors import INVALID_PARAMS
 from gateway.front.app import build_app
@@ -202,3 +204,20 @@ async def test_a_2026_http_client_calls_own_tools_on_either_path(fast_path: bool
 
 def _caller(gateway: Gateway) -> Caller:
     return Caller(principal=gateway.guard.local)
+
+
+async def test_a_views_schemas_are_the_ones_it_shows_under_either_rendering() -> None:
+    server = ServerConfig(
+        tools=("ops/echo", "ops/slow"), overrides={"ops/slow": {"name": "nap", "fixed": {"seconds": 0}}}
+    )
+    async with gateway_with() as gw:
+        surface = Surface(gw, view=View(server, gw.config.backends))
+        nap, echo, strict = (
+            surface.input_schema("nap"),
+            surface.input_schema("ops/echo"),
+            surface.input_schema("ops__echo"),
+        )
+        hidden = surface.input_schema("ops/search")
+    assert nap is not None and "seconds" not in nap.get("properties", {})
+    assert echo is not None and echo == strict and "text" in echo["properties"]
+    assert hidden is None
