@@ -121,6 +121,46 @@ def default_composites() -> list[dict[str, Any]]:
     ]
 
 
+def default_servers() -> dict[str, dict[str, Any]]:
+    """The virtual servers of the default configuration (``docs/composition.md``): ``oncall``, a desk's read-only
+    part of the sample backends with a renamed tool, a fixed argument and the composite; ``lazy``, all three
+    backends behind tool search, its ``tools/list`` showing the meta tools alone."""
+    return {
+        "oncall": {
+            "description": "The on-call desk's view",
+            "instructions": (
+                "Read-only. incident_full_report says what is open, who is on call and whom to escalate to; "
+                "approved_leave says who is away."
+            ),
+            "tools": [
+                "ops/list_tickets",
+                "ops/lookup_inventory",
+                "ops/search",
+                "hr/get_employee",
+                "hr/list_leave_requests",
+                "fin/calculate_budget",
+            ],
+            "prompts": ["ops/incident_report"],
+            "resources": ["ops/ops://tickets/*"],
+            "composites": ["incident_full_report"],
+            "overrides": {
+                "hr/list_leave_requests": {
+                    "name": "approved_leave",
+                    "title": "Approved leave",
+                    "description": "Approved leave, latest start first; pass employee_id for one person.",
+                    "fixed": {"status": "approved"},
+                    "annotations": {"openWorldHint": False},
+                },
+            },
+        },
+        "lazy": {
+            "description": "Every sample backend's tools, found by searching",
+            "backends": ["ops", "hr", "finance"],
+            "search": {"enabled": True, "lazy": True},
+        },
+    }
+
+
 def default_state_dir(environ: Mapping[str, str]) -> Path:
     """Where runtime changes are kept when the config names no ``state_dir``: the XDG state directory."""
     base = environ.get("XDG_STATE_HOME") or str(Path(environ.get("HOME") or Path.home()) / ".local" / "state")
@@ -146,6 +186,7 @@ def load_config(
         data: dict[str, Any] = {
             "backends": [b.model_dump() for b in default_backends(host, ports)],
             "composites": default_composites(),
+            "servers": default_servers(),
         }
     else:
         data = _read_file(path)

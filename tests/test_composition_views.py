@@ -14,11 +14,11 @@ from mcp import types
 from backends.finance.server import build_server as finance
 from backends.hr.server import build_server as hr
 from backends.ops.server import build_server as ops
-from gateway.composition.views import View, check_servers, views
+from gateway.composition.views import View, check_server_composites, check_servers, views
 from gateway.config import GatewayConfig
 from gateway.errors import InvalidArguments, to_mcp_error
 from gateway.principal import Principal
-from gateway.settings import default_backends
+from gateway.settings import default_backends, default_composites, load_config
 
 STATUS = {"type": "string", "enum": ["open", "in_progress", "closed"]}
 LIST_SCHEMA: dict[str, Any] = {
@@ -319,15 +319,66 @@ async def test_the_documented_example_fits_the_sample_backends_and_shows_what_th
     view = views(config)["oncall"]
     listed = {t.name: t for t in view.tools(sorted(tools.items()))}
     assert list(listed) == [
+        "approved_leave",
+        "fin/calculate_budget",
         "hr/get_employee",
-        "hr/list_leave_requests",
-        "open_tickets",
+        "ops/list_tickets",
         "ops/lookup_inventory",
         "ops/search",
     ]
-    assert "status" not in listed["open_tickets"].input_schema["properties"]
-    assert set(listed["hr/list_leave_requests"].input_schema["properties"]) == {"employee_id"}
-    assert view.target("open_tickets") == ("ops/list_tickets", {"status": "open"})
-    assert view.arguments("hr/list_leave_requests", {}) == {"status": "approved"}
+    assert set(listed["approved_leave"].input_schema["properties"]) == {"employee_id"}
+    assert view.target("approved_leave") == ("hr/list_leave_requests", {"status": "approved"})
+    assert view.select("composites", "incident_full_report")
     assert view.select("templates", "ops+ops://tickets/{ticket_id}")
     assert not view.select("resources", "fin+finance://departments")
+
+
+def test_the_documented_example_is_the_demos_oncall_server() -> None:
+    assert documented_server().servers["oncall"] == load_config(None, environ={}).servers["oncall"]
+
+
+def with_composites(**server: Any) -> GatewayConfig:
+    backends = [b.model_dump() for b in default_backends()]
+    return GatewayConfig.model_validate(
+        {"backends": backends, "composites": default_composites(), "servers": {"desk": server}}
+    )
+
+
+DESK = {"tools": ["ops/list_tickets", "hr/get_employee", "fin/calculate_budget"], "composites": ["incident_*"]}
+STEPS = "servers.desk.composites.incident_full_report.steps"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("server", "problems"),
+    [
+        (DESK, []),
+        ({**DESK, "composites": []}, []),
+        (
+            {**DESK, "tools": ["ops/list_tickets", "hr/get_employee"]},
+            [f"{STEPS}.budget: the server does not show 'fin/calculate_budget', so the step cannot call it"],
+        ),
+        (
+            {**DESK, "overrides": {"ops/list_tickets": {"name": "open_tickets"}}},
+            [f"{STEPS}.incidents: the server does not show 'ops/list_tickets', so the step cannot call it"],
+        ),
+        (
+            {**DESK, "exclude": ["hr/*"]},
+            [
+                f"{STEPS}.on_call: the server does not show 'hr/get_employee', so the step cannot call it",
+                f"{STEPS}.manager: the server does not show 'hr/get_employee', so the step cannot call it",
+            ],
+        ),
+        (
+            {**DESK, "overrides": {"ops/list_tickets": {"fixed": {"status": "open", "limit": 5}}}},
+            [
+                f"{STEPS}.incidents.arguments.limit: the server fixes it, so the step may not pass it",
+                f"{STEPS}.incidents.arguments.status: the server fixes it, so the step may not pass it",
+            ],
+        ),
+    ],
+)
+async def test_a_composite_a_server_selects_calls_only_what_the_server_shows_as_it_shows_it(
+    server: dict[str, Any], problems: list[str], tmp_path: Path
+) -> None:
+    assert check_server_composites(with_composites(**server), await sample_tools(tmp_path)) == problems

@@ -97,3 +97,11 @@ def test_the_security_example_is_a_valid_config(tmp_path: Path) -> None:
     path.write_text(blocks(section("Security"), "yaml")[0])
     config = load_config(path, environ={"ALICE_KEY": "a-key-of-sixteen-chars"})
     assert config.security.auth.enabled and config.security.policy.rules
+
+
+def test_the_composition_sections_link_to_headings_of_the_docs_page() -> None:
+    page = (ROOT / "docs" / "composition.md").read_text()
+    anchors = {re.sub(r"[^a-z0-9 _-]", "", h.lower()).replace(" ", "-") for h in re.findall(r"^#+ (.*)$", page, re.M)}
+    linked = re.findall(r"\(docs/composition\.md#([^)]+)\)", section("Configuration"))
+    assert {"composite-tools", "virtual-servers", "tool-search"} <= set(linked) <= anchors
+    assert all(f"`{name}:`" in section("Configuration") for name in ("composites", "servers", "search"))

@@ -27,7 +27,7 @@ from gateway.cli.children import die_with_parent, exit_status
 from gateway.cli.running import serve_http
 from gateway.config import GatewayConfig
 from gateway.errors import StartupError
-from gateway.front.app import MCP_PATH
+from gateway.front.app import MCP_PATH, server_path
 
 logger = logging.getLogger(__name__)
 SAMPLE_BACKENDS = ("ops", "hr", "finance")
@@ -58,7 +58,7 @@ def run_demo(
         path = data_dir / "gateway.yaml"
         path.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude_defaults=True), sort_keys=False))
     backends = [Backend(name, sock, data_dir) for name, sock in backend_sockets.items()]
-    banner = _demo_banner(host, listener.getsockname()[1], path.resolve())
+    banner = _demo_banner(host, listener.getsockname()[1], path.resolve(), list(config.servers))
     anyio.run(_serve_demo, config, listener, host, backends, banner)
 
 
@@ -176,14 +176,16 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
         os.killpg(proc.pid, sig)
 
 
-def _demo_banner(host: str, port: int, config: Path) -> str:
-    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}{MCP_PATH}"
+def _demo_banner(host: str, port: int, config: Path, servers: Sequence[str]) -> str:
+    base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    url = f"{base}{MCP_PATH}"
     executable = shutil.which("mcp-gateway") or str(Path(sys.executable).with_name("mcp-gateway"))
     desktop = {"mcpServers": {"gateway": {"command": executable, "args": ["stdio", "--config", str(config)]}}}
     remote = {"mcpServers": {"gateway": {"command": "npx", "args": ["-y", "mcp-remote", url]}}}
     return "\n".join(
         [
             f"\nMCP endpoint: {url}",
+            *(f"Virtual server {name}: {base}{server_path(name)}" for name in servers),
             "Claude Desktop (claude_desktop_config.json), the gateway on stdio:",
             json.dumps(desktop, indent=2),
             "or through mcp-remote:",

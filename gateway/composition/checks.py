@@ -1,9 +1,10 @@
 """What only the backends' listings can tell about the composition config, checked once the gateway has started.
 
 A composite's step naming a tool no backend lists, an argument the tool does not take, a field its output schema
-does not have; a virtual server's override of an unknown tool, or a fixed value its schema refuses: each is a
-mistake in the file, refused at start with the place named (the command line exits 2). What names a tool of a
-backend that did not connect cannot be told yet: it is left out, and a log line says so.
+does not have; a virtual server's override of an unknown tool, or a fixed value its schema refuses; a composite a
+server selects whose step calls a tool the server does not show: each is a mistake in the file, refused at start
+with the place named (the command line exits 2). What names a tool of a backend that did not connect cannot be
+told yet: it is left out, and a log line says so.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 from mcp import types
 
 from gateway.catalogue.naming import Style
-from gateway.composition.views import check_servers
+from gateway.composition.views import check_server_composites, check_servers
 from gateway.config.composites import check_composites
 from gateway.core import Gateway
 from gateway.upstream.backend import State
@@ -37,8 +38,9 @@ def problems(gateway: Gateway) -> list[str]:
     for name, server in config.servers.items():
         overrides = {tool: o for tool, o in server.overrides.items() if not _skipped(name, [tool], unknown)}
         servers[name] = server.model_copy(update={"overrides": overrides})
-    checked = config.model_copy(update={"servers": servers})
-    return check_composites(composites, everywhere) + check_servers(checked, tools)
+    checked = config.model_copy(update={"servers": servers, "composites": composites})
+    found = check_composites(composites, everywhere) + check_servers(checked, tools)
+    return found + check_server_composites(checked, everywhere)
 
 
 def _unconnected(gateway: Gateway) -> set[str]:

@@ -172,6 +172,33 @@ def check_servers(config: GatewayConfig, tools: Mapping[str, types.Tool]) -> lis
     return problems
 
 
+def check_server_composites(config: GatewayConfig, tools: Mapping[str, types.Tool]) -> list[str]:
+    """What the composites a server selects say against what it shows: a step calls its tool through the server,
+    as the caller would, so a tool the server does not show under the step's name (left out, or renamed), or an
+    argument the server fixes, would fail every call. ``tools`` holds every tool under each name a step may use
+    for it (canonical and strict); a step's unknown tool is ``check_composites``'s to name."""
+    problems = []
+    for name, view in views(config).items():
+        for composite in config.composites:
+            if not view.select("composites", composite.name):
+                continue
+            for step, call in composite.steps.items():
+                tool = tools.get(call.tool)
+                if tool is None:
+                    continue
+                place = f"servers.{name}.composites.{composite.name}.steps.{step}"
+                if not view.select("tools", tool.name):
+                    problems.append(f"{place}: the server does not show {call.tool!r}, so the step cannot call it")
+                    continue
+                override = view.config.overrides.get(tool.name)
+                fixed = sorted(set(override.fixed) & set(call.arguments)) if override is not None else []
+                problems += [
+                    f"{place}.arguments.{argument}: the server fixes it, so the step may not pass it"
+                    for argument in fixed
+                ]
+    return problems
+
+
 def _exposed_names(view: View, config: GatewayConfig, tools: Mapping[str, types.Tool]) -> set[str]:
     """The names, in both styles, of the server's tools that keep their own."""
     prefixes = {b.exposed_prefix for b in config.backends}
