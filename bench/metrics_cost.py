@@ -78,7 +78,7 @@ def metrics_cost(procs: Processes, settings: Settings, work: Path, log: Any = pr
 
 def _summary(ratios: dict[str, list[float]], cpu: dict[str, list[float]]) -> dict[str, Any]:
     """Medians over rounds, the changes against metrics off, and every round's ratios."""
-    ratio = {system: statistics.median(values) if values else 0.0 for system, values in ratios.items()}
+    ratio = {system: _median(values) for system, values in ratios.items()}
     off = ratio["metrics-off"]
     return {
         "ratio_on": ratio["metrics-on"],
@@ -86,12 +86,17 @@ def _summary(ratios: dict[str, list[float]], cpu: dict[str, list[float]]) -> dic
         "ratio_control": ratio["control"],
         "change_pct": (ratio["metrics-on"] - off) / off * 100 if off else 0.0,
         "noise_pct": (ratio["control"] - off) / off * 100 if off else 0.0,
-        "cpu_on_us": statistics.median(cpu["metrics-on"]) if cpu["metrics-on"] else 0.0,
-        "cpu_off_us": statistics.median(cpu["metrics-off"] + cpu["control"]) if cpu["metrics-off"] else 0.0,
+        "cpu_on_us": _median(cpu["metrics-on"]),
+        "cpu_off_us": _median(cpu["metrics-off"]),
+        "cpu_control_us": _median(cpu["control"]),
         "rounds_on": ratios["metrics-on"],
         "rounds_off": ratios["metrics-off"],
         "rounds_control": ratios["control"],
     }
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
 
 
 def render(cost: dict[str, Any]) -> str:
@@ -100,7 +105,7 @@ def render(cost: dict[str, Any]) -> str:
         f"{era}: gateway/direct {cost[era]['ratio_on']:.3f} with metrics, {cost[era]['ratio_off']:.3f} without "
         f"({cost[era]['change_pct']:+.1f} %; the control, a second gateway without metrics: "
         f"{cost[era]['noise_pct']:+.1f} %), gateway CPU per call {cost[era]['cpu_on_us']:.0f} µs "
-        f"with metrics, {cost[era]['cpu_off_us']:.0f} µs without"
+        f"with metrics, {cost[era]['cpu_off_us']:.0f} µs without, {cost[era]['cpu_control_us']:.0f} µs the control"
         for era in ERAS
         if era in cost
     ]
