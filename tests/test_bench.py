@@ -41,6 +41,7 @@ def test_the_metrics_cost_scenario_runs_alone(tmp_path: Path) -> None:
     report = (tmp_path / "metrics.md").read_text()
     assert "**Metrics cost**" in report
     assert "2025: gateway/direct" in report and "2026: gateway/direct" in report
+    assert "the control, a second gateway without metrics" in report and "gateway CPU per call" in report
 
 
 def test_the_scale_scenario_runs_alone_with_one_and_two_workers(tmp_path: Path) -> None:
