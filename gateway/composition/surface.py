@@ -51,6 +51,7 @@ class Surface:
         self._view = view
         self._version = 0
         self._lists: dict[tuple[str, Style], tuple[int, list[Any], list[Key]]] = {}
+        self._schemas: tuple[int, dict[str, dict[str, Any]]] = (-1, {})
 
     def set(self, sources: Sequence[ToolSource], view: View | None) -> None:
         """Offer other tools of the gateway's own, or another selection, from now on (clients are told by whoever
@@ -97,9 +98,14 @@ class Surface:
         return self._composed("tools", style)[0]
 
     def input_schema(self, name: str) -> dict[str, Any] | None:
+        """A tool's ``inputSchema`` by name, looked up by key: every call to an own tool, or to any tool of a
+        view, asks for it."""
         if self._view is None and self._source(name) is None:
             return self._catalog.input_schema(name)
-        return next((tool.input_schema for tool in self.everything(Style.CANONICAL) if tool.name == name), None)
+        generation = self.generation
+        if self._schemas[0] != generation:
+            self._schemas = (generation, {tool.name: tool.input_schema for tool in self.everything(Style.CANONICAL)})
+        return self._schemas[1].get(name)
 
     def _composed(self, kind: str, style: Style) -> tuple[list[Any], list[Key]]:
         """A whole list (the catalogue's, as the view shows it, and the sources' tools) sorted, with its page keys;
