@@ -130,6 +130,12 @@ def _scenario_checks(results: dict[str, Any]) -> list[Check]:
     if found and "p95_ms" in found:
         name = f"tool search over {found['tools']} tools (in-process), p95"
         checks.append(_max_check(name, found["p95_ms"], 20, "ms"))
+    served = results.get("search_gateway")
+    if served and "gateway_p95_ms" in served:
+        name = f"tool search over {served['tools']} tools at the gateway (access log), p95"
+        checks.append(_max_check(name, served["gateway_p95_ms"], 20, "ms"))
+        name = f"tool search over {served['tools']} tools, round trip over loopback, p95"
+        checks.append(_max_check(name, served["rtt_p95_ms"], 20, "ms"))
     for row in results.get("big", []):
         if row["system"] != "gateway":
             continue

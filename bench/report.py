@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import metrics_cost, search
+from bench import metrics_cost, search, search_gateway
 from bench.goals import evaluate
 from bench.settings import ERAS, MODES
 
@@ -144,6 +144,7 @@ def _scenarios_section(results: dict[str, Any]) -> list[str]:
         ("metrics", metrics_cost.render),
         ("scale", _scale),
         ("search", search.render),
+        ("search_gateway", search_gateway.render),
     ):
         found = results.get(key)
         if found and "error" in found:

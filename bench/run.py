@@ -6,7 +6,7 @@ python -m bench --tiny       # seconds; what the smoke test runs
 python -m bench --only many  # only the 100 backends: the gateway's start and tools/list over 10,000 tools
 python -m bench --only metrics  # only the gateway with metrics on against metrics off (interleaved rounds)
 python -m bench --only scale # only serve --workers 1, 2 and 4 (needs redis-server): throughput, CPU per call
-python -m bench --only search  # only the tool-search index over 10,000 tools, in-process: build and per-search times
+python -m bench --only search  # only tool search over 10,000 tools: the index in-process, then through a gateway
 python -m bench --link legacy   # the gateway's backends pinned to one protocol (auto, legacy, 2026-07-28)
 """
 
@@ -34,6 +34,7 @@ from bench.peers import NOT_AUTOMATED, PEERS
 from bench.procs import Proc, Processes, StartError
 from bench.report import write
 from bench.search import search_cost
+from bench.search_gateway import gateway_search
 from bench.settings import DEFAULT, ERAS, MODES, QUICK, TINY, Settings
 from bench.stack import (
     GATEWAY_PREFIX,
@@ -73,7 +74,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Settings, str]:
         "--only",
         choices=("many", "metrics", "scale", "search"),
         help="run one scenario alone (many: start and tools/list; metrics: the gateway with metrics on and off; "
-        "scale: 1, 2 and 4 workers, with redis-server; search: the tool-search index in-process)",
+        "scale: 1, 2 and 4 workers, with redis-server; search: tool search in-process and through a gateway)",
     )
     parser.add_argument(
         "--link",
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
         elif args.only == "scale":
             results = run_scale(procs, settings, Path(tmp))
         elif args.only == "search":
-            results = {"rows": [], "summary": [], "peers": {}, "search": run_search(settings)}
+            results = {"rows": [], "summary": [], "peers": {}, **run_search(procs, settings, Path(tmp))}
         else:
             results = run_all(procs, settings, Path(tmp), args.cache)
     results.update(
@@ -190,7 +191,7 @@ def run_all(procs: Processes, settings: Settings, work: Path, cache: Path) -> di
     results["idle"] = _guard(lambda: scenarios.idle_sessions(procs, settings, idle_gateway))
     results["many"] = _many(procs, settings, work, many_servers)
     results["metrics"] = run_metrics(procs, settings, work)
-    results["search"] = run_search(settings)
+    results.update(run_search(procs, settings, work))
     return results
 
 
@@ -199,9 +200,12 @@ def run_metrics(procs: Processes, settings: Settings, work: Path) -> dict[str, A
     return _guard(lambda: metrics_cost(procs, settings, work, log))
 
 
-def run_search(settings: Settings) -> dict[str, Any]:
+def run_search(procs: Processes, settings: Settings, work: Path) -> dict[str, Any]:
+    """Tool search over ``settings.search_tools`` tools: the index in-process, then through a gateway."""
     log(f"tool search over {settings.search_tools} tools")
-    return _guard(lambda: search_cost(settings, log))
+    in_process = _guard(lambda: search_cost(settings, log))
+    log(f"tool search over {settings.search_tools} tools through a gateway")
+    return {"search": in_process, "search_gateway": _guard(lambda: gateway_search(procs, settings, work, log))}
 
 
 def run_many(procs: Processes, settings: Settings, work: Path) -> dict[str, Any]:

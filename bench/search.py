@@ -4,8 +4,7 @@ searched with realistic queries, common-word queries and hostile ones.
 The catalogue reads like a real one: 100 backends of 100 tools each, named ``<backend>__<verb>_<noun>``, with
 titles, descriptions in sentences that share their filler words (``the``, ``a``, ``returns``) across every tool,
 and arguments with descriptions. Reported: the build time, and the p50/p95/max per search over every query, with
-the slowest query named. The end-to-end figure (a ``tools/call`` of the search tool through the gateway) is the
-scenario's to add once an endpoint serves the meta tools.
+the slowest query named. ``bench.search_gateway`` measures the same queries end to end, through a gateway.
 """
 
 from __future__ import annotations
@@ -73,8 +72,9 @@ QUERIES = (
 )
 
 
-def generated_tools(count: int, seed: int = 7) -> list[types.Tool]:
-    """``count`` tools named in the strict style, as 100 backends of a gateway would list them."""
+def generated_tools(count: int, seed: int = 7, separator: str = "__") -> list[types.Tool]:
+    """``count`` tools named ``<domain><separator><verb>_<noun>_<n>``: by default in the strict style, as 100
+    backends of a gateway would list them; with ``_``, as one backend of them all would."""
     rnd = random.Random(seed)
     tools = []
     for i in range(count):
@@ -92,7 +92,7 @@ def generated_tools(count: int, seed: int = 7) -> list[types.Tool]:
                 "limit": {"type": "integer", "description": "At most this many results"},
             },
         }
-        name = f"{domain}__{verb}_{noun}_{i // len(DOMAINS)}"
+        name = f"{domain}{separator}{verb}_{noun}_{i // len(DOMAINS)}"
         title = f"{verb.capitalize()} {noun} ({domain})"
         tools.append(types.Tool(name=name, title=title, description=description, input_schema=schema))
     return tools

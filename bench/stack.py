@@ -72,11 +72,15 @@ def write_gateway_config(
     return path
 
 
-def start_gateway(procs: Processes, name: str, config: Path, json_response: bool) -> tuple[Proc, int]:
-    """Start a gateway; the caller waits for it (``wait_ready``) so starts can overlap."""
+def start_gateway(
+    procs: Processes, name: str, config: Path, json_response: bool, json_logs: bool = False
+) -> tuple[Proc, int]:
+    """Start a gateway; the caller waits for it (``wait_ready``) so starts can overlap. ``json_logs``: JSON log
+    lines with an access line per call, in its log."""
     port = free_port()
     command = [sys.executable, "-m", "gateway", "serve", "--config", str(config), "--port", str(port)]
-    command += ["--log-level", "warning", *(["--json-response"] if json_response else [])]
+    logs = ["--log-format", "json", "--log-level", "info"] if json_logs else ["--log-level", "warning"]
+    command += [*logs, *(["--json-response"] if json_response else [])]
     proc = procs.start(name, command, role="gateway", cwd=ROOT)
     return proc, port
 

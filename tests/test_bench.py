@@ -62,3 +62,5 @@ def test_the_search_scenario_runs_alone_and_reports_its_times(tmp_path: Path) ->
     report = (tmp_path / "search.md").read_text()
     assert "**Tool search** (in-process index, 500 generated tools, 19 queries x 2)" in report
     assert "| tool search over 500 tools (in-process), p95 |" in report
+    assert "**Tool search at the gateway** (one backend of 500 generated tools" in report
+    assert "| tool search over 500 tools at the gateway (access log), p95 |" in report

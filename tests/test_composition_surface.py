@@ -221,3 +221,20 @@ async def test_a_views_schemas_are_the_ones_it_shows_under_either_rendering() ->
     assert nap is not None and "seconds" not in nap.get("properties", {})
     assert echo is not None and echo == strict and "text" in echo["properties"]
     assert hidden is None
+
+
+async def test_a_tools_input_schema_is_looked_up_without_going_through_every_tool_each_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with gateway_with() as gw:
+        surface = Surface(gw, [Twice()])
+        expected = surface.input_schema("twice")
+
+        def everything(style: Style) -> list[types.Tool]:
+            raise AssertionError("every tool gone through again for one schema")
+
+        monkeypatch.setattr(surface, "everything", everything)
+        again = [surface.input_schema("twice") for _ in range(3)]
+        missing = surface.input_schema("nothing")
+    assert expected is not None and expected["properties"]["tool"] == {"type": "string"}
+    assert again == [expected] * 3 and missing is None
