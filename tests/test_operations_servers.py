@@ -201,3 +201,34 @@ async def test_views_follow_a_backends_new_prefix(tmp_path: Path) -> None:
     assert changed.status_code == 200
     assert before and all(name.startswith("hr/") for name in before)
     assert after == {name.replace("hr/", "people/") for name in before}
+
+
+async def test_a_reload_applies_the_files_servers_and_keeps_them_when_the_listings_refuse_the_new_ones(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with served(tmp_path) as s:
+        await s.runtime.reload(config_of("ops", "hr", servers={"team": {"tools": ["hr/echo"]}}))
+        async with http_client(s.base + server_path("team")) as team:
+            listed = await names(team)
+        unknown = {"team": {"tools": ["hr/*"], "overrides": {"hr/nope": {"title": "Nope"}}}}
+        await s.runtime.reload(config_of("ops", "hr", servers=unknown))
+        kept = s.runtime.gateway.config.servers["team"].tools
+        await s.runtime.reload(config_of("ops", "hr"))
+        gone = await ping(s.base + server_path("team"))
+    refusals = [r.getMessage() for r in caplog.records if "left as they were" in r.getMessage()]
+    assert listed == {"hr/echo"} and kept == ("hr/echo",) and gone == 404
+    assert len(refusals) == 1 and "servers.team.overrides.hr/nope: unknown tool" in refusals[0]
+
+
+async def test_a_change_made_over_the_files_definition_gives_way_to_a_later_edit_of_the_file(tmp_path: Path) -> None:
+    file = config_of("ops", "hr", servers={"team": {"tools": ["ops/echo"]}})
+    backends = Backends("ops", "hr")
+    async with operated(file, tmp_path, backends.connect) as runtime:
+        await runtime.endpoints.put("servers", "team", {"tools": ["hr/echo"]})
+    async with operated(file, tmp_path, backends.connect) as runtime:
+        kept = runtime.gateway.config.servers["team"].tools
+    edited = config_of("ops", "hr", servers={"team": {"tools": ["ops/search"]}})
+    async with operated(edited, tmp_path, backends.connect) as runtime:
+        after_edit = runtime.gateway.config.servers["team"].tools
+        source = runtime.endpoints.server("team")["source"]
+    assert kept == ("hr/echo",) and after_edit == ("ops/search",) and source == "config"

@@ -175,7 +175,7 @@ class Runtime:
                     logger.warning("config reload: %s changed; it takes effect after a restart", field)
             self.base = config
             effective, _ = combine(config, self.store)
-            settings = {key: getattr(config, key) for key in RELOADABLE - {"backends"}}
+            settings = {key: getattr(config, key) for key in RELOADABLE - {"backends", *SECTIONS}}
             self.gateway.config = self.gateway.config.model_copy(update=settings)
             for upstream in self.gateway.upstreams.values():
                 upstream.settings = self.gateway.config
