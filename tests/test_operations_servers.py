@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 import httpx2
 import pytest
 from mcp import Client
@@ -18,6 +19,7 @@ from gateway.front.app import server_path
 from gateway.operations.app import build_operated_app
 from gateway.operations.runtime import Runtime, operated
 from tests.support.inproc import READER_INFO, http_client, serving_app
+from tests.test_cli_backends import cli
 from tests.test_operations_runtime import Backends, Heard, config_of, names
 
 pytestmark = pytest.mark.anyio
@@ -232,3 +234,24 @@ async def test_a_change_made_over_the_files_definition_gives_way_to_a_later_edit
         after_edit = runtime.gateway.config.servers["team"].tools
         source = runtime.endpoints.server("team")["source"]
     assert kept == ("hr/echo",) and after_edit == ("ops/search",) and source == "config"
+
+
+async def test_the_cli_adds_lists_and_removes_a_server(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    definition = tmp_path / "team.yaml"
+    definition.write_text("description: The team's tools\ntools: [ops/echo]\n")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("backends: [nobody]\n")
+    async with served(tmp_path / "state") as s:
+        url = s.base
+        added = await anyio.to_thread.run_sync(cli, "servers", "add", "team", str(definition), "--url", url)
+        refused = await anyio.to_thread.run_sync(cli, "servers", "add", "other", str(broken), "--url", url)
+        listed = await anyio.to_thread.run_sync(cli, "servers", "list", "--url", url)
+        out = capsys.readouterr()
+        removed = await anyio.to_thread.run_sync(cli, "servers", "remove", "team", "--url", url)
+        gone = await ping(s.base + server_path("team"))
+    header, row = out.out.splitlines()[1:]
+    assert (added, refused, listed, removed, gone) == (0, 1, 0, 0, 404)
+    assert out.out.splitlines()[0] == "serving team at /servers/team/mcp"
+    assert header.split() == ["SERVER", "PATH", "SOURCE", "SESSIONS", "TOOLS", "DESCRIPTION"]
+    assert row.split()[:5] == ["team", "/servers/team/mcp", "runtime", "0", "1"]
+    assert "servers.other.backends" in out.err and out.err.count("\n") == 1
