@@ -12,8 +12,9 @@ from typing import Any
 import anyio.to_thread
 import httpx2
 import pytest
-from mcp import Client
+from mcp import Client, MCPError, types
 from mcp.client.streamable_http import streamable_http_client
+from openapi_spec_validator import validate
 
 from gateway.front.app import server_path
 from gateway.operations.app import build_operated_app
@@ -113,13 +114,14 @@ async def test_a_removed_server_ends_its_sessions_and_answers_404(tmp_path: Path
         async with http_client(s.base + server_path("team"), mode="legacy") as team:
             await names(team)
             removed = await s.admin.delete("/servers/team")
-            with pytest.raises(Exception):  # noqa: B017 - the session is gone; how the client says so is its own
+            with pytest.raises(MCPError) as ended:
                 await team.list_tools()
         after = await ping(s.base + server_path("team"))
         again = await s.admin.delete("/servers/team")
         async with http_client(s.base + "/mcp") as main:
             still = await names(main)
     assert removed.json() == {"removed": "team"}
+    assert ended.value.code == types.INVALID_REQUEST  # the SDK client's word for a session answered 404
     assert after == 404
     assert (again.status_code, error(again)["code"]) == (404, "unknown_server")
     assert "ops/echo" in still
@@ -152,6 +154,15 @@ async def test_a_definition_the_file_would_refuse_is_a_422_naming_the_place_and_
     assert garbled.status_code == 400
     assert (missing.status_code, error(missing)["code"]) == (404, "unknown_composite")
     assert s.runtime.gateway.config == before and path == 404
+
+
+async def test_a_backend_a_server_includes_is_not_removed_from_under_it(tmp_path: Path) -> None:
+    async with served(tmp_path) as s:
+        await s.admin.put("/servers/team", json={"backends": ["hr"]})
+        refused = await s.admin.delete("/backends/hr")
+        still = [b.name for b in s.runtime.gateway.config.backends]
+    assert (refused.status_code, error(refused)["field"]) == (422, "servers.team.backends")
+    assert still == ["ops", "hr"]
 
 
 async def test_composites_and_search_change_what_mcp_lists(tmp_path: Path) -> None:
@@ -255,3 +266,14 @@ async def test_the_cli_adds_lists_and_removes_a_server(tmp_path: Path, capsys: p
     assert header.split() == ["SERVER", "PATH", "SOURCE", "SESSIONS", "TOOLS", "DESCRIPTION"]
     assert row.split()[:5] == ["team", "/servers/team/mcp", "runtime", "0", "1"]
     assert "servers.other.backends" in out.err and out.err.count("\n") == 1
+
+
+async def test_the_openapi_document_describes_every_endpoint_of_servers_composites_and_search(tmp_path: Path) -> None:
+    async with served(tmp_path) as s:
+        document = (await s.admin.get(s.base + "/admin/openapi.json")).json()
+    validate(document)
+    found = {(path, method) for path, operations in document["paths"].items() for method in operations}
+    for path in ("/admin/api/servers/{name}", "/admin/api/composites/{name}"):
+        assert {(path, "get"), (path, "put"), (path, "delete")} <= found
+    assert {("/admin/api/search", method) for method in ("get", "put", "delete")} <= found
+    assert {("/admin/api/servers", "get"), ("/admin/api/composites", "get")} <= found

@@ -396,7 +396,10 @@ def _differs_beyond(old: BackendConfig, new: BackendConfig, fields: frozenset[st
 
 def _field(loc: tuple[int | str, ...], message: str) -> str:
     """The dotted path of the field at fault within one backend's definition; for a check across fields or
-    across backends, the field its message names."""
+    across backends, the field its message names; for a virtual server the change leaves without its backend, the
+    place in the server."""
+    if loc[:1] == ("servers",):
+        return "servers." + message.partition(": ")[0]
     within = [str(part) for part in loc[2:]] if len(loc) > 1 else []
     if within:
         return ".".join(within)
