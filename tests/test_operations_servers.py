@@ -20,7 +20,8 @@ from gateway.front.app import server_path
 from gateway.operations.app import build_operated_app
 from gateway.operations.runtime import Runtime, operated
 from tests.support.inproc import READER_INFO, http_client, serving_app
-from tests.test_cli_backends import cli
+from tests.test_auth import JWT_HS256
+from tests.test_cli_backends import ADMIN_KEY, KEYS, cli
 from tests.test_operations_runtime import Backends, Heard, config_of, names
 
 pytestmark = pytest.mark.anyio
@@ -277,3 +278,18 @@ async def test_the_openapi_document_describes_every_endpoint_of_servers_composit
         assert {(path, "get"), (path, "put"), (path, "delete")} <= found
     assert {("/admin/api/search", method) for method in ("get", "put", "delete")} <= found
     assert {("/admin/api/servers", "get"), ("/admin/api/composites", "get")} <= found
+
+
+async def test_a_server_added_while_serving_has_its_protected_resource_metadata(tmp_path: Path) -> None:
+    security = {"auth": {**KEYS["auth"], **JWT_HS256}}
+    async with served(tmp_path, security=security) as s:
+        s.admin.headers["Authorization"] = f"Bearer {ADMIN_KEY}"
+        document = s.base + "/.well-known/oauth-protected-resource" + server_path("team")
+        before = await s.admin.get(document)
+        await s.admin.put("/servers/team", json={"backends": ["ops"]})
+        after = await s.admin.get(document)
+        async with httpx2.AsyncClient() as session:
+            refused = await session.post(s.base + server_path("team"), json=PING, headers=MCP_HEADERS)
+    assert before.status_code == 404
+    assert after.status_code == 200 and after.json()["resource"] == s.base + server_path("team")
+    assert refused.status_code == 401 and document in refused.headers["www-authenticate"]
