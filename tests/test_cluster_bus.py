@@ -14,15 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx2
 import pytest
 from mcp import Client, types
+from mcp.client.streamable_http import streamable_http_client
 from mcp.server import MCPServer
 from mcp.server.connection import Connection
 
 from gateway.config import BackendConfig, GatewayConfig
 from gateway.core import Gateway
+from gateway.operations.app import build_operated_app
 from gateway.operations.runtime import operated
-from tests.support.inproc import client, http, serving
+from tests.support.inproc import client, http, http_client, serving, serving_app
 from tests.support.redis_server import RedisServer, redis_server
 from tests.support.toy_server import build
 
@@ -153,6 +156,35 @@ async def test_a_backend_added_on_a_is_served_by_b_and_b_clients_hear_the_list_c
         listed = {t.name for t in (await of_b.list_tools()).tools}
     assert result.content[0].text == "hi"  # type: ignore[union-attr]
     assert "hr/echo" not in listed and "ops/echo" in listed
+
+
+async def test_a_virtual_server_added_on_a_is_served_by_b(redis: RedisServer, tmp_path: Path) -> None:
+    servers = Servers({"ops": build("ops")})
+    heard = Heard()
+    cfg = config(redis, "ops")
+    async with (
+        operated(cfg, tmp_path / "a", servers.connect) as on_a,
+        operated(cfg, tmp_path / "b", servers.connect) as on_b,
+        serving_app(build_operated_app(on_b.gateway, runtime=on_b), cfg) as port,
+        listening(f"http://127.0.0.1:{port}/mcp", heard) as of_b,
+    ):
+        await until_store(on_b.gateway, "ok")
+        await of_b.list_tools()
+        await on_a.endpoints.put("servers", "team", {"tools": ["ops/echo"]})
+        await heard.until(lambda: heard.tool_lists > 0)
+        async with http_client(f"http://127.0.0.1:{port}/servers/team/mcp") as team:
+            listed = {t.name for t in (await team.list_tools()).tools}
+        source = on_b.endpoints.server("team")["source"]
+    assert listed == {"ops/echo"} and source == "runtime"
+
+
+@asynccontextmanager
+async def listening(url: str, heard: Heard) -> AsyncIterator[Client]:
+    """A 2025 client over streamable HTTP that tells ``heard`` what it hears."""
+    async with httpx2.AsyncClient() as session:
+        transport = streamable_http_client(url, http_client=session)
+        async with Client(transport, mode="legacy", message_handler=heard) as connected:  # type: ignore[arg-type]
+            yield connected
 
 
 async def test_a_replica_started_later_takes_the_changes_made_before(redis: RedisServer, tmp_path: Path) -> None:

@@ -27,10 +27,10 @@ def stdio_toy(name: str) -> dict[str, Any]:
             "connect_timeout": 30}  # fmt: skip
 
 
-def write(path: Path, backends: list[dict[str, Any]], state: Path) -> None:
+def write(path: Path, backends: list[dict[str, Any]], state: Path, **sections: Any) -> None:
     """Save as an editor does: a new file renamed over the old one."""
     fresh = path.with_suffix(".new")
-    fresh.write_text(json.dumps({"backends": backends, "state_dir": str(state)}))
+    fresh.write_text(json.dumps({"backends": backends, "state_dir": str(state), **sections}))
     os.replace(fresh, path)
 
 
@@ -53,13 +53,16 @@ class Served:
     def states(self) -> dict[str, str]:
         return {b["name"]: b["state"] for b in self.status()[1]["backends"]}
 
+    def servers(self) -> list[str]:
+        return [server["name"] for server in http_get(f"http://127.0.0.1:{self.port}/admin/api/servers")[1]["servers"]]
+
     def lines(self, text: str) -> list[str]:
         return [line for line in self.log.read_text().splitlines() if text in line]
 
-    def call(self, tool: str, arguments: dict[str, Any] | None = None) -> str:
+    def call(self, tool: str, arguments: dict[str, Any] | None = None, path: str = "/mcp") -> str:
         async def call() -> str:
             with anyio.fail_after(30):
-                async with Client(f"http://127.0.0.1:{self.port}/mcp", client_info=READER_INFO) as client:
+                async with Client(f"http://127.0.0.1:{self.port}{path}", client_info=READER_INFO) as client:
                     result = await client.call_tool(tool, arguments or {})
             return str(result.content[0].text)  # type: ignore[union-attr]
 
@@ -118,3 +121,21 @@ def test_sighup_reloads_a_file_the_watch_cannot_see_change(processes: Processes,
     wait_until(lambda: served.states().get("extra") == "ready", timeout=60, what="the backend added on SIGHUP")
     assert served.states() == {"keep": "ready", "extra": "ready"}
     assert len(served.lines("config reloaded")) == 1
+
+
+def test_an_edit_of_servers_and_composites_applies_and_one_the_listings_refuse_is_logged(served: Served) -> None:
+    composite = {"name": "twice", "steps": {"a": {"tool": "keep/echo", "arguments": {"text": "composed"}}},
+                 "result": {"said": {"$ref": "steps.a"}}}  # fmt: skip
+    servers = {"team": {"tools": ["keep/echo"], "composites": ["twice"]}}
+    write(served.config, [stdio_toy("keep")], served.state, servers=servers, composites=[composite])
+    wait_until(lambda: served.servers() == ["team"], timeout=30, what="the server added by the edit")
+    assert served.call("keep/echo", {"text": "through team"}, path="/servers/team/mcp") == "through team"
+    assert "composed" in served.call("twice", path="/servers/team/mcp")
+    unknown = {"team": {"tools": ["keep/*"], "overrides": {"keep/nope": {"title": "Nope"}}}}
+    write(served.config, [stdio_toy("keep")], served.state, servers=unknown)
+    wait_until(lambda: served.lines("left as they were"), timeout=30, what="the refusal")
+    assert "servers.team.overrides.keep/nope" in served.lines("left as they were")[0]
+    assert served.call("keep/echo", {"text": "still"}, path="/servers/team/mcp") == "still"
+    write(served.config, [stdio_toy("keep")], served.state)
+    wait_until(lambda: served.servers() == [], timeout=30, what="the server removed by the edit")
+    assert served.proc.poll() is None

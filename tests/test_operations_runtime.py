@@ -17,7 +17,8 @@ from mcp.server import MCPServer
 
 from gateway.config import BackendConfig, GatewayConfig
 from gateway.errors import BACKEND_UNAVAILABLE
-from gateway.operations.runtime import ChangeError, Runtime, operated
+from gateway.operations.errors import ChangeError
+from gateway.operations.runtime import Runtime, operated
 from gateway.operations.store import FILE_NAME
 from tests.support.inproc import client
 from tests.support.toy_server import build

@@ -71,7 +71,7 @@ def test_the_claude_desktop_entries_are_valid_mcp_servers_files(json_block: str,
 def test_every_command_in_the_cli_table_parses() -> None:
     commands = re.findall(r"^\| `mcp-gateway ([^`]*)` \|", section("Command line"), flags=re.M)
     named = {command.split()[0] for command in commands}
-    assert named == {"serve", "stdio", "demo", "tools", "status", "backends", "audit"}
+    assert named == {"serve", "stdio", "demo", "tools", "status", "backends", "servers", "audit"}
     for command in commands:
         words = re.sub(r"[\[\]]", "", command).replace("URL", "http://127.0.0.1:8000")
         words = words.replace("H", "127.0.0.1").replace("P", "8000").split()

@@ -33,7 +33,7 @@ class Refused(Exception):
 
 def run(args: argparse.Namespace, url: str) -> int:
     """Carry out ``args.action`` against the gateway at ``url``; the exit status."""
-    api = _Api(url, args.token, args.timeout)
+    api = Api(url, args.token, args.timeout)
     try:
         if args.action == "list":
             print(render(api.request("GET", "/backends")["backends"]))
@@ -56,13 +56,7 @@ def run(args: argparse.Namespace, url: str) -> int:
 def definition(args: argparse.Namespace) -> dict[str, Any]:
     """One backend definition, as an entry of ``backends:``: from a YAML or JSON file, or from the flags."""
     if args.file is not None:
-        try:
-            found = yaml.safe_load(Path(args.file).read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise Refused(f"cannot read {args.file}: {exc}") from None
-        if not isinstance(found, dict):
-            raise Refused(f"{args.file} does not hold one backend definition (a mapping)")
-        return found
+        return read_definition(args.file, "backend")
     fields = {"name": args.name, "prefix": args.prefix, "transport": args.transport, "url": args.backend_url}
     if args.command_line:
         try:
@@ -71,6 +65,17 @@ def definition(args: argparse.Namespace) -> dict[str, Any]:
             raise Refused(f"--command: cannot split {args.command_line!r} into a command and its arguments") from None
         fields |= {"command": command, "args": arguments}
     return {key: value for key, value in fields.items() if value is not None}
+
+
+def read_definition(path: Path, kind: str) -> dict[str, Any]:
+    """One definition (a mapping) from a YAML or JSON file."""
+    try:
+        found = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise Refused(f"cannot read {path}: {exc}") from None
+    if not isinstance(found, dict):
+        raise Refused(f"{path} does not hold one {kind} definition (a mapping)")
+    return found
 
 
 def render(backends: list[dict[str, Any]]) -> str:
@@ -103,7 +108,7 @@ def _backend(name: str) -> str:
     return "/backends/" + urllib.parse.quote(name, safe="")
 
 
-class _Api:
+class Api:
     def __init__(self, url: str, token: str | None, timeout: float) -> None:
         self._base = url.rstrip("/") + API
         self._token = token

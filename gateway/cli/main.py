@@ -1,5 +1,5 @@
 """``mcp-gateway``: serve over HTTP, serve over stdio, run the demo stack, print the catalogue, ask a running
-gateway for its status or change its backends, or verify an audit log.
+gateway for its status or change its backends and virtual servers, or verify an audit log.
 
 Flags win over ``GATEWAY_*`` environment variables, which win over defaults. A configuration problem prints one
 message naming the file, the field and the problem, and exits with status 2; so does listening beyond loopback
@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from gateway import __version__
 from gateway.catalogue.naming import Style
-from gateway.cli import backends
+from gateway.cli import backends, servers
 from gateway.cli.demo import SAMPLE_BACKENDS, run_demo
 from gateway.cli.listeners import bind
 from gateway.cli.running import approve_tools, print_catalog, serve_http, serve_stdio
@@ -59,8 +59,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "status":
         url = args.url or f"http://{_local(settings.host)}:{settings.port}"
         sys.exit(print_status(url, args.json, args.timeout))
-    if args.command == "backends":
-        sys.exit(backends.run(args, args.url or f"http://{_local(settings.host)}:{settings.port}"))
+    if args.command in ("backends", "servers"):
+        command = backends if args.command == "backends" else servers
+        sys.exit(command.run(args, args.url or f"http://{_local(settings.host)}:{settings.port}"))
     logging.basicConfig(
         level=(args.log_level or settings.log_level).upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
@@ -315,6 +316,7 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print the status document as JSON")
     status.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for an answer (default 5)")
     _backends_parser(commands)
+    _servers_parser(commands)
     return parser
 
 
@@ -344,6 +346,21 @@ def _backends_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
     add.add_argument("--transport", choices=["streamable_http", "sse", "stdio"], help="default streamable_http")
     add.add_argument("--backend-url", help="the backend's URL (streamable_http, sse)")
     add.add_argument("--command", dest="command_line", help="the command line, as a shell would split it (stdio)")
+
+
+def _servers_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("servers", help="list, add or remove a running gateway's virtual servers")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="each virtual server's path, sessions and tools")
+    add = actions.add_parser("add", help="add a virtual server, or replace one's definition, from a YAML or JSON file")
+    remove = actions.add_parser("remove", help="remove a virtual server: its sessions end")
+    for sub in (listing, add, remove):
+        sub.add_argument("--url", help="the gateway's base URL (default http://GATEWAY_HOST:GATEWAY_PORT)")
+        sub.add_argument("--token", help="a bearer token of a principal with the admin role")
+        sub.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for an answer (default 10)")
+    for sub in (add, remove):
+        sub.add_argument("name", help="the server's name (its path is /servers/NAME/mcp)")
+    add.add_argument("file", type=Path, help="a YAML or JSON file: what the config file has under servers.NAME")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from mcp import types
 
 from gateway.catalogue.naming import Style
 from gateway.composition.views import check_server_composites, check_servers
+from gateway.config import GatewayConfig
 from gateway.config.composites import check_composites
 from gateway.core import Gateway
 from gateway.upstream.backend import State
@@ -22,15 +23,16 @@ from gateway.upstream.backend import State
 logger = logging.getLogger(__name__)
 
 
-def problems(gateway: Gateway) -> list[str]:
-    """Every problem the listings show, one line each naming its place."""
-    config = gateway.config
+def problems(gateway: Gateway, config: GatewayConfig | None = None) -> list[str]:
+    """Every problem the listings show, one line each naming its place; of ``config`` if given (a change about to
+    be made), else of the gateway's own."""
+    config = gateway.config if config is None else config
     catalog = gateway.catalog
     canonical = catalog.tools(Style.CANONICAL)
     tools: dict[str, types.Tool] = {tool.name: tool for tool in canonical}
     everywhere = dict(tools)
     everywhere.update((strict.name, tool) for tool, strict in zip(canonical, catalog.tools(Style.STRICT), strict=True))
-    unknown = _unconnected(gateway)
+    unknown = _unconnected(gateway, config)
     composites = tuple(
         c for c in config.composites if not _skipped(c.name, [s.tool for s in c.steps.values()], unknown)
     )
@@ -43,14 +45,14 @@ def problems(gateway: Gateway) -> list[str]:
     return found + check_server_composites(checked, everywhere)
 
 
-def _unconnected(gateway: Gateway) -> set[str]:
+def _unconnected(gateway: Gateway, config: GatewayConfig) -> set[str]:
     """The exposed prefixes of the backends that are not connected (their tools are unknown for now)."""
-    naming = gateway.config.naming
     prefixes = set()
-    for upstream in gateway.upstreams.values():
-        if upstream.state is not State.READY:
-            prefix = upstream.config.exposed_prefix
-            prefixes.update({f"{prefix}/", f"{prefix}{naming.separator}"})
+    for backend in config.backends:
+        upstream = gateway.upstreams.get(backend.name)
+        if upstream is None or upstream.state is not State.READY:
+            prefix = backend.exposed_prefix
+            prefixes.update({f"{prefix}/", f"{prefix}{config.naming.separator}"})
     return prefixes
 
 

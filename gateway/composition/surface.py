@@ -53,10 +53,11 @@ class Surface:
         self._lists: dict[tuple[str, Style], tuple[int, list[Any], list[Key]]] = {}
         self._schemas: tuple[int, dict[str, dict[str, Any]]] = (-1, {})
 
-    def set(self, sources: Sequence[ToolSource], view: View | None) -> None:
+    def set(self, sources: Sequence[ToolSource], view: View | None, search: SearchConfig | None = None) -> None:
         """Offer other tools of the gateway's own, or another selection, from now on (clients are told by whoever
         changed them)."""
         self._sources, self._view = tuple(sources), view
+        self._search = search if search is not None and search.lazy else None
         self._version += 1
 
     @property

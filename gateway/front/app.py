@@ -1,6 +1,10 @@
 """The HTTP face of the gateway: ``/mcp`` (both protocol eras), each virtual server's ``/servers/<name>/mcp``,
 ``/healthz``, ``/readyz`` and ``/metrics``.
 
+The virtual servers are live (``VirtualServers``): a request to ``/servers/<name>/mcp`` finds its endpoint when it
+arrives, so a server added, changed or removed while serving (the admin API, a reload) is served, changed or gone
+at once, and no other endpoint's sessions are touched.
+
 Requests to an MCP path pass the security layer (``http_security``) first: Host/Origin, authentication, body size
 and depth, rate-limit admission. ``/healthz`` answers 200 while the process serves. ``/readyz`` answers 200 when
 every backend is connected and 503 otherwise; either way it carries each backend's state, breaker, tool count and,
@@ -9,14 +13,14 @@ when it is not ready, the reason. ``/metrics`` is ``metrics_endpoint``'s.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Container, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import anyio
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+import anyio.abc
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
@@ -25,10 +29,12 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.catalogue.catalog import Kind
 from gateway.catalogue.pages import ListCache
 from gateway.cluster.sessions import SharedSessions
-from gateway.composition.offered import main_surface, virtual_servers
+from gateway.composition.offered import Offered, main_offer, virtual_servers
 from gateway.composition.surface import Surface
+from gateway.config import GatewayConfig
 from gateway.core import Gateway, InFlight
 from gateway.front.fastpath import FastPath
 from gateway.front.http_security import SecurityLayer
@@ -59,11 +65,18 @@ class GatewayApp:
     """
 
     def __init__(
-        self, app: ASGIApp, on_session_end: Callable[[str], None], paths: frozenset[str] = frozenset({MCP_PATH})
+        self,
+        app: ASGIApp,
+        on_session_end: Callable[[str], None],
+        paths: Container[str] = frozenset({MCP_PATH}),
+        servers: VirtualServers | None = None,
     ) -> None:
+        """``paths``: the MCP paths (live: a virtual server's comes and goes with it); ``servers``: the virtual
+        servers, to change while serving."""
         self._app = app
         self._on_session_end = on_session_end
         self._paths = paths
+        self.servers = servers
         self._streams: set[anyio.CancelScope] = set()
         self._calls = InFlight()
 
@@ -159,30 +172,158 @@ def build_app(
     shared = None
     if gateway.store is not None and gateway.keyring is not None:
         shared = SharedSessions(gateway.store, gateway.keyring, SESSION_IDLE_TIMEOUT)
-    main = _Endpoint(gateway, host, shared, surface if surface is not None else main_surface(gateway))
+    offer = main_offer(gateway.config)
+    main = _Endpoint(gateway, host, shared, surface if surface is not None else offer.surface(gateway))
     own = [Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"])]
     if gateway.config.telemetry.metrics.enabled:
         own.append(metrics_route(gateway, main.sessions))
     app = main.app(MCP_PATH, own)
     app.router.routes.extend(routes)  # the SDK takes plain routes only; a mounted app goes in here
     surfaces = {MCP_PATH: main.surface}
-    managers = []
-    for name, virtual in (servers if servers is not None else _configured(gateway)).items():
+    live = VirtualServers(gateway, host, shared, surfaces, None if surface is not None else offer.basis)
+    app.router.routes.append(Route(server_path("{name}"), live))
+    if servers is None:
+        for name, offered in virtual_servers(gateway.config).items():
+            live.mount(name, _virtual(gateway, offered), offered.basis)
+    else:
+        for name, virtual in servers.items():
+            live.mount(name, virtual)
+    _run_too(app, live)
+    return GatewayApp(SecurityLayer(app, gateway, surfaces), gateway.router.end_session, surfaces.keys(), live)
+
+
+@dataclass
+class _Mounted:
+    """A virtual server being served: what it is now, its endpoint, and the event that stops its sessions."""
+
+    server: VirtualServer
+    endpoint: _Endpoint
+    basis: object
+    route: Route | None = None
+    stop: anyio.Event = field(default_factory=anyio.Event)
+
+    def admits(self, principal: Principal) -> bool:
+        return self.server.admits(principal)
+
+
+class VirtualServers:
+    """The virtual servers served now, by name; the ASGI app of every ``/servers/<name>/mcp``.
+
+    Each has an endpoint of its own (SDK server, session manager, session table, list cache), its session manager
+    run in a task group of the app's lifespan. ``offer`` makes them what a configuration says: a server added is
+    served at once; one changed keeps its sessions, its surface set anew, unless its instructions changed (told
+    at initialization, so only new sessions could hear them: it starts afresh); one removed ends its sessions and
+    its path answers 404 after, as one that never existed.
+    """
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        host: str,
+        shared: SharedSessions | None,
+        surfaces: dict[str, Surface],
+        main_basis: object,
+    ) -> None:
+        """``surfaces``: each MCP path's surface, ``/mcp``'s among them, kept up to date here (the security layer
+        reads it); ``main_basis``: what ``/mcp``'s offer was made from (``None``: a surface of the caller's)."""
+        self._gateway, self._host, self._shared = gateway, host, shared
+        self._surfaces = surfaces
+        self._main_basis = main_basis
+        self._mounted: dict[str, _Mounted] = {}
+        self._tg: anyio.abc.TaskGroup | None = None
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._mounted
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        mounted = self._mounted.get(scope["path_params"]["name"])
+        if mounted is None or mounted.route is None:
+            await PlainTextResponse("Not Found", status_code=404)(scope, receive, send)
+        else:
+            await mounted.route.handle(scope, receive, send)
+
+    def sessions(self, name: str) -> int:
+        return self._mounted[name].endpoint.sessions.size
+
+    def surface(self, name: str) -> Surface:
+        return self._mounted[name].server.surface
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Run the servers' session managers, and those of servers added meanwhile, while the block runs."""
+        async with anyio.create_task_group() as tg:
+            for mounted in self._mounted.values():
+                await tg.start(_run, mounted)
+            self._tg = tg
+            try:
+                yield
+            finally:
+                self._tg = None
+                tg.cancel_scope.cancel()
+
+    def mount(self, name: str, server: VirtualServer, basis: object = None) -> _Mounted:
+        """Serve ``server`` at ``/servers/<name>/mcp`` (once the app's lifespan runs its session manager)."""
         path = server_path(name)
-        endpoint = _Endpoint(gateway, host, shared, virtual.surface, virtual.instructions)
-        admission = partial(_Admission, admits=virtual.admits)
-        app.router.routes.append(_route(endpoint.app(path, [], admission), path))
-        surfaces[path] = virtual.surface
-        managers.append(endpoint.server.session_manager)
-    _run_too(app, managers)
-    return GatewayApp(SecurityLayer(app, gateway, surfaces), gateway.router.end_session, frozenset(surfaces))
+        endpoint = _Endpoint(self._gateway, self._host, self._shared, server.surface, server.instructions)
+        mounted = _Mounted(server, endpoint, basis)
+        mounted.route = _route(endpoint.app(path, [], partial(_Admission, admits=mounted.admits)), path)
+        self._mounted[name] = mounted
+        self._surfaces[path] = server.surface
+        return mounted
+
+    async def offer(self, config: GatewayConfig) -> None:
+        """Serve what ``config`` says each endpoint offers, ``/mcp`` included; clients hear that lists changed."""
+        changed = False
+        main = main_offer(config)
+        if self._main_basis is not None and main.basis != self._main_basis:
+            main.onto(self._surfaces[MCP_PATH])
+            self._main_basis, changed = main.basis, True
+        wanted = virtual_servers(config)
+        for name in [name for name in self._mounted if name not in wanted]:
+            await self.remove(name)
+            changed = True
+        for name, offered in wanted.items():
+            mounted = self._mounted.get(name)
+            if mounted is not None and mounted.basis == offered.basis:
+                continue
+            changed = True
+            if mounted is not None and mounted.server.instructions == offered.instructions:
+                offered.onto(mounted.server.surface)
+                mounted.server = _virtual(self._gateway, offered, mounted.server.surface)
+                mounted.basis = offered.basis
+                continue
+            if mounted is not None:
+                await self.remove(name)
+            await self._add(name, _virtual(self._gateway, offered), offered.basis)
+        if changed:
+            await self._gateway.notifier.changed(set(Kind))
+
+    async def _add(self, name: str, server: VirtualServer, basis: object) -> None:
+        mounted = self.mount(name, server, basis)
+        if self._tg is not None:
+            await self._tg.start(_run, mounted)
+
+    async def remove(self, name: str) -> None:
+        """Stop serving the server: its path answers 404 from now on, its sessions end."""
+        mounted = self._mounted.pop(name)
+        del self._surfaces[server_path(name)]
+        sessions = mounted.endpoint.sessions
+        for session in sessions.every_held():
+            await sessions.close(session)
+            self._gateway.router.end_session(session)
+        mounted.stop.set()
 
 
-def _configured(gateway: Gateway) -> dict[str, VirtualServer]:
-    return {
-        name: VirtualServer(offer.surface, offer.view.admits, offer.view.config.instructions)
-        for name, offer in virtual_servers(gateway).items()
-    }
+def _virtual(gateway: Gateway, offered: Offered, surface: Surface | None = None) -> VirtualServer:
+    assert offered.view is not None
+    built = surface if surface is not None else offered.surface(gateway)
+    return VirtualServer(built, offered.view.admits, offered.instructions)
+
+
+async def _run(mounted: _Mounted, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+    async with mounted.endpoint.server.session_manager.run():
+        task_status.started()
+        await mounted.stop.wait()
 
 
 class _Endpoint:
@@ -253,17 +394,13 @@ class _Admission:
             await PlainTextResponse("Not Found", status_code=404)(scope, receive, send)
 
 
-def _run_too(app: Starlette, managers: Sequence[StreamableHTTPSessionManager]) -> None:
+def _run_too(app: Starlette, servers: VirtualServers) -> None:
     """Run the virtual servers' session managers for as long as the app's own lifespan runs."""
-    if not managers:
-        return
     lifespan = app.router.lifespan_context
 
     @asynccontextmanager
     async def together(running: Any) -> AsyncIterator[Any]:
-        async with lifespan(running) as state, AsyncExitStack() as stack:
-            for manager in managers:
-                await stack.enter_async_context(manager.run())
+        async with lifespan(running) as state, servers.running():
             yield state
 
     app.router.lifespan_context = together

@@ -56,14 +56,12 @@ class SecurityLayer:
         self._origins = Allowed(security.http.allowed_origins)
         self._limits = security.limits
         self._auth = security.auth
-        # Each MCP path's protected-resource metadata (RFC 9728), and the bare document for the first (``/mcp``).
-        documents: dict[str, str] = {METADATA: next(iter(surfaces))} | {METADATA + path: path for path in surfaces}
-        self._metadata_paths = documents if security.auth.jwt else {}
+        self._first = next(iter(surfaces))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
-        elif scope["path"] in self._metadata_paths and scope["method"] in ("GET", "HEAD"):
+        elif self._documented(scope["path"]) is not None and scope["method"] in ("GET", "HEAD"):
             await (self._front(scope) or self._metadata(scope))(scope, receive, send)
         elif scope["path"] == METRICS_PATH:
             await (self._front(scope) or self._app)(scope, receive, send)
@@ -160,7 +158,7 @@ class SecurityLayer:
     def _unauthorized(self, scope: Scope, exc: Unauthorized) -> Response:
         """401 with ``WWW-Authenticate: Bearer``, naming the metadata document when there is one (RFC 9728)."""
         metadata = None
-        if self._metadata_paths:
+        if self._auth.jwt:
             resource = self._resource(scope)
             if resource is None:
                 return _malformed_host()
@@ -181,7 +179,17 @@ class SecurityLayer:
 
     def _resource(self, scope: Scope) -> AnyHttpUrl | None:
         path: str = scope["path"]
-        return resource_url(scope, self._auth, self._metadata_paths.get(path) or path)
+        return resource_url(scope, self._auth, self._documented(path) or path)
+
+    def _documented(self, path: str) -> str | None:
+        """The MCP path whose protected-resource metadata (RFC 9728) ``path`` is, with JWT authentication: each MCP
+        path's (a virtual server's added while serving too) under the bare document, which is the first's (``/mcp``)."""
+        if not self._auth.jwt or not path.startswith(METADATA):
+            return None
+        if path == METADATA:
+            return self._first
+        mcp = path.removeprefix(METADATA)
+        return mcp if mcp in self._surfaces else None
 
 
 def resource_url(scope: Scope, auth: AuthConfig, path: str) -> AnyHttpUrl | None:

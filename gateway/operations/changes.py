@@ -16,10 +16,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from gateway.operations.runtime import ChangeError, Runtime
+from gateway.operations.errors import ChangeError
+from gateway.operations.runtime import Runtime
 
 Endpoint = Callable[[Request], Awaitable[JSONResponse]]
-STATUS = {"invalid": 422, "unknown_backend": 404, "unknown_tool": 404, "backend_exists": 409, "not_json": 400}
+STATUS = {
+    "invalid": 422,
+    "unknown_backend": 404,
+    "unknown_tool": 404,
+    "unknown_server": 404,
+    "unknown_composite": 404,
+    "backend_exists": 409,
+    "not_json": 400,
+}
 
 
 def change_routes(runtime: Runtime) -> list[BaseRoute]:
@@ -37,7 +46,7 @@ def change_routes(runtime: Runtime) -> list[BaseRoute]:
           409: {description: "A backend of that name exists (backend_exists)"}
           422: {description: "The definition is invalid (invalid); error.field names the field"}
         """
-        return JSONResponse(await runtime.add(await _body(request)), status_code=201)
+        return JSONResponse(await runtime.add(await json_body(request)), status_code=201)
 
     async def replace_backend(request: Request) -> JSONResponse:
         """Replace a backend's definition; an unchanged connection is kept where the change allows.
@@ -51,7 +60,7 @@ def change_routes(runtime: Runtime) -> list[BaseRoute]:
           404: {description: "No such backend (unknown_backend)"}
           422: {description: "The definition is invalid (invalid); error.field names the field"}
         """
-        return JSONResponse(await runtime.replace(request.path_params["name"], await _body(request)))
+        return JSONResponse(await runtime.replace(request.path_params["name"], await json_body(request)))
 
     async def remove_backend(request: Request) -> JSONResponse:
         """Remove a backend; answers once its calls in flight finished or were cut short after the grace period.
@@ -115,13 +124,13 @@ def change_routes(runtime: Runtime) -> list[BaseRoute]:
         return await _switch_tool(runtime, request, False)
 
     return [
-        Route("/backends", _refusing(add_backend), methods=["POST"]),
-        Route("/backends/{name}", _refusing(replace_backend), methods=["PUT"]),
-        Route("/backends/{name}", _refusing(remove_backend), methods=["DELETE"]),
-        Route("/backends/{name}/enable", _refusing(enable_backend), methods=["POST"]),
-        Route("/backends/{name}/disable", _refusing(disable_backend), methods=["POST"]),
-        Route("/tools/enable", _refusing(enable_tool), methods=["POST"]),
-        Route("/tools/disable", _refusing(disable_tool), methods=["POST"]),
+        Route("/backends", refusing(add_backend), methods=["POST"]),
+        Route("/backends/{name}", refusing(replace_backend), methods=["PUT"]),
+        Route("/backends/{name}", refusing(remove_backend), methods=["DELETE"]),
+        Route("/backends/{name}/enable", refusing(enable_backend), methods=["POST"]),
+        Route("/backends/{name}/disable", refusing(disable_backend), methods=["POST"]),
+        Route("/tools/enable", refusing(enable_tool), methods=["POST"]),
+        Route("/tools/disable", refusing(disable_tool), methods=["POST"]),
     ]
 
 
@@ -132,21 +141,21 @@ async def _switch_backend(runtime: Runtime, request: Request, enabled: bool) -> 
 
 
 async def _switch_tool(runtime: Runtime, request: Request, enabled: bool) -> JSONResponse:
-    body = await _body(request)
+    body = await json_body(request)
     tool = body.get("tool") if isinstance(body, dict) else None
     if not isinstance(tool, str) or not tool:
         raise ChangeError("invalid", 'expected {"tool": "<name>"}', "tool")
     return JSONResponse({"tool": await runtime.set_tool_enabled(tool, enabled), "enabled": enabled})
 
 
-async def _body(request: Request) -> Any:
+async def json_body(request: Request) -> Any:
     try:
         return json.loads(await request.body())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ChangeError("not_json", f"the body is not JSON: {exc}") from None
 
 
-def _refusing(endpoint: Endpoint) -> Endpoint:
+def refusing(endpoint: Endpoint) -> Endpoint:
     """``endpoint`` with its refusals answered in the admin API's error shape (its docstring kept for OpenAPI)."""
 
     async def answer(request: Request) -> JSONResponse:

@@ -1,4 +1,5 @@
-"""The admin API's one error shape: ``{"error": {"code": "<slug>", "message": "<sentence>", "field": ...}}``."""
+"""The admin API's one error shape: ``{"error": {"code": "<slug>", "message": "<sentence>", "field": ...}}``, and
+the refusal of a change that becomes one."""
 
 from __future__ import annotations
 
@@ -16,3 +17,11 @@ def error(
     if field is not None:
         body["field"] = field
     return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+class ChangeError(Exception):
+    """A change refused; ``code`` is the admin API's error slug."""
+
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.field = code, message, field

@@ -16,6 +16,9 @@ backend's connection and no client's session is touched, and clients hear ``list
 Replicas sharing a Redis share the changes: after each one the store's snapshot goes on the bus, kept for replicas
 that start or reconnect later, and every other replica puts it in its own store and applies it as a reload does
 (``_apply``), so its own clients hear ``list_changed`` from their own replica, once.
+
+The virtual servers, composites and search change the same way (``gateway.operations.endpoints``); whatever
+changes, the front then serves what the configuration says (``offer``): a view captures its backends' prefixes.
 """
 
 from __future__ import annotations
@@ -31,9 +34,13 @@ from typing import Any
 import anyio
 from pydantic import ValidationError
 
+from gateway.composition.checks import problems
 from gateway.config import BackendConfig, GatewayConfig
 from gateway.core import DISABLED, Gateway
 from gateway.errors import UnknownTarget
+from gateway.front.app import VirtualServers
+from gateway.operations.endpoints import SECTIONS, Endpoints, overlaid
+from gateway.operations.errors import ChangeError
 from gateway.operations.store import Store
 from gateway.upstream.transports import Connector, open_transport
 
@@ -56,16 +63,9 @@ IN_PLACE = frozenset(
 # Settings a reload applies to the running gateway; any other that changed needs a restart (logged).
 RELOADABLE = frozenset(
     {"backends", "start_timeout", "reconnect_min", "reconnect_max", "health_interval", "shutdown_grace", "retire_grace"}
+    | set(SECTIONS)
 )
 _QUOTED = re.compile(r"'([a-z_]+)'")
-
-
-class ChangeError(Exception):
-    """A change refused; ``code`` is the admin API's error slug."""
-
-    def __init__(self, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.code, self.message, self.field = code, message, field
 
 
 class Runtime:
@@ -76,6 +76,9 @@ class Runtime:
         self.store = store
         self.base = base
         self._lock = anyio.Lock()
+        self.endpoints = Endpoints(self)
+        # The front's virtual servers, once it serves (``offer`` keeps them as the configuration says).
+        self.served: VirtualServers | None = None
         gateway.bus.on(TOPIC, self._heard)
 
     # -- reading ---------------------------------------------------------------------------------------------
@@ -105,6 +108,7 @@ class Runtime:
             await self.gateway.set_backends(backends)
             await self.gateway.attach(added)
             logger.info("backend %s added at run time", added.name)
+            await self.offer(self.gateway.config)
             await self._share()
         return self.describe(added.name)
 
@@ -120,12 +124,14 @@ class Runtime:
             self.store.put(name, _dump(new), self._base_of(name))
             await self._replace(current, new, backends)
             logger.info("backend %s changed at run time", name)
+            await self.offer(self.gateway.config)
             await self._share()
         return self.describe(name)
 
     async def remove(self, name: str) -> None:
         async with self._lock:
             self._current(name)
+            self._validated([b for b in self.gateway.config.backends if b.name != name])
             if name in _names(self.base):
                 self.store.put(name, None, self._base_of(name))
             else:
@@ -133,6 +139,7 @@ class Runtime:
             self.store.set_backend_enabled(name, True)
             await self._remove(name)
             logger.info("backend %s removed at run time", name)
+            await self.offer(self.gateway.config)
             await self._share()
 
     async def set_enabled(self, name: str, enabled: bool) -> None:
@@ -168,11 +175,12 @@ class Runtime:
                     logger.warning("config reload: %s changed; it takes effect after a restart", field)
             self.base = config
             effective, _ = combine(config, self.store)
-            settings = {key: getattr(config, key) for key in RELOADABLE - {"backends"}}
+            settings = {key: getattr(config, key) for key in RELOADABLE - {"backends", *SECTIONS}}
             self.gateway.config = self.gateway.config.model_copy(update=settings)
             for upstream in self.gateway.upstreams.values():
                 upstream.settings = self.gateway.config
             await self._converge(effective.backends, "config reloaded")
+            await self._offer_checked(effective, "config reload")
 
     async def start(self) -> None:
         """Hide the tools switched off before the restart; take the other replicas' changes, if any."""
@@ -194,12 +202,38 @@ class Runtime:
     async def _share(self) -> None:
         await self.gateway.bus.publish(TOPIC, self.store.snapshot(), keep=True)
 
+    @asynccontextmanager
+    async def changing(self) -> AsyncIterator[None]:
+        """One change at a time; the other replicas get it once it is made (not when it is refused)."""
+        async with self._lock:
+            yield
+            await self._share()
+
+    async def offer(self, config: GatewayConfig) -> None:
+        """Run the virtual servers, composites and search of ``config`` (already checked), and have the front serve
+        them."""
+        update = {key: getattr(config, key) for key in SECTIONS}
+        self.gateway.config = self.gateway.config.model_copy(update=update)
+        if self.served is not None:
+            await self.served.offer(self.gateway.config)
+
+    async def _offer_checked(self, effective: GatewayConfig, why: str) -> None:
+        """``offer`` the sections of ``effective`` if the listings show nothing wrong with them; else keep the
+        running ones, with one log line naming each place."""
+        candidate = self.gateway.config.model_copy(update={key: getattr(effective, key) for key in SECTIONS})
+        found = problems(self.gateway, candidate)
+        if found:
+            logger.error("%s: servers, composites and search left as they were: %s", why, "; ".join(found))
+            candidate = self.gateway.config
+        await self.offer(candidate)
+
     # -- applying --------------------------------------------------------------------------------------------
 
     async def _apply(self) -> None:
         """Make the running gateway what the file and the store say: backends, which are off, hidden tools."""
         effective, disabled = combine(self.base, self.store)
         await self._converge(effective.backends, "changes from another replica applied")
+        await self._offer_checked(effective, "changes from another replica")
         gateway = self.gateway
         for backend in gateway.config.backends:
             if backend.name in disabled and backend.name not in gateway.disabled:
@@ -315,6 +349,7 @@ def combine(config: GatewayConfig, store: Store) -> tuple[GatewayConfig, frozens
     except ChangeError as exc:
         logger.error("runtime changes left out: with the config file they are invalid: %s: %s", exc.field, exc)
         combined = config
+    combined = overlaid(combined, config, store)
     names = _names(combined)
     return combined, frozenset(n for n in store.disabled_backends() if n in names)
 
@@ -361,7 +396,10 @@ def _differs_beyond(old: BackendConfig, new: BackendConfig, fields: frozenset[st
 
 def _field(loc: tuple[int | str, ...], message: str) -> str:
     """The dotted path of the field at fault within one backend's definition; for a check across fields or
-    across backends, the field its message names."""
+    across backends, the field its message names; for a virtual server the change leaves without its backend, the
+    place in the server."""
+    if loc[:1] == ("servers",):
+        return "servers." + message.partition(": ")[0]
     within = [str(part) for part in loc[2:]] if len(loc) > 1 else []
     if within:
         return ".".join(within)

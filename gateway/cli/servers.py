@@ -1,0 +1,61 @@
+"""``mcp-gateway servers list|add|remove``: a running gateway's virtual servers, through its admin API.
+
+As ``mcp-gateway backends`` does: ``--url`` and ``--token`` to reach the admin API, a table or one line of what
+happened, a refusal's message on one line and exit 1 (with the place in the config it names), exit 3 when the
+gateway cannot be reached. ``add`` puts a server (adds it, or replaces its definition): the file holds what the
+config file has under ``servers.<name>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import urllib.parse
+from typing import Any
+
+from gateway.cli.backends import EXIT_OK, EXIT_REFUSED, Api, Refused, read_definition
+from gateway.cli.status import EXIT_UNREACHABLE
+
+COLUMNS = ("SERVER", "PATH", "SOURCE", "SESSIONS", "TOOLS", "DESCRIPTION")
+
+
+def run(args: argparse.Namespace, url: str) -> int:
+    """Carry out ``args.action`` against the gateway at ``url``; the exit status."""
+    api = Api(url, args.token, args.timeout)
+    try:
+        if args.action == "list":
+            print(render(api.request("GET", "/servers")["servers"]))
+        elif args.action == "add":
+            put = api.request("PUT", _server(args.name), read_definition(args.file, "server"))
+            print(f"serving {put.get('name', '?')} at {put.get('path', '?')}")
+        else:
+            print(f"removed {api.request('DELETE', _server(args.name))['removed']}")
+    except Refused as exc:
+        print(f"mcp-gateway: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    except (OSError, ValueError) as exc:
+        print(f"mcp-gateway: cannot reach the admin API at {url}: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    return EXIT_OK
+
+
+def render(servers: list[dict[str, Any]]) -> str:
+    rows = [COLUMNS] + [_row(server) for server in servers]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS) - 1)]
+    lines = ["  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]]) for row in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _row(server: dict[str, Any]) -> tuple[str, ...]:
+    return (
+        str(server.get("name", "?")),
+        str(server.get("path", "?")),
+        str(server.get("source", "?")),
+        str(server.get("sessions", "-")),
+        str(server.get("tools", "-")),
+        str((server.get("config") or {}).get("description") or ""),
+    )
+
+
+def _server(name: str) -> str:
+    return "/servers/" + urllib.parse.quote(name, safe="")
