@@ -142,6 +142,15 @@ def search_describe_call(answers: list[dict[str, Any]]) -> None:
     assert employee["id"] == "E1007" and employee["name"] == "Mei Chen"
 
 
+def managed_at_runtime(answers: list[dict[str, Any]]) -> None:
+    added, shown, lazy, restored, removed = answers
+    assert added == shown
+    assert added["path"] == "/servers/desk/mcp" and added["source"] == "runtime" and added["tools"] == 3
+    assert lazy == {"source": "runtime", "config": {"enabled": True, "lazy": True}}
+    assert restored["source"] == "config"
+    assert removed == {"removed": "desk"}
+
+
 CHECKS: list[Callable[[list[dict[str, Any]]], None]] = [
     the_composite_on_mcp,
     the_oncall_list,
@@ -149,6 +158,7 @@ CHECKS: list[Callable[[list[dict[str, Any]]], None]] = [
     the_refusals,
     the_lazy_list,
     search_describe_call,
+    managed_at_runtime,
 ]
 
 
