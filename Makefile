@@ -7,6 +7,10 @@ STAMP := $(VENV)/.installed
 # pytest-xdist workers. Many tests wait on their subprocesses: on 2 cores the suite takes about 3 min on 3 workers,
 # 3 min 40 s on 2.
 WORKERS ?= 3
+# Bytecode caches stay on whatever the environment says: without them every gateway and backend the tests start
+# compiles the project's sources again (about 0.2 s of CPU each, hundreds of starts), and every pytest worker
+# rewrites the test modules' asserts again (about 4 s each).
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: demo test test-fast lint install clean bench redis-server chromium prometheus nginx
 

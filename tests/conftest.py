@@ -11,7 +11,7 @@ import pytest
 from tests.support.procs import ROOT, Processes, free_port, http_get, listening, wait_until
 from tests.support.stack import Stack
 
-pytest_plugins = ["pytester", "tests.support.lanes"]
+pytest_plugins = ["pytester", "tests.support.lanes", "tests.support.order"]
 
 
 @pytest.fixture

@@ -350,7 +350,7 @@ def test_sigterm_lets_the_call_in_flight_finish_then_exits_0_leaving_no_process(
 
 
 async def test_two_hundred_start_stop_cycles_leave_no_process_and_no_descriptor() -> None:
-    raw = [str(ROOT / "tests" / "support" / "raw_stdio_server.py")]
+    raw = ["-S", str(ROOT / "tests" / "support" / "raw_stdio_server.py")]
     backend = BackendConfig(name="raw", transport="stdio", command=sys.executable, args=raw, protocol="legacy")
     config = GatewayConfig(backends=(backend,), **FAST)
     me = os.getpid()
