@@ -79,8 +79,12 @@ def read_definition(path: Path, kind: str) -> dict[str, Any]:
 
 
 def render(backends: list[dict[str, Any]]) -> str:
-    rows = [COLUMNS] + [_row(backend) for backend in backends]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS) - 1)]
+    return table([COLUMNS, *(_row(backend) for backend in backends)])
+
+
+def table(rows: list[tuple[str, ...]]) -> str:
+    """Rows in aligned columns, the last one left ragged (it holds free text)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     lines = ["  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]]) for row in rows]
     return "\n".join(line.rstrip() for line in lines)
 

@@ -13,7 +13,7 @@ import sys
 import urllib.parse
 from typing import Any
 
-from gateway.cli.backends import EXIT_OK, EXIT_REFUSED, Api, Refused, read_definition
+from gateway.cli.backends import EXIT_OK, EXIT_REFUSED, Api, Refused, read_definition, table
 from gateway.cli.status import EXIT_UNREACHABLE
 
 COLUMNS = ("SERVER", "PATH", "SOURCE", "SESSIONS", "TOOLS", "DESCRIPTION")
@@ -40,10 +40,7 @@ def run(args: argparse.Namespace, url: str) -> int:
 
 
 def render(servers: list[dict[str, Any]]) -> str:
-    rows = [COLUMNS] + [_row(server) for server in servers]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS) - 1)]
-    lines = ["  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]]) for row in rows]
-    return "\n".join(line.rstrip() for line in lines)
+    return table([COLUMNS, *(_row(server) for server in servers)])
 
 
 def _row(server: dict[str, Any]) -> tuple[str, ...]:
