@@ -1,4 +1,4 @@
-"""The gateway's error tree, and its one translation to JSON-RPC errors.
+"""The gateway's error tree; ``gateway.rpc_errors`` translates it to JSON-RPC errors (the codes drawn here).
 
     GatewayError
     ├── ConfigError            invalid configuration (the CLI exits 2; never reaches a client)
@@ -32,14 +32,11 @@ backend's own code, message and data. A denial is answered exactly as an unknown
 and data, so the same HTTP status too): lists show a principal only what its rules allow, so a denied item is
 never one the caller was shown, and a call must not reveal what the lists hide. The audit log still records it as
 a denial. -32031 (the security model's "denied") is therefore reserved and not answered.
+
+Nothing here imports the MCP SDK: the commands that only ask a running gateway over HTTP start without it.
 """
 
 from __future__ import annotations
-
-from typing import Any
-
-from mcp import MCPError
-from mcp.types import INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, REQUEST_TIMEOUT
 
 UNAUTHORIZED = -32030
 RATE_LIMITED = -32032
@@ -219,39 +216,3 @@ class BackendMisbehaved(BackendError):
 
     def __init__(self, backend: str, detail: str) -> None:
         super().__init__(backend, f"Backend {backend!r} sent an invalid answer: {detail}")
-
-
-_CODES: dict[type[BackendError], int] = {
-    BackendTimeout: REQUEST_TIMEOUT,
-    OutcomeUnknown: OUTCOME_UNKNOWN,
-    BackendMisbehaved: INTERNAL_ERROR,
-    SubscriptionsUnsupported: METHOD_NOT_FOUND,
-}
-
-
-def to_mcp_error(exc: GatewayError) -> MCPError:
-    """The one place gateway errors become JSON-RPC errors."""
-    if isinstance(exc, UnknownTarget):
-        return MCPError(INVALID_PARAMS, str(exc), {exc.kind: exc.name})
-    if isinstance(exc, InvalidCursor | InvalidRequestState):
-        return MCPError(INVALID_PARAMS, str(exc))
-    if isinstance(exc, InvalidArguments):
-        return MCPError(INVALID_PARAMS, str(exc), {"tool": exc.tool, "path": exc.path})
-    if isinstance(exc, RateLimited):
-        return MCPError(RATE_LIMITED, str(exc), {"retryAfter": exc.retry_after})
-    if isinstance(exc, ResultTooLarge):
-        return MCPError(RESULT_TOO_LARGE, str(exc), {"backend": exc.backend})
-    if isinstance(exc, ToolWithheld):
-        return MCPError(TOOL_WITHHELD, str(exc), {"tool": exc.name})
-    if isinstance(exc, Unauthorized):
-        return MCPError(UNAUTHORIZED, str(exc))
-    if isinstance(exc, NeedsInput):
-        return MCPError(INVALID_REQUEST, str(exc), {"tool": exc.tool})
-    if isinstance(exc, HeadTooLarge | RequestTimeout):
-        return MCPError(INVALID_REQUEST, str(exc))
-    if isinstance(exc, TooManyConnections):
-        return MCPError(RATE_LIMITED, str(exc))
-    if isinstance(exc, BackendError):
-        data: dict[str, Any] = {"backend": exc.backend}
-        return MCPError(_CODES.get(type(exc), BACKEND_UNAVAILABLE), str(exc), data)
-    return MCPError(INTERNAL_ERROR, str(exc))

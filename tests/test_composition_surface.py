@@ -12,6 +12,7 @@ import anyio
 import httpx2
 import pytest
 from mcp import Client, MCPError, types
+from mcp.types import INVALID_PARAMS
 
 from gateway.catalogue.naming import Style
 from gateway.composition.sources import Reach
@@ -19,7 +20,6 @@ from gateway.composition.surface import Surface
 from gateway.composition.views import View
 from gateway.config.servers import ServerConfig
 from gateway.core import Gateway
-from gateway.errors import INVALID_PARAMS
 from gateway.front.app import build_app
 from gateway.front.server import build_server
 from gateway.security.guard import OWN

@@ -16,8 +16,9 @@ from backends.hr.server import build_server as hr
 from backends.ops.server import build_server as ops
 from gateway.composition.views import View, check_server_composites, check_servers, views
 from gateway.config import GatewayConfig
-from gateway.errors import InvalidArguments, to_mcp_error
+from gateway.errors import InvalidArguments
 from gateway.principal import Principal
+from gateway.rpc_errors import to_mcp_error
 from gateway.settings import default_backends, default_composites, load_config
 
 STATUS = {"type": "string", "enum": ["open", "in_progress", "closed"]}

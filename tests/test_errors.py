@@ -38,8 +38,8 @@ from gateway.errors import (
     TooManyConnections,
     Unauthorized,
     UnknownTarget,
-    to_mcp_error,
 )
+from gateway.rpc_errors import to_mcp_error
 
 ROOT = Path(__file__).resolve().parents[1]
 # One of each error in the tree; a class missing here fails the first test below.

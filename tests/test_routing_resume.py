@@ -9,8 +9,9 @@ import pytest
 from mcp import MCPError, types
 from mcp.types import INVALID_PARAMS
 
-from gateway.errors import InvalidRequestState, to_mcp_error
+from gateway.errors import InvalidRequestState
 from gateway.routing.resume import StateSeal, answers
+from gateway.rpc_errors import to_mcp_error
 from tests.support.sinks import RecordingSink
 
 pytestmark = pytest.mark.anyio

@@ -14,7 +14,8 @@ from mcp.types import INVALID_PARAMS, LOG_LEVEL_META_KEY
 
 from gateway.catalogue.catalog import Route
 from gateway.core import Gateway
-from gateway.errors import BACKEND_UNAVAILABLE, BackendUnavailable, UnknownTarget, to_mcp_error
+from gateway.errors import BACKEND_UNAVAILABLE, BackendUnavailable, UnknownTarget
+from gateway.rpc_errors import to_mcp_error
 from gateway.upstream import calls
 from gateway.upstream.caller import Caller
 from tests.support.inproc import running_gateway

@@ -15,8 +15,9 @@ from mcp.types import INVALID_PARAMS, METHOD_NOT_FOUND
 from gateway.catalogue.catalog import Catalog, Snapshot
 from gateway.cluster.bus import Bus
 from gateway.config import BackendConfig, NamingConfig
-from gateway.errors import BackendTimeout, BackendUnavailable, SubscriptionsUnsupported, UnknownTarget, to_mcp_error
+from gateway.errors import BackendTimeout, BackendUnavailable, SubscriptionsUnsupported, UnknownTarget
 from gateway.routing.subscriptions import Listener, Subscriptions
+from gateway.rpc_errors import to_mcp_error
 from gateway.upstream.backend import State
 
 pytestmark = pytest.mark.anyio

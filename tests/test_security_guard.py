@@ -11,8 +11,9 @@ import pytest
 from mcp import MCPError, types
 
 from gateway.core import Gateway
-from gateway.errors import InvalidArguments, RateLimited, UnknownTarget, to_mcp_error
+from gateway.errors import InvalidArguments, RateLimited, UnknownTarget
 from gateway.principal import Principal
+from gateway.rpc_errors import to_mcp_error
 from gateway.security.audit import Entry
 from gateway.upstream.caller import Caller
 from tests.support.inproc import running_gateway

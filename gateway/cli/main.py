@@ -5,6 +5,10 @@ Flags win over ``GATEWAY_*`` environment variables, which win over defaults. A c
 message naming the file, the field and the problem, and exits with status 2; so does listening beyond loopback
 without authentication, unless ``--allow-unauthenticated`` says that is intended. Configured secrets are redacted
 from everything the process logs or prints.
+
+What serves is imported by the commands that serve (``_run``, ``_log_format``): ``status``, ``backends``,
+``servers`` and ``audit verify`` only speak HTTP or read a file, and start without the MCP SDK, Starlette, uvicorn or
+the telemetry libraries.
 """
 
 from __future__ import annotations
@@ -25,20 +29,15 @@ from pydantic import ValidationError
 from gateway import __version__
 from gateway.catalogue.naming import Style
 from gateway.cli import backends, servers
-from gateway.cli.demo import SAMPLE_BACKENDS, run_demo
 from gateway.cli.listeners import bind
-from gateway.cli.running import approve_tools, print_catalog, serve_http, serve_stdio
 from gateway.cli.status import print_status
-from gateway.cli.workers import refusal, serve_workers
 from gateway.config import GatewayConfig, LoggingConfig, TracingConfig
 from gateway.errors import AuditLogError, ConfigError, PortUnavailable, StartupError
-from gateway.operations.reload import ConfigFile
 from gateway.security.audit_chain import Anchor, anchor_beside, read_anchor
 from gateway.security.audit_key import AuditKey, beside, read_key
 from gateway.security.audit_verify import verify
 from gateway.security.redaction import Redactor, hide_session_ids
 from gateway.settings import Settings, describe_errors, load_config, tracing_from
-from gateway.telemetry.access_log import use_json
 
 EXIT_START = 1
 EXIT_CONFIG = 2
@@ -99,6 +98,8 @@ def _log_format(
 ) -> GatewayConfig:
     """The log format the flag, the environment or the file asks for, ``auto`` settled by whether stderr is a
     terminal; JSON lines from here on when it is ``json``."""
+    from gateway.telemetry.access_log import use_json
+
     chosen = args.log_format or settings.log_format or config.logging.format
     if chosen == "auto":
         chosen = "human" if sys.stderr.isatty() else "json"
@@ -188,6 +189,11 @@ def _audit_key(args: argparse.Namespace) -> AuditKey:
 
 
 def _run(args: argparse.Namespace, settings: Settings, config: GatewayConfig, argv: list[str]) -> int:
+    from gateway.cli.demo import SAMPLE_BACKENDS, run_demo
+    from gateway.cli.running import approve_tools, print_catalog, serve_http, serve_stdio
+    from gateway.cli.workers import refusal, serve_workers
+    from gateway.operations.reload import ConfigFile
+
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
     if args.command == "serve":

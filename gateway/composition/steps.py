@@ -20,7 +20,8 @@ from mcp import MCPError, types
 
 from gateway.composition.sources import Reach
 from gateway.config.composites import CompositeConfig, Reference, parse_reference, reference_in
-from gateway.errors import GatewayError, to_mcp_error
+from gateway.errors import GatewayError
+from gateway.rpc_errors import to_mcp_error
 
 Status = Literal["waiting", "calling", "ok", "failed", "cancelled"]
 # A reference to an input field the caller left out: the key is left out too (``None`` inside a list).

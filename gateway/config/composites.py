@@ -18,13 +18,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
-from jsonschema.validators import validator_for
-from mcp import types
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+if TYPE_CHECKING:
+    from mcp import types
 
 # The names of the gateway's own tools read the same in both name styles (``gateway.catalogue.naming``).
 COMPOSITE_NAME = r"^[a-zA-Z0-9_-]{1,64}$"
@@ -154,6 +153,11 @@ def _check_schema(where: str, schema: dict[str, Any]) -> None:
     """A tool's input and output schemas are JSON Schemas of objects (MCP says so)."""
     if schema.get("type") != "object":
         raise ValueError(f'{where}: a tool\'s schema must say "type": "object"')
+    # Here, not at the top: the configuration is read by commands that never check a schema (status, audit).
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+    from jsonschema.validators import validator_for
+
     try:
         validator_for(schema, default=Draft202012Validator).check_schema(schema)
     except SchemaError as exc:

@@ -12,7 +12,7 @@ filter) goes to the SDK unchanged, its body replayed.
 
 What it keeps from the SDK path: ``Surface.call_tool`` and the ``Guard`` (authorization, rate limits, validation,
 pinning, audit, then ``Router.call_tool``) with the caller built as the SDK path builds it (``server.stateless_caller``:
-the principal the security layer left in the ASGI scope), gateway errors through ``errors.to_mcp_error`` and the
+the principal the security layer left in the ASGI scope), gateway errors through ``rpc_errors.to_mcp_error`` and the
 redactor, any other failure through the SDK's own ladder (``modern_error_data``), each with the SDK's HTTP status per
 code, the in-flight count for graceful shutdown, the result shaped by the protocol version's schema with the
 ``resultType`` and ``serverInfo`` stamp of 2026 results (so the bytes are the SDK's), and the response mode: plain JSON
@@ -52,10 +52,11 @@ from gateway.catalogue.naming import Style, style_for_client
 from gateway.catalogue.pages import ListCache, list_key
 from gateway.composition.surface import Surface
 from gateway.core import Gateway
-from gateway.errors import GatewayError, to_mcp_error
+from gateway.errors import GatewayError
 from gateway.front.server import LISTS, SESSION_HEADER, redacted, stateless_caller
 from gateway.front.session_lists import SessionLists
 from gateway.front.session_table import SessionTable
+from gateway.rpc_errors import to_mcp_error
 from gateway.sdk import SSE_HEADERS, SSE_PING_INTERVAL
 from gateway.security.auth import SCOPE_ADMITTED, principal_of
 from gateway.telemetry import access_log

@@ -9,7 +9,7 @@ for ever. Here each connection gets, from ``HttpConfig``:
   request), the whole body within ``body_timeout`` of the head: past either, 408;
 - ``max_connections_per_client`` open connections per client address: the next one gets 429 at once.
 
-A refusal carries a JSON-RPC error (``errors.to_mcp_error``), says ``Connection: close``, and is followed by a
+A refusal carries a JSON-RPC error (``rpc_errors.to_mcp_error``), says ``Connection: close``, and is followed by a
 lingering close: what the client still sends is read and dropped for at most ``LINGER`` seconds, so the client
 reads the refusal instead of a reset. A request that already has its answer under way gets no second one; its
 connection is closed. Reads are counted per chunk and only while a head is incomplete; past the one timer
@@ -28,7 +28,8 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway.config import HttpConfig
-from gateway.errors import GatewayError, HeadTooLarge, RequestTimeout, TooManyConnections, to_mcp_error
+from gateway.errors import GatewayError, HeadTooLarge, RequestTimeout, TooManyConnections
+from gateway.rpc_errors import to_mcp_error
 
 LINGER = 2.0  # seconds a refused connection is still read (and the reads dropped) before it is closed
 # A connection's phase (plain ints: they are compared on every read).

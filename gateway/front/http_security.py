@@ -31,9 +31,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.composition.surface import Surface
 from gateway.config import AuthConfig
 from gateway.core import Gateway
-from gateway.errors import UNAUTHORIZED, InvalidToken, RateLimited, Unauthorized, to_mcp_error
+from gateway.errors import UNAUTHORIZED, InvalidToken, RateLimited, Unauthorized
 from gateway.front.metrics_endpoint import METRICS_PATH
 from gateway.front.session_table import opens_session
+from gateway.rpc_errors import to_mcp_error
 from gateway.security.auth import SCOPE_ADMITTED, SCOPE_PRINCIPAL, access_token
 from gateway.security.guard import CALLS
 from gateway.security.limits import too_deep

@@ -5,7 +5,7 @@ stdio. Names are rendered per client: ``clientInfo`` decides between canonical a
 goes through the endpoint's ``Surface`` (``gateway.composition``) and the ``Guard`` with the caller's principal: over
 HTTP the one the security layer left in the request's ASGI scope (``ctx.request`` is the Starlette request of the POST
 carrying the message, in both eras), elsewhere (stdio, in-process) the server's own principal. Gateway errors become
-JSON-RPC errors at this edge, in ``edge``, through ``errors.to_mcp_error``, with configured secrets redacted.
+JSON-RPC errors at this edge, in ``edge``, through ``rpc_errors.to_mcp_error``, with configured secrets redacted.
 """
 
 from __future__ import annotations
@@ -30,11 +30,12 @@ from gateway.cluster.sessions import SharedSessions
 from gateway.composition.offered import main_surface
 from gateway.composition.surface import Surface
 from gateway.core import Gateway
-from gateway.errors import GatewayError, StoreUnavailable, to_mcp_error
+from gateway.errors import GatewayError, StoreUnavailable
 from gateway.front.relay import LogLevels, NoBackChannel, Relay
 from gateway.front.session_table import SessionTable
 from gateway.principal import Principal
 from gateway.routing.subscriptions import Listener
+from gateway.rpc_errors import to_mcp_error
 from gateway.sdk import connection_of, replace_middleware
 from gateway.security.auth import SCOPE_ADMITTED, principal_of
 from gateway.security.guard import CALLS

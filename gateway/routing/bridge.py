@@ -36,8 +36,9 @@ from mcp.types import INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, REQUEST
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from gateway.cluster.store import Store
-from gateway.errors import BackendUnavailable, GatewayError, InvalidRequestState, StoreUnavailable, to_mcp_error
+from gateway.errors import BackendUnavailable, GatewayError, InvalidRequestState, StoreUnavailable
 from gateway.routing.resume import StateSeal
+from gateway.rpc_errors import to_mcp_error
 from gateway.upstream.caller import Caller
 
 logger = logging.getLogger(__name__)

@@ -36,11 +36,11 @@ from gateway.errors import (
     ResultTooLarge,
     ToolWithheld,
     UnknownTarget,
-    to_mcp_error,
 )
 from gateway.principal import Principal
 from gateway.routing.router import Router
 from gateway.routing.subscriptions import Subscriptions
+from gateway.rpc_errors import to_mcp_error
 from gateway.security.audit import AuditLog, Entry
 from gateway.security.auth import Authenticator, local_principal
 from gateway.security.limits import RateLimiter, bounded

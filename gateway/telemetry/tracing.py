@@ -27,7 +27,8 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from gateway import __version__
 from gateway.config import TracingConfig
-from gateway.errors import GatewayError, StartupError, to_mcp_error
+from gateway.errors import GatewayError, StartupError
+from gateway.rpc_errors import to_mcp_error
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
