@@ -66,7 +66,7 @@ class Zygote:
         atexit.register(self.close)
 
     def serves(self, env: dict[str, str]) -> bool:
-        return self.proc.returncode is None and _startup_env(env) == self.env
+        return _startup_env(env) == self.env
 
     def spawn(self, request: dict[str, Any], fds: list[int]) -> int:
         """The pid of a new child, already reparented to this process."""
@@ -255,8 +255,9 @@ def _become(request: dict[str, Any], fds: list[int], base_path: list[str], dispo
         os.chdir(cwd)
         os.environ.clear()
         os.environ.update(request["env"])
-        pythonpath = [os.path.abspath(entry) for entry in request["env"].get("PYTHONPATH", "").split(os.pathsep)]
-        sys.path[:] = [os.getcwd(), *(pythonpath if "PYTHONPATH" in request["env"] else []), *base_path]
+        pythonpath = request["env"].get("PYTHONPATH")  # empty counts as unset, as for the interpreter
+        entries = [os.path.abspath(entry) for entry in pythonpath.split(os.pathsep)] if pythonpath else []
+        sys.path[:] = [os.getcwd(), *entries, *base_path]
         sys.path_importer_cache.clear()
         importlib.invalidate_caches()
         for sig, handler in dispositions.items():
