@@ -14,6 +14,7 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,8 @@ class Refused(Exception):
 def run(args: argparse.Namespace, url: str) -> int:
     """Carry out ``args.action`` against the gateway at ``url``; the exit status."""
     api = Api(url, args.token, args.timeout)
-    try:
+
+    def act() -> None:
         if args.action == "list":
             print(render(api.request("GET", "/backends")["backends"]))
         elif args.action == "add":
@@ -44,6 +46,14 @@ def run(args: argparse.Namespace, url: str) -> int:
             print(f"removed {api.request('DELETE', _backend(args.name))['removed']}")
         else:
             print(f"reconnecting {api.request('POST', _backend(args.name) + '/reconnect')['backend']}")
+
+    return answered(act, url)
+
+
+def answered(act: Callable[[], None], url: str) -> int:
+    """Run one admin API exchange; a refusal or an unreachable gateway becomes its line and exit status."""
+    try:
+        act()
     except Refused as exc:
         print(f"mcp-gateway: {exc}", file=sys.stderr)
         return EXIT_REFUSED

@@ -9,12 +9,10 @@ config file has under ``servers.<name>``.
 from __future__ import annotations
 
 import argparse
-import sys
 import urllib.parse
 from typing import Any
 
-from gateway.cli.backends import EXIT_OK, EXIT_REFUSED, Api, Refused, read_definition, table
-from gateway.cli.status import EXIT_UNREACHABLE
+from gateway.cli.backends import Api, answered, read_definition, table
 
 COLUMNS = ("SERVER", "PATH", "SOURCE", "SESSIONS", "TOOLS", "DESCRIPTION")
 
@@ -22,7 +20,8 @@ COLUMNS = ("SERVER", "PATH", "SOURCE", "SESSIONS", "TOOLS", "DESCRIPTION")
 def run(args: argparse.Namespace, url: str) -> int:
     """Carry out ``args.action`` against the gateway at ``url``; the exit status."""
     api = Api(url, args.token, args.timeout)
-    try:
+
+    def act() -> None:
         if args.action == "list":
             print(render(api.request("GET", "/servers")["servers"]))
         elif args.action == "add":
@@ -30,13 +29,8 @@ def run(args: argparse.Namespace, url: str) -> int:
             print(f"serving {put.get('name', '?')} at {put.get('path', '?')}")
         else:
             print(f"removed {api.request('DELETE', _server(args.name))['removed']}")
-    except Refused as exc:
-        print(f"mcp-gateway: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
-    except (OSError, ValueError) as exc:
-        print(f"mcp-gateway: cannot reach the admin API at {url}: {exc}", file=sys.stderr)
-        return EXIT_UNREACHABLE
-    return EXIT_OK
+
+    return answered(act, url)
 
 
 def render(servers: list[dict[str, Any]]) -> str:
