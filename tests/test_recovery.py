@@ -15,6 +15,7 @@ from anyio.abc import SocketStream
 from mcp import Client, MCPError
 
 from gateway.errors import BACKEND_UNAVAILABLE
+from gateway.upstream.backend import CHECK_INTERVAL
 from tests.support.procs import Processes, free_port, http_get, listening, wait_until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.processes]
@@ -24,6 +25,9 @@ FIRST_CALL_LIMIT = 2.5
 BACK_LIMIT = 3.0
 # How long a listener that accepts and closes stands in for the backend while the connections it gets are counted.
 WINDOW = 6.0
+# How long the port then stays closed, as a restarting backend's does, before the backend listens again: several TCP
+# checks' worth, so that the gateway sees it refuse (what ends the backoff early is a refusing port that accepts).
+REFUSING = 4 * CHECK_INTERVAL
 
 
 class Counted:
@@ -84,6 +88,7 @@ async def test_a_backend_killed_while_idle_fails_fast_is_not_hammered_and_is_ser
             await anyio.sleep(WINDOW)  # an observation window, not a wait for anything
             tg.cancel_scope.cancel()
 
+        await anyio.sleep(REFUSING)  # a phase of the scenario, not a wait for anything
         await anyio.to_thread.run_sync(start_toy, processes, port)
         with anyio.fail_after(BACK_LIMIT):  # from the moment it listens
             while True:
