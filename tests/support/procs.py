@@ -14,6 +14,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tests.support.zygote import ZygotePopen
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 START_TIMEOUT = 30.0
 
@@ -62,9 +64,9 @@ class Processes:
         return self.start_program(sys.executable, *args, env=env, **kwargs)
 
     def start_program(self, *argv: str, env: dict[str, str] | None = None, **kwargs: Any) -> subprocess.Popen[bytes]:
-        """Any program (a Node server, another venv's Python), reaped like the rest."""
+        """Any program (a Node server, another venv's Python), reaped like the rest; `-m` of this Python forks."""
         full_env = {**os.environ, **(env or {})}
-        proc = subprocess.Popen(list(argv), cwd=ROOT, env=full_env, start_new_session=True, **kwargs)
+        proc = ZygotePopen(list(argv), cwd=ROOT, env=full_env, start_new_session=True, **kwargs)
         self.procs.append(proc)
         return proc
 
