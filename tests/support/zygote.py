@@ -31,7 +31,19 @@ import types
 from typing import Any, TextIO
 
 PRELOAD = ("mcp", "mcp.server", "mcp.client", "mcp_types", "pydantic", "starlette", "uvicorn", "httpx2", "anyio")
-PRELOAD_EXTRA = ("sse_starlette",)
+# What a gateway start imports besides: schema validation, YAML, settings, uvicorn's parser, rate limits, SQLite.
+PRELOAD_EXTRA = (
+    "sse_starlette",
+    "jsonschema",
+    "referencing",
+    "yaml",
+    "pydantic_settings",
+    "httptools",
+    "uvicorn.protocols.http.httptools_impl",
+    "uvicorn.lifespan.on",
+    "pyrate_limiter",
+    "sqlite3",
+)
 REPLY_TIMEOUT = 60.0
 PR_SET_CHILD_SUBREAPER = 36
 MAX_MESSAGE = 1 << 20
