@@ -94,7 +94,13 @@ class Proc:
 
 
 class Processes:
-    """Starts processes and guarantees they are stopped and reaped."""
+    """Starts processes and guarantees they are stopped and reaped.
+
+    ``popen`` starts each one; the smoke test swaps in the test harness's, which forks `python -m` starts from a
+    process that has imported the SDK already.
+    """
+
+    popen: Callable[..., subprocess.Popen[bytes]] = subprocess.Popen
 
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
@@ -120,7 +126,7 @@ class Processes:
     ) -> Proc:
         log = self.log_dir / f"{name}.log"
         with log.open("wb") as out:
-            popen = subprocess.Popen(
+            popen = self.popen(
                 list(command),
                 stdin=subprocess.DEVNULL,
                 stdout=out,

@@ -17,7 +17,7 @@ import yaml
 
 from bench.installs import InstallError
 from bench.loadgen import ERA_2025, Endpoint, McpClient, RpcError
-from bench.peers import ECHO_SERVER, PEERS, install
+from bench.peers import PEERS, install
 from bench.procs import Proc, Processes, StartError, free_port, http_ok, port_open, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,8 +53,9 @@ def url(port: int, path: str = "/mcp") -> str:
 def start_echo(procs: Processes, mode: str, name: str | None = None) -> tuple[Proc, int]:
     """Start an echo backend; the caller waits for it (``wait_listening``) so starts can overlap."""
     port = free_port()
-    command = [sys.executable, str(ECHO_SERVER), "--port", str(port), *(["--json-response"] if mode == "json" else [])]
-    return procs.start(name or f"echo-{mode}", command, role="backend"), port
+    command = [sys.executable, "-m", "bench.echo_server", "--port", str(port)]
+    command += ["--json-response"] if mode == "json" else []
+    return procs.start(name or f"echo-{mode}", command, role="backend", cwd=ROOT), port
 
 
 def wait_listening(proc: Proc, port: int, timeout: float) -> float:
