@@ -3,20 +3,26 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+PIP := $(VENV)/.pip
 STAMP := $(VENV)/.installed
-# pytest-xdist workers. Many tests wait on their subprocesses: on 2 cores the suite takes about 3 min on 3 workers,
-# 3 min 40 s on 2.
-WORKERS ?= 3
+# pytest-xdist workers: on 2 cores, 4 keep both busy while some tests wait on their subprocesses.
+WORKERS ?= 4
 # Bytecode caches stay on whatever the environment says: without them every gateway and backend the tests start
 # compiles the project's sources again (about 0.2 s of CPU each, hundreds of starts), and every pytest worker
-# rewrites the test modules' asserts again (about 4 s each).
+# rewrites the test modules' asserts again (about 4 s each). `make test` compiles the sources the tests' processes
+# import before pytest starts: on a fresh clone, the processes starting at once would each compile them.
 unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: demo test test-fast lint install clean bench redis-server chromium prometheus nginx
 
-$(STAMP): pyproject.toml
+# The venv with a current pip, and then the package in it: two steps, so that `make test` can install the
+# interoperability servers (which need only the venv's pip) while the package installs.
+$(PIP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	touch $(PIP)
+
+$(STAMP): pyproject.toml | $(PIP)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
@@ -32,13 +38,14 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 # The reference servers and clients the interoperability tests run (pinned in tests/support/interop.py), installed
-# once into tests/.cache/interop (while lint runs: the installs mostly wait on the registries); later runs need no
-# registry.
-test: $(STAMP) redis-server chromium prometheus nginx
+# once into tests/.cache/interop while the package installs and lint runs (tests.support.interop needs only the
+# standard library and the venv's pip); later runs need no registry.
+test: $(PIP) redis-server chromium prometheus nginx
 	@$(BIN)/python -m tests.support.interop & installs=$$!; \
 	$(MAKE) --no-print-directory lint; linted=$$?; \
 	wait $$installs || { echo "installing the interoperability servers failed" >&2; exit 1; }; \
 	test $$linted -eq 0 || exit $$linted; \
+	$(BIN)/python -m compileall -q -j 0 gateway backends bench tests/support; \
 	$(BIN)/pytest -n $(WORKERS)
 
 # The in-process lane: no subprocess, no reference server, no Redis (see tests/support/lanes.py).
