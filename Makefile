@@ -9,8 +9,9 @@ STAMP := $(VENV)/.installed
 WORKERS ?= 4
 # Bytecode caches stay on whatever the environment says: without them every gateway and backend the tests start
 # compiles the project's sources again (about 0.2 s of CPU each, hundreds of starts), and every pytest worker
-# rewrites the test modules' asserts again (about 4 s each). `make test` compiles the sources the tests' processes
-# import before pytest starts: on a fresh clone, the processes starting at once would each compile them.
+# rewrites the test modules' asserts again (about 4 s each). `make test` compiles the project's sources, and
+# collects the tests once (which compiles what they import), while lint runs: on a fresh clone, the workers and the
+# processes starting at once would each compile the same modules.
 unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: demo test test-fast lint install clean bench redis-server chromium prometheus nginx
@@ -22,8 +23,10 @@ $(PIP):
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	touch $(PIP)
 
+# --no-compile: compiling every module of every package was over half of the install's time. Python compiles what
+# a program imports when it first does, and `make test` has that done once before its workers start.
 $(STAMP): pyproject.toml | $(PIP)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-compile -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -42,10 +45,13 @@ lint: $(STAMP)
 # standard library and the venv's pip); later runs need no registry.
 test: $(PIP) redis-server chromium prometheus nginx
 	@$(BIN)/python -m tests.support.interop & installs=$$!; \
+	$(MAKE) --no-print-directory install || { kill $$installs; exit 1; }; \
+	{ $(BIN)/python -m compileall -q gateway backends bench tests/support && \
+		$(BIN)/pytest --collect-only -q -n 0 >/dev/null; } & compiled=$$!; \
 	$(MAKE) --no-print-directory lint; linted=$$?; \
 	wait $$installs || { echo "installing the interoperability servers failed" >&2; exit 1; }; \
+	wait $$compiled || { echo "compiling the sources the tests import failed" >&2; exit 1; }; \
 	test $$linted -eq 0 || exit $$linted; \
-	$(BIN)/python -m compileall -q -j 0 gateway backends bench tests/support; \
 	$(BIN)/pytest -n $(WORKERS)
 
 # The in-process lane: no subprocess, no reference server, no Redis (see tests/support/lanes.py).
