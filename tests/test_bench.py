@@ -7,6 +7,7 @@ SDK afresh.
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 
@@ -72,7 +73,11 @@ def test_the_scale_scenario_runs_alone_with_one_and_two_workers(tmp_path: Path) 
     bench("--tiny", "--only", "scale", "--no-chart", "--out", str(tmp_path), "--name", "scale", timeout=120)
     report = (tmp_path / "scale.md").read_text()
     assert "**Workers**" in report and "| 1 | " in report and "| 2 | " in report
-    assert "Store round trips per plain 2026 tools/call (no rate limit): 0.00" in report
+    # None per call: what the store serves meanwhile (heartbeats, leases) comes and goes by a command or two
+    # between the window with calls and the one without, which is 0.01 a call over 200 calls; one round trip a call
+    # would be 1.00.
+    trips = re.search(r"Store round trips per plain 2026 tools/call \(no rate limit\): (\d+\.\d+) over 200", report)
+    assert trips is not None and float(trips.group(1)) <= 0.02, report
 
 
 def test_the_search_scenario_runs_alone_and_reports_its_times(tmp_path: Path) -> None:
