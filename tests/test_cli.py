@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 
 from gateway.cli.running import _print_table
 from gateway.cli.status import render
-from tests.support.procs import ROOT, Processes, alive, children, free_port, http_get, listening, wait_until
+from tests.support.procs import Processes, alive, children, free_port, http_get, listening, run_python, wait_until
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.processes
@@ -22,9 +21,7 @@ CLI = ["-m", "gateway"]
 
 
 def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, *CLI, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
-    )
+    return run_python(*CLI, *args, timeout=timeout)
 
 
 @pytest.mark.parametrize("command", ["serve", "stdio", "demo", "tools"])

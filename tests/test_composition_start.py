@@ -5,8 +5,6 @@ real sample backends have listed their tools."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.procs import ROOT, Processes, free_port, listening, wait_until
+from tests.support.procs import Processes, free_port, listening, run_python, wait_until
 from tests.support.stack import BACKENDS, Stack
 
 pytestmark = pytest.mark.processes
@@ -99,9 +97,7 @@ def test_serve_refuses_the_config_with_status_2_and_one_message_naming_the_place
     path = tmp_path / "gateway.yaml"
     path.write_text(yaml.safe_dump({"backends": backends, **config}))
     args = ["serve", "--config", str(path), "--port", str(free_port()), "--log-level", "warning"]
-    done = subprocess.run(
-        [sys.executable, "-m", "gateway", *args], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
-    )
+    done = run_python("-m", "gateway", *args)
     assert done.returncode == 2, done.stderr
     source = f"{path}: " if place.startswith("composites[") else ""
     assert done.stderr.splitlines() == [HEADER, f"{source}{place}"]

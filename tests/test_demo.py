@@ -20,7 +20,7 @@ import anyio
 import pytest
 
 from gateway.cli import demo as demo_stack
-from tests.support.procs import ROOT, Processes, children, free_port, wait_until
+from tests.support.procs import Processes, children, free_port, run_python, wait_until
 
 pytestmark = pytest.mark.processes
 CLI = ["-m", "gateway"]
@@ -30,9 +30,7 @@ PORT_FLAGS = ("--port", "--ops-port", "--hr-port", "--finance-port")
 
 
 def run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, *CLI, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
-    )
+    return run_python(*CLI, *args, timeout=timeout)
 
 
 def command_line(pid: int | str) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 import urllib.request
 from typing import Any
@@ -14,7 +13,7 @@ import pytest
 from mcp import Client, MCPError, StdioServerParameters, types
 
 from tests.support.inproc import READER_INFO
-from tests.support.procs import ROOT, http_get, wait_until
+from tests.support.procs import ROOT, http_get, run_python, wait_until
 from tests.support.stack import BACKENDS, Stack
 
 pytestmark = [pytest.mark.anyio, pytest.mark.processes]
@@ -177,13 +176,7 @@ def test_a_raw_json_rpc_call_in_the_2026_form_needs_no_session(stack: Stack) -> 
 def test_an_invalid_config_stops_the_start_with_status_2_and_one_message(tmp_path: Any) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("backends:\n  - name: ops\n    transport: stdio\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "gateway", "serve", "--config", str(bad)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_python("-m", "gateway", "serve", "--config", str(bad))
     assert done.returncode == 2
     assert str(bad) in done.stderr and "backends[0]" in done.stderr and "command" in done.stderr
     assert "Traceback" not in done.stderr

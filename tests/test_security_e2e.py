@@ -24,7 +24,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from gateway.security.redaction import SESSION_MASK
 from tests.support.inproc import http_client
-from tests.support.procs import ROOT, Processes, free_port, http_get, listening, wait_until
+from tests.support.procs import ROOT, Processes, free_port, http_get, listening, run_python, wait_until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.processes]
 SECRETS = {
@@ -133,15 +133,7 @@ def post(secured: Secured, body: dict[str, Any], token: str | None = None) -> tu
 
 
 def cli(secured: Secured, *args: str) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        cwd=ROOT,
-        env={**_environ(), **SECRETS},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_python("-m", "gateway", *args, env={**_environ(), **SECRETS})
     secured.seen += [done.stdout, done.stderr]
     return done
 

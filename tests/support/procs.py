@@ -53,6 +53,27 @@ def listening(port: int) -> bool:
         return False
 
 
+def run_python(*args: str, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """This Python with ``args`` run to its end with its output captured, as ``subprocess.run`` would (`-m` forks
+    from the zygote); killed with its group, and the test failed, at ``timeout``."""
+    with ZygotePopen(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    ) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out.decode(), err.decode())
+
+
 class Processes:
     """Starts subprocesses in their own process group; ``stop_all`` ends and reaps every one."""
 
