@@ -63,6 +63,9 @@ elif mode == "message":
 elif mode == "raise":
     raise ValueError("boom")
 elif mode == "wait":
+    # Ctrl-C raises KeyboardInterrupt here even in a suite started with SIGINT ignored (a background job of a
+    # shell without job control), as a program that handles it sets up.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     print(helper.pid, flush=True)
     sys.stdin.read()
