@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from tests.support.procs import ROOT, Processes, alive, children, wait_until
-from tests.support.zygote import enabled
 
 pytestmark = pytest.mark.processes
 
@@ -97,10 +96,10 @@ def describe(processes: Processes, env: dict[str, str]) -> dict[str, Any]:
     return described
 
 
-@pytest.mark.skipif(not enabled(), reason="the zygote is turned off (GATEWAY_TEST_ZYGOTE=0)")
 def test_a_forked_child_looks_like_a_fresh_interpreter(
     processes: Processes, probe: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("GATEWAY_TEST_ZYGOTE", "1")  # compared even where a developer turned the zygote off
     forked = describe(processes, probe)
     monkeypatch.setenv("GATEWAY_TEST_ZYGOTE", "0")
     fresh = describe(processes, probe)
