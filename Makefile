@@ -3,7 +3,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-PIP := $(VENV)/.pip
+UV := $(BIN)/uv
+# uv installs the package and the test suite's reference servers in a fraction of pip's time; its pin is the one in
+# pyproject.toml's dev extra.
+UV_PIN := $(shell grep -o '"uv==[^"]*"' pyproject.toml | head -1 | tr -d '"')
 STAMP := $(VENV)/.installed
 # pytest-xdist workers: on 2 cores, 4 keep both busy while some tests wait on their subprocesses.
 WORKERS ?= 4
@@ -16,17 +19,15 @@ unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: demo test test-fast lint install clean bench redis-server chromium prometheus nginx
 
-# The venv with a current pip, and then the package in it: two steps, so that `make test` can install the
-# interoperability servers (which need only the venv's pip) while the package installs.
-$(PIP):
+# The venv with uv in it, and then the package: two steps, so that `make test` can install the interoperability
+# servers (which need only uv) while the package installs. uv compiles nothing it installs: Python compiles what a
+# program imports when it first does, and `make test` has that done once before its workers start.
+$(UV):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	touch $(PIP)
+	$(BIN)/python -m pip install --quiet '$(UV_PIN)'
 
-# --no-compile: compiling every module of every package was over half of the install's time. Python compiles what
-# a program imports when it first does, and `make test` has that done once before its workers start.
-$(STAMP): pyproject.toml | $(PIP)
-	$(BIN)/python -m pip install --quiet --no-compile -e '.[dev]'
+$(STAMP): pyproject.toml | $(UV)
+	$(UV) pip install --quiet --python $(BIN)/python -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -42,8 +43,8 @@ lint: $(STAMP)
 
 # The reference servers and clients the interoperability tests run (pinned in tests/support/interop.py), installed
 # once into tests/.cache/interop while the package installs and lint runs (tests.support.interop needs only the
-# standard library and the venv's pip); later runs need no registry.
-test: $(PIP) redis-server chromium prometheus nginx
+# standard library and uv); later runs need no registry.
+test: $(UV) redis-server chromium prometheus nginx
 	@$(BIN)/python -m tests.support.interop & installs=$$!; \
 	$(MAKE) --no-print-directory install || { kill $$installs; exit 1; }; \
 	{ $(BIN)/python -m compileall -q gateway backends bench tests/support && \
@@ -84,7 +85,7 @@ prometheus:
 # The benchmark suite (about 15 minutes on 2 cores; writes bench/results/<date>.md and .png). BENCH_ARGS=--quick
 # for a shorter run; peers are installed into bench/.cache on first use.
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(UV) pip install --quiet --python $(BIN)/python -e '.[bench]'
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:

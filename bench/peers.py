@@ -104,4 +104,4 @@ NOT_AUTOMATED: dict[str, dict[str, str]] = {
 def install(peer: Peer, cache: Path, timeout: float) -> Path:
     """The peer's environment, installed on first use."""
     slug = peer.package.replace("==", "-").replace("@", "-")
-    return installs.install(cache / slug, peer.package, peer.language, timeout)
+    return installs.install(cache / slug, (peer.package,), peer.language, timeout)

@@ -32,7 +32,7 @@ def test_venvs_created_at_once_from_several_threads_all_run_their_package(tmp_pa
     spec = str(tiny_wheel(tmp_path))
     homes = [tmp_path / f"home-{n}" for n in range(3)]
     with ThreadPoolExecutor(max_workers=len(homes)) as pool:
-        installed = list(pool.map(lambda home: installs.install(home, spec, "python", 120), homes))
+        installed = list(pool.map(lambda home: installs.install(home, (spec,), "python", 120), homes))
     assert installed == homes
     for home in homes:
         command = [str(home / "bin" / "python"), "-c", "import tiny; print(tiny.ANSWER)"]

@@ -1,7 +1,8 @@
 """Reference MCP software nobody on the team wrote, pinned in one place and installed from the registries.
 
 Each PyPI package (a server, or an agent framework's client) gets its own venv (their ``mcp`` pin must not meet
-ours) and each npm package its own prefix, all under ``tests/.cache/interop``. Installing is idempotent (a marker
+ours); the npm packages share one prefix (one ``npm install``: a quarter of the CPU of one per package, and npm
+keeps apart what their pins would not share), all under ``tests/.cache/interop``. Installing is idempotent (a marker
 names what was installed) and bounded in time, so a warm cache needs no registry and a test never needs the network.
 ``python -m tests.support.interop`` installs everything up front (the Makefile's test target does this); the tests'
 fixture calls the same function.
@@ -27,6 +28,7 @@ from tests.support.procs import ROOT
 
 CACHE = ROOT / "tests" / ".cache" / "interop"
 LOOPBACK = Path(__file__).resolve().parent / "loopback.cjs"
+NODE_HOME = CACHE / "node"
 INSTALL_TIMEOUT = 240.0  # seconds for one package; they install in parallel, so this bounds the whole install
 
 MCP_SERVER_TIME = "mcp-server-time==2026.10.19"
@@ -51,7 +53,9 @@ class Package:
 
     @property
     def home(self) -> Path:
-        return CACHE / self.spec.replace("==", "-").replace("@", "-").replace("/", "-").lstrip("-")
+        if self.language == "node":
+            return NODE_HOME
+        return CACHE / self.spec.replace("==", "-")
 
     def module(self) -> Path:
         """An npm package's installed folder."""
@@ -71,15 +75,18 @@ PACKAGES = [
 BY_SPEC = {package.spec: package for package in PACKAGES}
 
 
-def _install(package: Package, timeout: float) -> Path:
-    return installs.install(package.home, package.spec, package.language, timeout)
-
-
 def install_all(timeout: float = INSTALL_TIMEOUT) -> dict[str, Path]:
     """Every pinned package, installed on first use in parallel; the spec -> its environment."""
-    with ThreadPoolExecutor(max_workers=len(PACKAGES)) as pool:
-        homes = list(pool.map(lambda package: _install(package, timeout), PACKAGES))
-    return {package.spec: home for package, home in zip(PACKAGES, homes, strict=True)}
+    node = tuple(package.spec for package in PACKAGES if package.language == "node")
+    python = [package for package in PACKAGES if package.language == "python"]
+    with ThreadPoolExecutor(max_workers=len(python) + 1) as pool:
+        pending = [
+            pool.submit(installs.install, package.home, (package.spec,), "python", timeout) for package in python
+        ]
+        pending.append(pool.submit(installs.install, NODE_HOME, node, "node", timeout))
+        for future in pending:
+            future.result()
+    return {package.spec: package.home for package in PACKAGES}
 
 
 def node() -> str:
