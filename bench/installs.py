@@ -16,8 +16,13 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+
+# sysconfig fills its variables on first use, which is not safe from two threads at once (Python 3.11): finding uv
+# reads them, so the threads installing at once take turns.
+_UV_LOCK = threading.Lock()
 
 
 class InstallError(RuntimeError):
@@ -54,7 +59,8 @@ def _uv() -> str:
         from uv import find_uv_bin
     except ImportError:
         raise InstallError("installing a PyPI package needs uv: pip install 'mcp-gateway[dev]'") from None
-    return find_uv_bin()
+    with _UV_LOCK:
+        return find_uv_bin()
 
 
 def _run(command: list[str], spec: str, timeout: float, deadline: float) -> None:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from uv import find_uv_bin
 
 from bench import installs
+from tests.support.procs import ROOT
 
 pytestmark = pytest.mark.processes
 
@@ -39,3 +42,18 @@ def test_venvs_created_at_once_from_several_threads_all_run_their_package(tmp_pa
         done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=True)
         assert done.stdout.strip() == "42"
         assert (home / ".installed").read_text() == spec
+
+
+def test_threads_installing_at_once_in_a_fresh_interpreter_all_find_uv() -> None:
+    """Python fills sysconfig's variables on first use, unsafely from several threads: a fresh interpreter whose
+    first installs start together must still find uv from each (a fork of an interpreter that has read sysconfig
+    would not show the race, so this runs a new one)."""
+    code = (
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "from bench import installs\n"
+        "with ThreadPoolExecutor(8) as pool:\n"
+        "    print(sorted(set(pool.map(lambda _: installs._uv(), range(8)))))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == repr([find_uv_bin()])
