@@ -7,6 +7,7 @@ the installed SDK; after an upgrade it fails naming the function here that needs
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -16,6 +17,7 @@ from typing import Any, TypeVar
 import anyio
 import httpx2
 from anyio.abc import TaskStatus
+from mcp import Client
 from mcp.client._transport import TransportStreams
 from mcp.server import Server
 from mcp.server._streamable_http_modern import _SSE_HEADERS, _SSE_PING_INTERVAL
@@ -41,6 +43,7 @@ __all__ = [
     "idle_deadline",
     "idle_ending",
     "joined_session",
+    "number_requests",
     "replace_middleware",
     "restart_idle",
     "restore_session",
@@ -227,6 +230,23 @@ def joined_session(
     ``terminate_on_close=False``: the session is not this connection's to end.
     """
     return _Joined(inner, session_id, dict(result))
+
+
+def number_requests(client: Client, prefix: str) -> None:
+    """Make ``client`` number its requests ``<prefix>1``, ``<prefix>2``, ... rather than 1, 2, ...
+
+    A client joined to a backend session another replica opened shares that session, and the SDK's server keys a
+    request's response stream by its id within the session: two replicas both counting from 1 would have their
+    responses routed to each other's streams, or a stream ended by the other's clean-up ("SSE stream ended without
+    a response"). The SDK mints ids from a private counter (``JSONRPCDispatcher._allocate_id``) and lets a caller
+    choose an id only per request, which the high-level calls do not pass through. ``prefix`` must not be digits
+    only: the server compares ids as strings.
+    """
+    dispatcher = client.session._dispatcher
+    if not isinstance(dispatcher, JSONRPCDispatcher):
+        raise TypeError(f"a client session over {type(dispatcher).__name__} has no request counter to replace")
+    counter = itertools.count(1)
+    dispatcher._allocate_id = lambda: f"{prefix}{next(counter)}"  # type: ignore[method-assign,assignment,return-value]
 
 
 class _Joined(httpx2.AsyncBaseTransport):

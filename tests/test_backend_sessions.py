@@ -72,17 +72,36 @@ async def test_a_backend_session_is_claimed_for_closing_once() -> None:
 
 
 class Deletes:
-    """ASGI middleware that counts the DELETEs reaching the backend, by session id."""
+    """ASGI middleware that counts the DELETEs reaching the backend, by session id, and notes the session and
+    JSON-RPC id of each request posted."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.deleted: list[str] = []
+        self.requests: list[tuple[str, object]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        session = dict(scope.get("headers", [])).get(b"mcp-session-id", b"").decode()
         if scope["type"] == "http" and scope["method"] == "DELETE":
-            headers = dict(scope["headers"])
-            self.deleted.append(headers.get(b"mcp-session-id", b"").decode())
+            self.deleted.append(session)
+        if scope["type"] == "http" and scope["method"] == "POST":
+            receive = await self._noting(session, receive)
         await self.app(scope, receive, send)
+
+    async def _noting(self, session: str, receive: Receive) -> Receive:
+        """Read the body, note its request's id, and hand the app the same body."""
+        messages = [await receive()]
+        while messages[-1].get("more_body"):
+            messages.append(await receive())
+        message = json.loads(b"".join(part.get("body", b"") for part in messages) or b"{}")
+        if isinstance(message, dict) and "method" in message and "id" in message:
+            self.requests.append((session, message["id"]))
+        replay = iter(messages)
+
+        async def replayed() -> Any:
+            return next(replay, None) or await receive()
+
+        return replayed
 
 
 @asynccontextmanager
@@ -124,6 +143,22 @@ async def test_a_second_replica_joins_the_backend_session_and_it_ends_once_with_
         assert backend.deleted == [found.session_id]
         assert (a.count, b.count) == (0, 0)
         assert (await call(b, "recall")).startswith("@")  # a new backend session, empty
+
+
+async def test_replicas_sharing_a_backend_session_never_send_it_two_requests_under_one_id() -> None:
+    """The backend keys a request's response stream by its id within the session: a replica that joined numbers
+    its requests apart from the one that opened it, or their answers (and stream ends) would cross."""
+    async with replicas(2) as ((a, b), shared, backend):
+        await call(a, "remember", value="kept")
+        assert (await call(b, "recall")).startswith("kept@")
+        with anyio.fail_after(10):  # a response routed to the other replica's stream leaves a call unanswered
+            async with anyio.create_task_group() as tg:
+                for pool in (a, b, a, b):
+                    tg.start_soon(call, pool, "recall")
+        found = await shared.peek("toy", ALICE[1])
+        assert found is not None
+        ids = [request_id for session, request_id in backend.requests if session == found.session_id]
+        assert len(ids) >= 8 and len(set(ids)) == len(ids), ids
 
 
 async def test_another_principal_naming_the_same_downstream_session_gets_a_backend_session_of_its_own() -> None:

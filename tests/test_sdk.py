@@ -230,3 +230,34 @@ async def test_a_client_joins_a_session_opened_elsewhere_without_an_initialize_o
             with pytest.raises(MCPError):
                 await late.session.send_ping()
         assert forgotten.statuses == [404]  # ended by its opener's DELETE: what the gateway takes for "forgotten"
+
+
+class Ids(httpx2.AsyncBaseTransport):
+    """An HTTP transport that notes the JSON-RPC id of each request it passes on."""
+
+    def __init__(self, inner: httpx2.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.ids: list[object] = []
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        message = json.loads(request.content) if request.method == "POST" else {}
+        if "method" in message and "id" in message:
+            self.ids.append(message["id"])
+        return await self.inner.handle_async_request(request)
+
+
+async def test_a_client_numbers_its_requests_after_a_prefix_and_gets_their_answers() -> None:
+    async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=[types.Tool(name="kept", input_schema={"type": "object"})])
+
+    made = StreamableHTTPSessionManager(app=Server("contract", on_list_tools=list_tools))
+    async with made.run():
+        recorded = Ids(httpx2.ASGITransport(app=made.handle_request))
+        http = httpx2.AsyncClient(transport=recorded)
+        async with http, Client(streamable_http_client("http://t/", http_client=http), mode="legacy") as client:
+            assert recorded.ids == [1], moved("a client session counting its requests from 1", "number_requests")
+            seam().number_requests(client, "copy-")
+            assert [tool.name for tool in (await client.list_tools()).tools] == ["kept"]
+            await client.session.send_ping()
+            assert [tool.name for tool in (await client.list_tools()).tools] == ["kept"]
+    assert recorded.ids == [1, "copy-1", "copy-2", "copy-3"], moved("JSONRPCDispatcher._allocate_id", "number_requests")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -37,6 +38,7 @@ from gateway.cluster.backend_sessions import BackendRecord, BackendSessions
 from gateway.config import BackendConfig
 from gateway.config import Transport as Kind
 from gateway.errors import BackendUnavailable, StoreUnavailable
+from gateway.sdk import number_requests
 from gateway.upstream.backchannel import BackChannel
 from gateway.upstream.sink import Sink
 from gateway.upstream.transports import BackendSession, Connector, TransportHooks, end_session, open_client
@@ -229,6 +231,7 @@ class ClientSessions:
         async with AsyncExitStack() as attempt:
             watched = replace(hooks, on_eof=on_eof, session=backend)
             client = await open_client(self.config, self._connect, attempt, watched, **session.channel.callbacks())
+            number_requests(client, f"{secrets.token_hex(6)}-")  # the opener and other replicas count from 1
             try:
                 await client.session.send_ping()
             except MCPError:
