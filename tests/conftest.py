@@ -10,6 +10,9 @@ import pytest
 
 from tests.support.procs import ROOT, Processes, free_port, http_get, listening, wait_until
 from tests.support.stack import Stack
+from tests.support.zygote import install
+
+install()
 
 pytest_plugins = ["pytester", "tests.support.lanes", "tests.support.order"]
 

@@ -6,13 +6,17 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
+from mcp.client.stdio import get_default_environment
 
 from tests.support.procs import ROOT, Processes, alive, children, wait_until
+from tests.support.zygote import ZygotePopen, install
 
 pytestmark = pytest.mark.processes
 
@@ -45,6 +49,7 @@ def describe():
             for s in (sys.stdin, sys.stdout, sys.stderr)
         ],
         "fds": sorted(int(fd) for fd in os.listdir("/proc/self/fd"))[:4],
+        "bytecode": sys.dont_write_bytecode,
     }
 
 
@@ -112,6 +117,44 @@ def test_a_forked_child_looks_like_a_fresh_interpreter(
     assert forked["cwd"] == str(ROOT)
     assert forked["env"]["ZYGOTE_PROBE"] == "yes"
     assert forked["fds"] == [0, 1, 2, 3]  # 3 is the listing's own descriptor
+
+
+def test_a_start_with_its_own_buffering_and_bytecode_settings_forks_and_gets_them(
+    processes: Processes, probe: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SDK starts a stdio server with only a few variables of the environment: without PYTHONUNBUFFERED and
+    PYTHONDONTWRITEBYTECODE, whatever the zygote had. The child applies them as a fresh interpreter would."""
+    flipped = {name: "" if os.environ.get(name) else "1" for name in ("PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE")}
+    monkeypatch.setenv("GATEWAY_TEST_ZYGOTE", "1")
+    forked = describe(processes, {**probe, **flipped})
+    monkeypatch.setenv("GATEWAY_TEST_ZYGOTE", "0")
+    fresh = describe(processes, {**probe, **flipped})
+    assert forked.pop("preloaded") and not fresh.pop("preloaded")
+    forked.pop("flags"), fresh.pop("flags")  # sys.flags stay the zygote's: read-only once an interpreter runs
+    assert forked == fresh
+    assert forked["bytecode"] == bool(flipped["PYTHONDONTWRITEBYTECODE"])
+    assert forked["stdio"][1][2] == bool(flipped["PYTHONUNBUFFERED"])  # stdout writes through when unbuffered
+
+
+def test_a_stdio_server_started_as_the_sdk_starts_one_forks_once_installed(
+    probe: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What an in-process gateway's stdio client does: asyncio's subprocess (``Popen`` underneath), a session of
+    its own, and only the SDK's few variables of the environment."""
+    monkeypatch.setenv("GATEWAY_TEST_ZYGOTE", "1")
+    monkeypatch.setattr(subprocess, "Popen", subprocess.Popen)  # put back after the test
+    install()
+    assert subprocess.Popen is ZygotePopen
+    env = {**get_default_environment(), **probe}
+
+    async def start() -> Any:
+        command = [sys.executable, "-m", "zprobe", "describe"]
+        return await anyio.run_process(command, env=env, cwd=ROOT, start_new_session=True)
+
+    done = anyio.run(start)
+    described = json.loads(done.stdout.decode().splitlines()[0])
+    assert described["preloaded"] and described["parent"] == os.getpid()
+    assert described["env"] == env
 
 
 @pytest.mark.parametrize(

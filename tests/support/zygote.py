@@ -8,7 +8,12 @@ the harness drives it through an ordinary ``subprocess.Popen``.
 
 Only the third-party modules are preloaded: the project's own modules, and prometheus_client, keep their state per
 process. The SDK imports opentelemetry, which reads ``OTEL_*`` at import, so a start whose ``OTEL_*`` or ``PYTHON*``
-variables differ from the zygote's falls back to a plain ``Popen``, like any start that is not `-m` of this Python.
+variables differ from the zygote's (but for the few a child applies itself, ``EMULATED``) falls back to a plain
+``Popen``, like any start that is not `-m` of this Python. ``install()`` makes every ``Popen`` of a test process one
+of these, so the stdio backends of the gateways the tests run in process fork too. What a gateway started as a
+process starts is as in production: uvicorn runs it on uvloop, whose subprocesses are libuv's, not ``Popen``; and
+the demo's backends and ``serve --workers`` are given descriptors and a ``preexec_fn``, and tests read their command
+lines and environments in /proc, which a fork would keep from the zygote.
 ``GATEWAY_TEST_ZYGOTE=0`` turns the zygote off.
 """
 
@@ -47,6 +52,9 @@ PRELOAD_EXTRA = (
 REPLY_TIMEOUT = 60.0
 PR_SET_CHILD_SUBREAPER = 36
 MAX_MESSAGE = 1 << 20
+# Startup variables a child applies as it starts, so that a start with an environment of its own (the SDK passes a
+# stdio server only a few variables) still forks: the search path, stdio's buffering and writing bytecode.
+EMULATED = frozenset({"PYTHONPATH", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"})
 
 
 def enabled() -> bool:
@@ -54,8 +62,9 @@ def enabled() -> bool:
 
 
 def _startup_env(env: dict[str, str]) -> dict[str, str]:
-    """The variables a fresh interpreter reads before it runs anything (or, for opentelemetry, at import)."""
-    return {k: v for k, v in env.items() if k.startswith(("PYTHON", "OTEL_")) and k != "PYTHONPATH"}
+    """The variables a fresh interpreter reads before it runs anything (or, for opentelemetry, at import), less
+    those a child applies itself (``EMULATED``)."""
+    return {k: v for k, v in env.items() if k.startswith(("PYTHON", "OTEL_")) and k not in EMULATED}
 
 
 class Zygote:
@@ -116,6 +125,14 @@ def zygote() -> Zygote:
         if _zygote is None or _zygote[0] != os.getpid():
             _zygote = (os.getpid(), Zygote())
         return _zygote[1]
+
+
+def install() -> None:
+    """Make every start of this process a ``ZygotePopen``, so that what an in-process gateway starts (its stdio
+    backends) forks too when it is `python -m` of this Python. The ``Popen`` call is the gateway's own; only how the
+    OS makes the process differs."""
+    if enabled():
+        subprocess.Popen = ZygotePopen  # type: ignore[misc]
 
 
 def _subreaper(on: bool) -> None:
@@ -272,11 +289,12 @@ def _become(request: dict[str, Any], fds: list[int], base_path: list[str], dispo
         sys.path[:] = [os.getcwd(), *entries, *base_path]
         sys.path_importer_cache.clear()
         importlib.invalidate_caches()
+        sys.dont_write_bytecode = bool(request["env"].get("PYTHONDONTWRITEBYTECODE"))
         for sig, handler in dispositions.items():
             signal.signal(sig, handler)
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
         for fd, name in enumerate(("stdin", "stdout", "stderr")):
-            stream = _stdio(fd, "r" if fd == 0 else "w")
+            stream = _stdio(fd, "r" if fd == 0 else "w", bool(request["env"].get("PYTHONUNBUFFERED")))
             setattr(sys, name, stream)
             setattr(sys, f"__{name}__", stream)
         module, *args = request["argv"]
@@ -336,12 +354,11 @@ def _close(fd: int) -> None:
         os.close(fd)
 
 
-def _stdio(fd: int, mode: str) -> TextIO:
-    """A standard stream as a fresh interpreter makes it: buffered unless the zygote's are not (PYTHONUNBUFFERED),
+def _stdio(fd: int, mode: str, unbuffered: bool) -> TextIO:
+    """A standard stream as a fresh interpreter makes it: buffered unless the start's PYTHONUNBUFFERED says not,
     then line-buffered on a terminal, and stderr always."""
     template = sys.__stderr__ if fd == 2 else sys.__stdout__
     assert template is not None
-    unbuffered = isinstance(template.buffer, io.FileIO)
     buffered = mode == "r" or not unbuffered
     raw = io.FileIO(fd, mode, closefd=False)
     buffer: Any = raw
