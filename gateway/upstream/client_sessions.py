@@ -231,7 +231,7 @@ class ClientSessions:
         async with AsyncExitStack() as attempt:
             watched = replace(hooks, on_eof=on_eof, session=backend)
             client = await open_client(self.config, self._connect, attempt, watched, **session.channel.callbacks())
-            number_requests(client, f"{secrets.token_hex(6)}-")  # the opener and other replicas count from 1
+            number_requests(client, f"{secrets.token_hex(6)}-")  # apart from the opener's ids and other joiners'
             try:
                 await client.session.send_ping()
             except MCPError:
